@@ -1,0 +1,21 @@
+//! Intervention points for vene.
+//!
+//! - [`Component`] and [`Site`]: where in a model an intervention acts, by pyvene's names.
+//! - [`Hooks`]: the trait a model calls at every site ([`apply_hook`]); [`NoHooks`] for a plain
+//!   forward pass.
+//! - [`HookableModel`]: what a model tells about its sites (layers, widths, heads).
+//! - [`Unit`] and gather/scatter of positions and heads per example, with bounds checks that
+//!   name the offending example and index.
+
+mod component;
+mod error;
+mod hooks;
+mod units;
+
+pub use component::{Component, Site};
+pub use error::{HookError, Result};
+pub use hooks::{apply_hook, ComponentShape, HookCall, HookableModel, Hooks, NoHooks};
+pub use units::{
+    gather_head_positions, gather_positions, merge_heads, scatter_head_positions,
+    scatter_positions, split_heads, HeadPositions, Unit,
+};
