@@ -137,7 +137,11 @@ impl FromStr for Component {
             .find(|c| c.as_str() == s)
             .ok_or_else(|| HookError::UnknownComponent {
                 name: s.to_string(),
-                valid: Component::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
+                valid: Component::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 }

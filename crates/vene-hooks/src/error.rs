@@ -31,7 +31,9 @@ pub enum HookError {
         model: String,
     },
     /// A position past the sequence.
-    #[error("example {example}: position {position} is out of range for a sequence of {len} tokens")]
+    #[error(
+        "example {example}: position {position} is out of range for a sequence of {len} tokens"
+    )]
     PositionOutOfRange {
         /// The example (batch row).
         example: usize,

@@ -160,7 +160,9 @@ pub fn scatter_positions(x: &Tensor, positions: &[Vec<usize>], values: &Tensor) 
         .contiguous()?
         .to_dtype(DType::U32)?;
     let flat = x.reshape((b * t, d))?.contiguous()?;
-    Ok(flat.scatter(&idx, &values.contiguous()?, 0)?.reshape((b, t, d))?)
+    Ok(flat
+        .scatter(&idx, &values.contiguous()?, 0)?
+        .reshape((b, t, d))?)
 }
 
 /// Splits `[batch, seq, n_heads * head_dim]` into `[batch, n_heads, seq, head_dim]`.
@@ -271,7 +273,10 @@ pub fn scatter_head_positions(
     let idx = Tensor::from_vec(flat, (b * n, 1), x.device())?
         .broadcast_as((b * n, hd))?
         .contiguous()?;
-    let values = values.to_dtype(x.dtype())?.reshape((b * n, hd))?.contiguous()?;
+    let values = values
+        .to_dtype(x.dtype())?
+        .reshape((b * n, hd))?
+        .contiguous()?;
     let out = split
         .reshape((b * n_heads * t, hd))?
         .scatter(&idx, &values, 0)?
