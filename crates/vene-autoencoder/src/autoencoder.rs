@@ -1,0 +1,54 @@
+//! The `Autoencoder` trait: what any autoencoder must provide to be intervened on.
+
+use candle_core::Tensor;
+
+use crate::Result;
+
+/// An autoencoder over activations of width [`Autoencoder::input_dim`] with a latent space of
+/// width [`Autoencoder::latent_dim`] (pyvene's `AutoencoderLayerBase`).
+///
+/// `encode` maps `[..., input_dim]` to `[..., latent_dim]`; `decode` maps back. Inputs of any
+/// leading shape are accepted. The trait is object safe: interventions hold a
+/// `Box<dyn Autoencoder>` or an `Arc<dyn Autoencoder>`, so users bring their own.
+pub trait Autoencoder: Send + Sync + std::fmt::Debug {
+    /// Width of the activations it encodes.
+    fn input_dim(&self) -> usize;
+    /// Width of the latent space.
+    fn latent_dim(&self) -> usize;
+    /// Latents of `x` `[..., input_dim]`: `[..., latent_dim]`, in `x`'s dtype.
+    fn encode(&self, x: &Tensor) -> Result<Tensor>;
+    /// Reconstruction of `z` `[..., latent_dim]`: `[..., input_dim]`, in `z`'s dtype.
+    fn decode(&self, z: &Tensor) -> Result<Tensor>;
+
+    /// `decode(encode(x))`, and the latent when `return_latent` is set.
+    fn forward(&self, x: &Tensor, return_latent: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let z = self.encode(x)?;
+        let recon = self.decode(&z)?;
+        Ok((recon, return_latent.then_some(z)))
+    }
+
+    /// Latents of `x` at the selected latent indices only: `[..., dims.len()]`.
+    ///
+    /// The default encodes everything and selects; autoencoders whose encoder is elementwise
+    /// after one linear map (all of this crate's) override it to compute only those columns,
+    /// so the cost grows with `dims.len()`, not with `latent_dim`.
+    fn encode_selected(&self, x: &Tensor, dims: &[usize]) -> Result<Tensor> {
+        let z = self.encode(x)?;
+        let idx = Tensor::from_vec(
+            dims.iter().map(|&d| d as u32).collect::<Vec<_>>(),
+            dims.len(),
+            z.device(),
+        )?;
+        Ok(z.index_select(&idx, z.rank() - 1)?)
+    }
+
+    /// Rows of the decoder for the selected latents, `[dims.len(), input_dim]`, when decoding
+    /// is affine (`decode(z) = z @ W_dec + b_dec`), else `None` (the default).
+    ///
+    /// With it, an edit of a few latents becomes a rank-`dims.len()` correction of the
+    /// reconstruction: `decode(z') = decode(z) + (z'[dims] - z[dims]) @ rows`.
+    fn decoder_rows(&self, dims: &[usize]) -> Result<Option<Tensor>> {
+        let _ = dims;
+        Ok(None)
+    }
+}

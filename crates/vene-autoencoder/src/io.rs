@@ -1,0 +1,108 @@
+//! Reading and writing tensors: safetensors (with typed errors) and `AutoencoderLayer`
+//! save/load under pyvene's names.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::core::Part;
+use crate::layer::{DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, ENCODER_WEIGHT};
+use crate::{AutoencoderError, AutoencoderLayer, Result};
+
+/// Reads every tensor of a safetensors file onto `device`. A missing file is
+/// [`AutoencoderError::Io`]; a truncated or corrupt one is [`AutoencoderError::InvalidFile`].
+pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let bytes = std::fs::read(path).map_err(|e| AutoencoderError::io(path, e))?;
+    // Validate the header and the data extent first so that corruption gets a clear error.
+    safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| AutoencoderError::invalid_file(path, format!("not a valid safetensors file: {e}")))?;
+    candle_core::safetensors::load_buffer(&bytes, device)
+        .map_err(|e| AutoencoderError::invalid_file(path, e))
+}
+
+/// Writes `tensors` to a safetensors file.
+pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    candle_core::safetensors::save(tensors, path).map_err(|e| match e {
+        candle_core::Error::Io(io) => AutoencoderError::io(path, io),
+        other => AutoencoderError::Candle(other),
+    })
+}
+
+impl AutoencoderLayer {
+    /// Saves the weights to a safetensors file under pyvene's names (`encoder.0.weight`,
+    /// `encoder.0.bias`, `decoder.0.weight`, `decoder.0.bias`), bit-exact.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_autoencoder::{Autoencoder, AutoencoderLayer};
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("ae.safetensors");
+    /// let ae = AutoencoderLayer::new(8, 24, DType::F32, &Device::Cpu)?;
+    /// ae.save(&path)?;
+    /// let back = AutoencoderLayer::load(&path, &Device::Cpu)?;
+    /// assert_eq!((back.input_dim(), back.latent_dim()), (8, 24));
+    /// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+    /// ```
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self.state_dict().into_iter().collect();
+        write_safetensors(&tensors, path.as_ref())
+    }
+
+    /// Loads weights saved by [`AutoencoderLayer::save`] or a pyvene state dict in safetensors
+    /// (names with or without the `autoencoder.` prefix). `input_dim` and `latent_dim` are read
+    /// from the shapes; the orientation is decided from them (see [`crate::load_sae`]).
+    pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let tensors = read_safetensors(path, device)?;
+        let prefix = if tensors.contains_key(ENCODER_WEIGHT) {
+            ""
+        } else {
+            "autoencoder."
+        };
+        layer_from_map(&tensors, prefix, &path.display().to_string())
+    }
+}
+
+/// Builds an [`AutoencoderLayer`] from a map holding `{prefix}encoder.0.weight` and the rest,
+/// deciding the weights' orientation from the biases' widths.
+pub(crate) fn layer_from_map(
+    tensors: &HashMap<String, Tensor>,
+    prefix: &str,
+    source: &str,
+) -> Result<AutoencoderLayer> {
+    let get = |name: &str| -> Result<Tensor> {
+        let key = format!("{prefix}{name}");
+        tensors
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| AutoencoderError::MissingTensor {
+                file: source.to_string(),
+                tensor: key,
+            })
+    };
+    let ew_name = format!("{prefix}{ENCODER_WEIGHT}");
+    let eb_name = format!("{prefix}{ENCODER_BIAS}");
+    let dw_name = format!("{prefix}{DECODER_WEIGHT}");
+    let db_name = format!("{prefix}{DECODER_BIAS}");
+    let (ew, eb, dw, db) = (
+        get(ENCODER_WEIGHT)?,
+        get(ENCODER_BIAS)?,
+        get(DECODER_WEIGHT)?,
+        get(DECODER_BIAS)?,
+    );
+    let d = crate::loaders::vector_len(source, &db_name, &db)?;
+    let l = crate::loaders::vector_len(source, &eb_name, &eb)?;
+    let ew = crate::loaders::in_layout(source, &ew_name, ew, [l, d])?;
+    let dw = crate::loaders::in_layout(source, &dw_name, dw, [d, l])?;
+    AutoencoderLayer::from_parts(
+        source,
+        [
+            Part::new(&ew_name, ew),
+            Part::new(&eb_name, eb),
+            Part::new(&dw_name, dw),
+            Part::new(&db_name, db),
+        ],
+    )
+}

@@ -1,0 +1,36 @@
+//! Autoencoders and sparse autoencoders for vene.
+//!
+//! - [`Autoencoder`]: the object-safe trait interventions use (`Box<dyn Autoencoder>`).
+//! - [`AutoencoderLayer`] (pyvene's, trainable), [`JumpReLUAutoencoder`] (Gemma Scope),
+//!   [`TopKAutoencoder`] (sparsify), [`ReluAutoencoder`] (SAELens standard).
+//! - [`load_sae`]: one entry point for SAELens, Gemma Scope, sparsify, dictionary_learning and
+//!   pyvene files; [`load_sae_from_hub`] for the Hugging Face hub.
+//! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
+
+mod autoencoder;
+mod core;
+mod error;
+mod hub;
+mod io;
+mod jumprelu;
+mod layer;
+mod loaders;
+pub mod metrics;
+mod relu;
+mod topk;
+mod train;
+mod util;
+
+pub use autoencoder::Autoencoder;
+pub use error::{AutoencoderError, Result};
+pub use jumprelu::JumpReLUAutoencoder;
+pub use layer::{AutoencoderLayer, DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, ENCODER_WEIGHT};
+pub use relu::ReluAutoencoder;
+pub use topk::TopKAutoencoder;
+pub use io::{read_safetensors, write_safetensors};
+pub use loaders::{
+    detect_format, load_sae, load_sae_as, load_sae_with, load_sparsify_dir, LoadOptions,
+    LoadedSae, SaeFormat,
+};
+pub use hub::{cached_path, load_sae_from_hub, HubOptions};
+pub use train::{train, TrainConfig, TrainProgress};

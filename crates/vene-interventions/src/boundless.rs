@@ -1,0 +1,166 @@
+//! `BoundlessRotatedSpaceIntervention`: a rotation with a learned soft boundary.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::ops::sigmoid;
+
+use crate::orthogonal::OrthogonalParam;
+use crate::rotated::{project, required_source};
+use crate::swap::check_base;
+use crate::{Intervention, InterventionError, Result, Selection};
+
+/// Boundless DAS (pyvene's `BoundlessRotatedSpaceIntervention`): in the rotated basis,
+/// `((1 - m) * rb + m * rs) @ Rᵀ` with the soft boundary mask
+/// `m_i = sigmoid(i / T) * sigmoid((b * d - i) / T)`, `b = clamp(boundary, 1e-3, 1)`.
+///
+/// Trainable: the rotation and `boundary` (init 0.5). The temperature `T` (init 50, as in
+/// pyvene) is a setting, annealed by the user with [`Self::set_temperature`]. The selection
+/// is ignored, as in pyvene.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use vene_interventions::{BoundlessRotatedSpaceIntervention, Intervention, Selection};
+///
+/// let iv = BoundlessRotatedSpaceIntervention::new(8, 0, DType::F32, &Device::Cpu)?;
+/// let x = Tensor::ones((2, 1, 8), DType::F32, &Device::Cpu)?;
+/// // Same base and source: the output is the base, whatever the mask.
+/// let out = iv.forward(&x, Some(&x), &Selection::Default)?;
+/// assert!((out - &x)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? < 1e-5);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct BoundlessRotatedSpaceIntervention {
+    embed_dim: usize,
+    rotation: OrthogonalParam,
+    boundary: Var,
+    temperature: f64,
+}
+
+impl BoundlessRotatedSpaceIntervention {
+    /// A random rotation of width `embed_dim` (seeded), boundary 0.5, temperature 50.
+    pub fn new(embed_dim: usize, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self {
+            embed_dim,
+            rotation: OrthogonalParam::random(embed_dim, embed_dim, seed, dtype, device)?,
+            boundary: Var::from_tensor(&Tensor::new(&[0.5f32], device)?.to_dtype(dtype)?)?,
+            temperature: 50.0,
+        })
+    }
+
+    /// From a rotation `[d, d]`, a boundary and a temperature (e.g. saved ones).
+    pub fn from_parts(rotation: &Tensor, boundary: f64, temperature: f64) -> Result<Self> {
+        let (n, k) = rotation.dims2()?;
+        if n != k {
+            return Err(InterventionError::Shape {
+                what: "rotate_layer.weight",
+                expected: "a square matrix".into(),
+                got: vec![n, k],
+            });
+        }
+        let b = Tensor::new(&[boundary], rotation.device())?.to_dtype(rotation.dtype())?;
+        Ok(Self {
+            embed_dim: n,
+            rotation: OrthogonalParam::from_tensor(rotation)?,
+            boundary: Var::from_tensor(&b)?,
+            temperature,
+        })
+    }
+
+    /// Sets the temperature `T` of the boundary sigmoids.
+    pub fn set_temperature(&mut self, temperature: f64) {
+        self.temperature = temperature;
+    }
+
+    /// The temperature `T`.
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// Sets the boundary `b` (pyvene's `set_intervention_boundaries`).
+    pub fn set_boundary(&mut self, boundary: f64) -> Result<()> {
+        let t =
+            Tensor::new(&[boundary], self.boundary.device())?.to_dtype(self.boundary.dtype())?;
+        self.boundary.set(&t)?;
+        Ok(())
+    }
+
+    /// The boundary mask `m` `[d]` (differentiable in the boundary).
+    pub fn mask(&self) -> Result<Tensor> {
+        let dtype = self.boundary.dtype();
+        let dev = self.boundary.device();
+        let n = self.embed_dim;
+        let pop = Tensor::arange(0u32, n as u32, dev)?.to_dtype(dtype)?;
+        let b = self.boundary.as_tensor().clamp(1e-3, 1.0)?;
+        let upper = (b * n as f64)?.broadcast_sub(&pop)?;
+        let left = sigmoid(&(&pop / self.temperature)?)?;
+        let right = sigmoid(&(upper / self.temperature)?)?;
+        Ok((left * right)?)
+    }
+}
+
+impl Intervention for BoundlessRotatedSpaceIntervention {
+    fn type_name(&self) -> &'static str {
+        "BoundlessRotatedSpaceIntervention"
+    }
+    fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+    fn forward(
+        &self,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        _selection: &Selection,
+    ) -> Result<Tensor> {
+        check_base(base, self.embed_dim)?;
+        let source = required_source(self.type_name(), base, source)?;
+        let r = self.rotation.matrix()?;
+        let rb = project(base, &r)?;
+        let rs = project(&source, &r)?;
+        let m = self.mask()?.to_dtype(rb.dtype())?;
+        let mixed = (rb.broadcast_mul(&(1.0 - &m)?)? + rs.broadcast_mul(&m)?)?;
+        Ok(project(&mixed, &r.t()?)?.to_dtype(base.dtype())?)
+    }
+    fn vars(&self) -> Vec<Var> {
+        vec![self.rotation.var().clone(), self.boundary.clone()]
+    }
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
+        let dev = Device::Cpu;
+        Ok(vec![
+            ("rotate_layer.weight".into(), self.rotation.matrix()?),
+            (
+                "intervention_boundaries".into(),
+                self.boundary.as_tensor().clone(),
+            ),
+            (
+                "temperature".into(),
+                Tensor::new(self.temperature as f32, &dev)?,
+            ),
+            (
+                "intervention_population".into(),
+                Tensor::arange(0i64, self.embed_dim as i64, &dev)?,
+            ),
+            (
+                "embed_dim".into(),
+                Tensor::new(self.embed_dim as i64, &dev)?,
+            ),
+        ])
+    }
+    fn hyperparams(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+    }
+    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
+        let dtype = self.boundary.dtype();
+        Ok(Box::new(Self {
+            rotation: self.rotation.to(device, dtype)?,
+            boundary: Var::from_tensor(&self.boundary.as_tensor().to_device(device)?)?,
+            ..self.clone()
+        }))
+    }
+    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
+        let device = self.boundary.device().clone();
+        Ok(Box::new(Self {
+            rotation: self.rotation.to(&device, dtype)?,
+            boundary: Var::from_tensor(&self.boundary.as_tensor().to_dtype(dtype)?)?,
+            ..self.clone()
+        }))
+    }
+}

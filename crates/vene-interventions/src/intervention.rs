@@ -1,0 +1,82 @@
+//! The [`Intervention`] trait and [`Selection`].
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use crate::Result;
+
+/// Which dims of the representation an intervention acts on, for one call.
+///
+/// For autoencoder interventions the dims index the latent space; for rotated-space
+/// interventions they index the rotated space.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// The intervention's own dims: its `interchange_dim` (the first `interchange_dim` dims) or
+    /// the dims set on it (`set_interchange_dim`).
+    #[default]
+    Default,
+    /// These dims, for every example.
+    Dims(Vec<usize>),
+    /// `dims[b]` for example `b` (pyvene's `subspaces`, one list per example).
+    PerExample(Vec<Vec<usize>>),
+}
+
+/// An intervention on a representation (pyvene's `Intervention` classes).
+///
+/// The facade gathers the intervened units of a component into `base` `[B, n_units, d]` and
+/// calls [`Intervention::forward`]; the result is scattered back. Users implement this trait
+/// for custom interventions.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use vene_interventions::{Intervention, Selection, VanillaIntervention};
+///
+/// let iv = VanillaIntervention::new(4).with_interchange_dim(2);
+/// let base = Tensor::zeros((1, 1, 4), candle_core::DType::F32, &Device::Cpu)?;
+/// let source = Tensor::ones((1, 1, 4), candle_core::DType::F32, &Device::Cpu)?;
+/// let out = iv.forward(&base, Some(&source), &Selection::Default)?;
+/// assert_eq!(out.flatten_all()?.to_vec1::<f32>()?, vec![1.0, 1.0, 0.0, 0.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Intervention: Send + Sync + std::fmt::Debug {
+    /// pyvene's class name: `"VanillaIntervention"`, `"AutoencoderIntervention"`, ...
+    fn type_name(&self) -> &'static str;
+    /// Width `d` of the representation it acts on.
+    fn embed_dim(&self) -> usize;
+    /// The intervened representation.
+    ///
+    /// `base`: `[B, n_units, d]`. `source`: `[B, n_units, d]` from a source run, or a constant
+    /// `[d]` broadcast over batch and units. Returns `[B, n_units, d]` in `base`'s dtype
+    /// (for a collect intervention: the collected activation).
+    fn forward(
+        &self,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        selection: &Selection,
+    ) -> Result<Tensor>;
+    /// Whether it needs a source. `false` for Zero, Collect, Noise, and Skip (whose source, the
+    /// component's input, the facade provides).
+    fn needs_source(&self) -> bool {
+        true
+    }
+    /// Whether it collects activations instead of changing them.
+    fn is_collect(&self) -> bool {
+        false
+    }
+    /// Whether it replaces the component's output by its input.
+    fn is_skip(&self) -> bool {
+        false
+    }
+    /// Trainable parameters (empty: not trainable).
+    fn vars(&self) -> Vec<Var> {
+        vec![]
+    }
+    /// Tensors to save, by pyvene's names (`"rotate_layer.weight"`,
+    /// `"autoencoder.encoder.0.weight"`, `"interchange_dim"`, `"embed_dim"`, ...).
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>>;
+    /// Everything needed besides the state dict to rebuild it (dims, latent_dim, k, ...).
+    fn hyperparams(&self) -> serde_json::Value;
+    /// A copy on `device`.
+    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>>;
+    /// A copy with parameters in `dtype`.
+    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>>;
+}

@@ -1,0 +1,241 @@
+//! Sigmoid-masked blends: `SigmoidMaskRotatedSpaceIntervention` and `SigmoidMaskIntervention`.
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::ops::sigmoid;
+
+use crate::orthogonal::OrthogonalParam;
+use crate::rotated::{project, required_source};
+use crate::swap::check_base;
+use crate::{Intervention, InterventionError, Result, Selection};
+
+fn mask_var(values: f32, n: usize, dtype: DType, device: &Device) -> Result<Var> {
+    let t = Tensor::full(values, n, device)?.to_dtype(dtype)?;
+    Ok(Var::from_tensor(&t)?)
+}
+
+fn check_mask(what: &'static str, mask: &Tensor) -> Result<usize> {
+    match mask.dims() {
+        [n] => Ok(*n),
+        got => Err(InterventionError::Shape {
+            what,
+            expected: "[embed_dim]".into(),
+            got: got.to_vec(),
+        }),
+    }
+}
+
+/// `(1 - m) * b + m * s` with `m = sigmoid(mask / T)` broadcast over `[B, n, d]`.
+fn blend(b: &Tensor, s: &Tensor, mask: &Tensor, temperature: f64) -> Result<Tensor> {
+    let m = sigmoid(&(mask / temperature)?)?.to_dtype(b.dtype())?;
+    Ok((b.broadcast_mul(&(1.0 - &m)?)? + s.broadcast_mul(&m)?)?)
+}
+
+/// In a learned rotated basis, a per-dim soft mask (pyvene's
+/// `SigmoidMaskRotatedSpaceIntervention`): `((1 - m) * rb + m * rs) @ Rᵀ`,
+/// `m = sigmoid(masks / T)`.
+///
+/// Trainable: the rotation and `masks` `[d]` (init 100, so `m` ≈ 0.88 at `T` = 50, as in
+/// pyvene). The temperature `T` (init 50) is a setting. The selection is ignored.
+#[derive(Debug, Clone)]
+pub struct SigmoidMaskRotatedSpaceIntervention {
+    embed_dim: usize,
+    rotation: OrthogonalParam,
+    masks: Var,
+    temperature: f64,
+}
+
+impl SigmoidMaskRotatedSpaceIntervention {
+    /// A random rotation (seeded), masks 100, temperature 50.
+    pub fn new(embed_dim: usize, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self {
+            embed_dim,
+            rotation: OrthogonalParam::random(embed_dim, embed_dim, seed, dtype, device)?,
+            masks: mask_var(100.0, embed_dim, dtype, device)?,
+            temperature: 50.0,
+        })
+    }
+
+    /// From a rotation `[d, d]`, masks `[d]` and a temperature.
+    pub fn from_parts(rotation: &Tensor, masks: &Tensor, temperature: f64) -> Result<Self> {
+        let n = check_mask("masks", masks)?;
+        if rotation.dims() != [n, n] {
+            return Err(InterventionError::Shape {
+                what: "rotate_layer.weight",
+                expected: format!("[{n}, {n}] (masks has {n} entries)"),
+                got: rotation.dims().to_vec(),
+            });
+        }
+        Ok(Self {
+            embed_dim: n,
+            rotation: OrthogonalParam::from_tensor(rotation)?,
+            masks: Var::from_tensor(&masks.to_dtype(rotation.dtype())?)?,
+            temperature,
+        })
+    }
+
+    /// Sets the temperature `T`.
+    pub fn set_temperature(&mut self, temperature: f64) {
+        self.temperature = temperature;
+    }
+}
+
+impl Intervention for SigmoidMaskRotatedSpaceIntervention {
+    fn type_name(&self) -> &'static str {
+        "SigmoidMaskRotatedSpaceIntervention"
+    }
+    fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+    fn forward(
+        &self,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        _selection: &Selection,
+    ) -> Result<Tensor> {
+        check_base(base, self.embed_dim)?;
+        let source = required_source(self.type_name(), base, source)?;
+        let r = self.rotation.matrix()?;
+        let rb = project(base, &r)?;
+        let rs = project(&source, &r)?;
+        let mixed = blend(&rb, &rs, self.masks.as_tensor(), self.temperature)?;
+        Ok(project(&mixed, &r.t()?)?.to_dtype(base.dtype())?)
+    }
+    fn vars(&self) -> Vec<Var> {
+        vec![self.rotation.var().clone(), self.masks.clone()]
+    }
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
+        let dev = Device::Cpu;
+        Ok(vec![
+            ("rotate_layer.weight".into(), self.rotation.matrix()?),
+            ("masks".into(), self.masks.as_tensor().clone()),
+            (
+                "temperature".into(),
+                Tensor::new(self.temperature as f32, &dev)?,
+            ),
+            (
+                "embed_dim".into(),
+                Tensor::new(self.embed_dim as i64, &dev)?,
+            ),
+        ])
+    }
+    fn hyperparams(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+    }
+    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
+        let dtype = self.masks.dtype();
+        Ok(Box::new(Self {
+            rotation: self.rotation.to(device, dtype)?,
+            masks: Var::from_tensor(&self.masks.as_tensor().to_device(device)?)?,
+            ..self.clone()
+        }))
+    }
+    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
+        let device = self.masks.device().clone();
+        Ok(Box::new(Self {
+            rotation: self.rotation.to(&device, dtype)?,
+            masks: Var::from_tensor(&self.masks.as_tensor().to_dtype(dtype)?)?,
+            ..self.clone()
+        }))
+    }
+}
+
+/// A per-dim soft mask in the original basis (pyvene's `SigmoidMaskIntervention`):
+/// `(1 - m) * base + m * source`, `m = sigmoid(mask / T)`.
+///
+/// Trainable: `mask` `[d]` (init 0, so `m` = 0.5). The temperature (init 0.01, as in
+/// pyvene) is a setting. The selection is ignored.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use vene_interventions::{Intervention, Selection, SigmoidMaskIntervention};
+///
+/// let iv = SigmoidMaskIntervention::new(2, DType::F32, &Device::Cpu)?;
+/// let base = Tensor::new(&[[[0f32, 2.]]], &Device::Cpu)?;
+/// let source = Tensor::new(&[[[4f32, 4.]]], &Device::Cpu)?;
+/// let out = iv.forward(&base, Some(&source), &Selection::Default)?;
+/// assert_eq!(out.flatten_all()?.to_vec1::<f32>()?, vec![2., 3.]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct SigmoidMaskIntervention {
+    embed_dim: usize,
+    mask: Var,
+    temperature: f64,
+}
+
+impl SigmoidMaskIntervention {
+    /// Mask 0, temperature 0.01.
+    pub fn new(embed_dim: usize, dtype: DType, device: &Device) -> Result<Self> {
+        Ok(Self {
+            embed_dim,
+            mask: mask_var(0.0, embed_dim, dtype, device)?,
+            temperature: 0.01,
+        })
+    }
+
+    /// From a mask `[d]` and a temperature.
+    pub fn from_parts(mask: &Tensor, temperature: f64) -> Result<Self> {
+        let n = check_mask("mask", mask)?;
+        Ok(Self {
+            embed_dim: n,
+            mask: Var::from_tensor(mask)?,
+            temperature,
+        })
+    }
+
+    /// Sets the temperature `T`.
+    pub fn set_temperature(&mut self, temperature: f64) {
+        self.temperature = temperature;
+    }
+}
+
+impl Intervention for SigmoidMaskIntervention {
+    fn type_name(&self) -> &'static str {
+        "SigmoidMaskIntervention"
+    }
+    fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+    fn forward(
+        &self,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        _selection: &Selection,
+    ) -> Result<Tensor> {
+        check_base(base, self.embed_dim)?;
+        let source = required_source(self.type_name(), base, source)?;
+        blend(base, &source, self.mask.as_tensor(), self.temperature)
+    }
+    fn vars(&self) -> Vec<Var> {
+        vec![self.mask.clone()]
+    }
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
+        let dev = Device::Cpu;
+        Ok(vec![
+            ("mask".into(), self.mask.as_tensor().clone()),
+            (
+                "temperature".into(),
+                Tensor::new(self.temperature as f32, &dev)?,
+            ),
+            (
+                "embed_dim".into(),
+                Tensor::new(self.embed_dim as i64, &dev)?,
+            ),
+        ])
+    }
+    fn hyperparams(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+    }
+    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
+        Ok(Box::new(Self {
+            mask: Var::from_tensor(&self.mask.as_tensor().to_device(device)?)?,
+            ..self.clone()
+        }))
+    }
+    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
+        Ok(Box::new(Self {
+            mask: Var::from_tensor(&self.mask.as_tensor().to_dtype(dtype)?)?,
+            ..self.clone()
+        }))
+    }
+}

@@ -1,0 +1,45 @@
+//! Fused kernels for vene: the masked latent swap as one candle custom op.
+//!
+//! The interchange in latent space is `out[.., i] = mask[i] ? source[.., i] : base[.., i]`.
+//! [`masked_swap`] does it in one pass instead of a mask, a `where_cond` and temporaries
+//! (see [`masked_swap_reference`] for that composition), on CPU (rayon over rows; a small
+//! selection costs about one copy of base) and, with the crate feature `cuda`, with a CUDA
+//! kernel. [`Combine`] also covers pyvene's Addition / Subtraction on selected dims,
+//! [`masked_combine_rows`] per-example selections, and [`masked_swap_inplace`] writes into
+//! base's storage.
+//!
+//! Shapes: `base` is `[.., L]` (leading dims are flattened into rows); `source` has the
+//! same shape or is a single row `[L]` (a constant vector broadcast to every row).
+//! Dtypes: f32, f64, f16, bf16 (both inputs alike). Selections: indices `< L`, in any order,
+//! no duplicates ([`KernelError::DuplicateIndex`]); an empty selection returns a copy of base.
+//! Gradients (out-of-place ops): `d base = grad` off the selection (and on it for
+//! Add/Subtract, 0 for Replace); `d source = ±grad` on the selection, 0 elsewhere
+//! (summed over rows for a broadcast source).
+//!
+//! ```
+//! use candle_core::{Device, Tensor};
+//! let base = Tensor::arange(0f32, 8., &Device::Cpu)?.reshape((2, 4))?;
+//! let source = base.neg()?;
+//! let out = vene_kernels::masked_swap(&base, &source, &[3, 1])?;
+//! assert_eq!(out.to_vec2::<f32>()?, [[0., -1., 2., -3.], [4., -5., 6., -7.]]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api;
+mod combine;
+mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod error;
+mod op;
+mod reference;
+mod selection;
+
+pub use api::{
+    masked_combine, masked_combine_inplace, masked_combine_rows, masked_swap, masked_swap_inplace,
+};
+pub use combine::Combine;
+pub use error::{KernelError, Result};
+pub use reference::{
+    masked_combine_reference, masked_combine_rows_reference, masked_swap_reference,
+};

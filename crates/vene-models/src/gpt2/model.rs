@@ -1,0 +1,217 @@
+//! The GPT-2 language model.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{Embedding, Module, VarBuilder, VarMap};
+use vene_hooks::{Component, ComponentShape, HookError, HookableModel, Hooks};
+
+use super::block::Gpt2Block;
+use crate::cache::KvCache;
+use crate::inputs::check_ids;
+use crate::ops::{layer_norm, positions};
+use crate::weights::{self, get, normal};
+use crate::{Gpt2Config, LanguageModel, ModelError, Result};
+
+/// GPT-2 (HF `GPT2LMHeadModel`) with a hook call at every component.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use candle_nn::VarMap;
+/// use vene_hooks::NoHooks;
+/// use vene_models::{Gpt2, Gpt2Config, LanguageModel};
+///
+/// let cfg = Gpt2Config::tiny(64, 16, 2, 2);
+/// let varmap = VarMap::new();
+/// let model = Gpt2::new_random(&cfg, &varmap, DType::F32, &Device::Cpu)?;
+/// let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+/// let logits = model.forward(&ids, None, &mut NoHooks)?;
+/// assert_eq!(logits.dims(), &[1, 3, 64]);
+/// # Ok::<(), vene_models::ModelError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Gpt2 {
+    wte: Embedding,
+    wpe: Embedding,
+    blocks: Vec<Gpt2Block>,
+    ln_f: candle_nn::LayerNorm,
+    lm_head: Tensor,
+    cfg: Gpt2Config,
+    device: Device,
+    dtype: DType,
+}
+
+impl Gpt2 {
+    /// Builds the model from weights named as HF names them, with or without the
+    /// `transformer.` prefix; Conv1D weights are `[in, out]`. On a var builder over a
+    /// [`VarMap`], missing weights are created with HF's init (normal, std
+    /// `initializer_range`; output projections scaled by `1/sqrt(2 n_layer)`).
+    pub fn load(vb: VarBuilder, cfg: &Gpt2Config) -> Result<Self> {
+        cfg.validate()?;
+        let root = vb.clone();
+        let vb =
+            if !vb.contains_tensor("transformer.wte.weight") && vb.contains_tensor("wte.weight") {
+                vb
+            } else {
+                vb.pp("transformer")
+            };
+        let (d, std) = (cfg.n_embd, cfg.initializer_range);
+        let wte_w = get(&vb, (cfg.vocab_size, d), "wte.weight", normal(std))?;
+        let wpe_w = get(&vb, (cfg.n_positions, d), "wpe.weight", normal(std))?;
+        let blocks = (0..cfg.n_layer)
+            .map(|i| Gpt2Block::load(&vb.pp(format!("h.{i}")), cfg, i))
+            .collect::<Result<Vec<_>>>()?;
+        let ln_f = weights::layer_norm(&vb.pp("ln_f"), d, cfg.layer_norm_epsilon)?;
+        let lm_head = if cfg.tie_word_embeddings {
+            wte_w.clone()
+        } else {
+            get(&root, (cfg.vocab_size, d), "lm_head.weight", normal(std))?
+        };
+        Ok(Self {
+            wte: Embedding::new(wte_w, d),
+            wpe: Embedding::new(wpe_w, d),
+            blocks,
+            ln_f,
+            lm_head,
+            cfg: cfg.clone(),
+            device: vb.device().clone(),
+            dtype: vb.dtype(),
+        })
+    }
+
+    /// A model with fresh random weights held by `varmap` (trainable with candle autograd),
+    /// named as HF names them (`transformer.h.0.attn.c_attn.weight`, ...).
+    pub fn new_random(
+        cfg: &Gpt2Config,
+        varmap: &VarMap,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::load(VarBuilder::from_varmap(varmap, dtype, device), cfg)
+    }
+
+    /// The config the model was built from.
+    pub fn config(&self) -> &Gpt2Config {
+        &self.cfg
+    }
+
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        let (ids, b, t) = check_ids(input_ids, self.cfg.vocab_size)?;
+        let offset = match cache.as_deref() {
+            Some(c) => {
+                c.check(self.blocks.len(), b)?;
+                c.len()
+            }
+            None => 0,
+        };
+        if offset + t > self.cfg.n_positions {
+            return Err(ModelError::InvalidInput(format!(
+                "sequence of {} tokens is longer than GPT-2's n_positions {}",
+                offset + t,
+                self.cfg.n_positions
+            )));
+        }
+        let ids = ids.to_device(&self.device)?;
+        let mask = match mask {
+            Some(m) => Some(m.to_device(&self.device)?),
+            None => None,
+        };
+        let pos = positions(b, t, offset, mask.as_ref(), &self.device)?;
+        let mut x = self
+            .wte
+            .forward(&ids)?
+            .broadcast_add(&self.wpe.forward(&pos.ids)?)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
+            x = block.forward(x, &pos, offset, slot, hooks)?;
+        }
+        let x = layer_norm(&x, &self.ln_f)?;
+        let d = self.cfg.n_embd;
+        let logits = x.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
+        if let Some(c) = cache {
+            c.advance(t);
+        }
+        Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
+    }
+}
+
+impl HookableModel for Gpt2 {
+    fn n_layers(&self) -> usize {
+        self.cfg.n_layer
+    }
+
+    fn model_type(&self) -> &str {
+        "gpt2"
+    }
+
+    fn component_shape(&self, component: Component) -> vene_hooks::Result<ComponentShape> {
+        let d = self.cfg.n_embd;
+        let h = self.cfg.n_head;
+        let shape = |width, n_heads| ComponentShape { width, n_heads };
+        Ok(match component.tap() {
+            Component::QueryOutput
+            | Component::KeyOutput
+            | Component::ValueOutput
+            | Component::AttentionValueOutput => shape(d, h),
+            Component::MlpActivation => shape(self.cfg.d_ff(), 1),
+            Component::AttentionWeight => shape(0, h),
+            Component::BlockInput
+            | Component::BlockOutput
+            | Component::AttentionInput
+            | Component::AttentionOutput
+            | Component::MlpInput
+            | Component::MlpOutput => shape(d, 1),
+            other => {
+                return Err(HookError::ComponentUnavailable {
+                    component: other,
+                    model: "gpt2".to_string(),
+                })
+            }
+        })
+    }
+}
+
+impl LanguageModel for Gpt2 {
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        self.run(input_ids, attention_mask, None, hooks)
+    }
+
+    fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        self.run(input_ids, attention_mask, Some(cache), hooks)
+    }
+
+    fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.n_layer)
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.cfg.vocab_size
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.cfg.n_embd
+    }
+}

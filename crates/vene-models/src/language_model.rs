@@ -1,0 +1,48 @@
+//! The trait every vene model implements.
+
+use candle_core::{DType, Device, Tensor};
+use vene_hooks::{HookableModel, Hooks};
+
+use crate::{KvCache, Result};
+
+/// A causal language model that calls a hook at every component of every layer.
+pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
+    /// Logits `[B, T, vocab]` for every position of `input_ids` `[B, T]` (u32 or i64).
+    ///
+    /// `attention_mask` `[B, T]` of 0/1 marks real tokens (left or right padding): position ids
+    /// become `cumsum(mask) - 1` and padded keys are masked out, so real tokens get the logits
+    /// they would get alone. Hooks are called with `seq_offset` 0.
+    fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor>;
+
+    /// Logits for the new tokens `input_ids` `[B, T_new]` after the tokens in `cache`, which is
+    /// extended with them. `attention_mask`, when given, covers the cached and the new tokens
+    /// (`[B, cache.len() + T_new]`). Hooks see only the new tokens, with `seq_offset` =
+    /// `cache.len()` before the call.
+    fn forward_cached(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        cache: &mut KvCache,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor>;
+
+    /// An empty KV cache for this model.
+    fn new_cache(&self) -> KvCache;
+
+    /// The device the weights live on.
+    fn device(&self) -> &Device;
+
+    /// The dtype of the weights and activations.
+    fn dtype(&self) -> DType;
+
+    /// Vocabulary size (last dimension of the logits).
+    fn vocab_size(&self) -> usize;
+
+    /// Width of the residual stream.
+    fn hidden_size(&self) -> usize;
+}

@@ -1,0 +1,221 @@
+//! Loading a model from a local folder laid out as on the hub.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+
+use crate::{Gpt2, Gpt2Config, Llama, LlamaConfig, Model, ModelError, Result, Tokenizer};
+
+pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| ModelError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Shard file names listed by a `model.safetensors.index.json` (`weight_map` values), sorted.
+pub(crate) fn shard_names(index_path: &Path) -> Result<Vec<String>> {
+    let index = read_json(index_path)?;
+    let map = index
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| {
+            ModelError::InvalidConfig(format!("{}: no 'weight_map' object", index_path.display()))
+        })?;
+    let mut names = Vec::new();
+    for (tensor, file) in map {
+        let file = file.as_str().ok_or_else(|| {
+            ModelError::InvalidConfig(format!(
+                "{}: weight_map entry for '{tensor}' is not a file name",
+                index_path.display()
+            ))
+        })?;
+        if file.contains('/') || file.contains('\\') || file.contains("..") {
+            return Err(ModelError::InvalidConfig(format!(
+                "{}: shard name '{file}' is not a plain file name",
+                index_path.display()
+            )));
+        }
+        names.push(file.to_string());
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// The safetensors files of the model in `dir`: `model.safetensors`, or the shards of
+/// `model.safetensors.index.json`.
+pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.is_file() {
+        return Err(ModelError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no model.safetensors or model.safetensors.index.json in this folder",
+            ),
+        });
+    }
+    let files: Vec<PathBuf> = shard_names(&index)?
+        .into_iter()
+        .map(|n| dir.join(n))
+        .collect();
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(ModelError::Io {
+            path: missing.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "shard listed in the index is missing",
+            ),
+        });
+    }
+    Ok(files)
+}
+
+fn describe(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn var_builder(files: &[PathBuf], dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
+    // SAFETY: the files are memory-mapped; they must not be modified while the model loads
+    // (the tensors are copied to the device before this function's caller returns).
+    unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(|e| {
+        ModelError::CorruptWeights {
+            file: describe(files),
+            reason: e.to_string(),
+        }
+    })
+}
+
+fn check_llama_extras(cfg: &serde_json::Value, parsed: &LlamaConfig) -> Result<()> {
+    if let Some(hd) = cfg.get("head_dim").and_then(|v| v.as_u64()) {
+        let implied = parsed.hidden_size / parsed.num_attention_heads.max(1);
+        if hd as usize != implied {
+            return Err(ModelError::InvalidConfig(format!(
+                "head_dim {hd} differs from hidden_size / num_attention_heads = {implied}: not supported"
+            )));
+        }
+    }
+    for key in ["attention_bias", "mlp_bias"] {
+        if cfg.get(key).and_then(|v| v.as_bool()) == Some(true) {
+            return Err(ModelError::InvalidConfig(format!(
+                "{key} = true is not supported"
+            )));
+        }
+    }
+    if let Some(act) = cfg.get("hidden_act").and_then(|v| v.as_str()) {
+        if act != "silu" {
+            return Err(ModelError::InvalidConfig(format!(
+                "hidden_act '{act}' is not supported (only silu)"
+            )));
+        }
+    }
+    if let Some(rt) = cfg
+        .get("rope_scaling")
+        .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
+        .and_then(|v| v.as_str())
+    {
+        if rt != "llama3" && rt != "default" {
+            return Err(ModelError::InvalidConfig(format!(
+                "rope_scaling type '{rt}' is not supported (llama3 or default)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Builds the model described by `config.json` in `dir` from the weights in `dir`.
+pub(crate) fn model_from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Model> {
+    let config_path = dir.join("config.json");
+    let cfg = read_json(&config_path)?;
+    let model_type = cfg
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            ModelError::InvalidConfig(format!("{}: no 'model_type'", config_path.display()))
+        })?
+        .to_string();
+    let json_err = |source| ModelError::Json {
+        path: config_path.clone(),
+        source,
+    };
+    if model_type != "gpt2" && model_type != "llama" {
+        return Err(ModelError::InvalidConfig(format!(
+            "model_type '{model_type}' is not supported (gpt2, llama)"
+        )));
+    }
+    let files = weight_files(dir)?;
+    let vb = var_builder(&files, dtype, device)?;
+    let model = match model_type.as_str() {
+        "gpt2" => {
+            let c: Gpt2Config = serde_json::from_value(cfg).map_err(json_err)?;
+            Model::Gpt2(Gpt2::load(vb, &c).map_err(|e| e.with_file(&describe(&files)))?)
+        }
+        "llama" => {
+            let c: LlamaConfig = serde_json::from_value(cfg.clone()).map_err(json_err)?;
+            check_llama_extras(&cfg, &c)?;
+            Model::Llama(Llama::load(vb, &c).map_err(|e| e.with_file(&describe(&files)))?)
+        }
+        other => {
+            return Err(ModelError::InvalidConfig(format!(
+                "model_type '{other}' is not supported (gpt2, llama)"
+            )))
+        }
+    };
+    Ok(model)
+}
+
+/// A model with its tokenizer (when the folder has `tokenizer.json`) and the folder it came from.
+#[derive(Debug)]
+pub struct Pretrained {
+    /// The model.
+    pub model: Model,
+    /// The tokenizer, when `tokenizer.json` was found.
+    pub tokenizer: Option<Tokenizer>,
+    /// The folder the files were read from (a hub snapshot folder for a repo id).
+    pub dir: PathBuf,
+}
+
+/// Loads a model and its tokenizer from a local folder when `dir_or_repo` is one, else from
+/// the hub repo of that id (main revision, default cache).
+///
+/// ```
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
+/// let p = vene_models::load_pretrained(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+/// assert!(p.tokenizer.is_none());
+/// assert_eq!(vene_hooks::HookableModel::model_type(&p.model), "gpt2");
+/// # Ok::<(), vene_models::ModelError>(())
+/// ```
+pub fn load_pretrained(dir_or_repo: &str, dtype: DType, device: &Device) -> Result<Pretrained> {
+    let path = Path::new(dir_or_repo);
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        crate::hub::snapshot(dir_or_repo, None, None)?
+    };
+    let model = model_from_dir(&dir, dtype, device)?;
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer = if tok_path.is_file() {
+        Some(Tokenizer::from_file(&tok_path)?)
+    } else {
+        None
+    };
+    Ok(Pretrained {
+        model,
+        tokenizer,
+        dir,
+    })
+}

@@ -1,0 +1,182 @@
+//! Loading: local folder, sharded weights, hub cache layout, bad files; tokenizers.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use common::{fixture, max_abs_diff, oracle};
+use vene_hooks::NoHooks;
+use vene_models::{LanguageModel, Model, ModelError, Tokenizer};
+
+fn weights(name: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(
+        fixture(&format!("tiny-{name}/model.safetensors")),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn base_logits_match(model: &Model, name: &str) {
+    let o = oracle(name);
+    let logits = model
+        .forward(&o[&format!("{name}.base_input_ids")], None, &mut NoHooks)
+        .unwrap();
+    let d = max_abs_diff(&logits, &o[&format!("{name}.base_logits")]);
+    assert!(d < 1e-5, "{name}: {d}");
+}
+
+fn copy_config(name: &str, dir: &Path) {
+    std::fs::copy(
+        fixture(&format!("tiny-{name}/config.json")),
+        dir.join("config.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn sharded_weights_load() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config("llama", dir.path());
+    let w = weights("llama");
+    let mut names: Vec<&String> = w.keys().collect();
+    names.sort();
+    let (first, second) = names.split_at(names.len() / 2);
+    let mut map = serde_json::Map::new();
+    for (shard, part) in [
+        ("model-00001-of-00002.safetensors", first),
+        ("model-00002-of-00002.safetensors", second),
+    ] {
+        let tensors: HashMap<String, Tensor> =
+            part.iter().map(|n| ((*n).clone(), w[*n].clone())).collect();
+        candle_core::safetensors::save(&tensors, dir.path().join(shard)).unwrap();
+        for n in part {
+            map.insert((*n).clone(), serde_json::Value::String(shard.to_string()));
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(
+        dir.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    let model = Model::from_dir(dir.path(), DType::F32, &Device::Cpu).unwrap();
+    base_logits_match(&model, "llama");
+}
+
+#[test]
+fn gpt2_weights_without_transformer_prefix_load() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config("gpt2", dir.path());
+    let w: HashMap<String, Tensor> = weights("gpt2")
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches("transformer.").to_string(), v))
+        .collect();
+    assert!(w.contains_key("h.0.attn.c_attn.weight"));
+    candle_core::safetensors::save(&w, dir.path().join("model.safetensors")).unwrap();
+    base_logits_match(
+        &Model::from_dir(dir.path(), DType::F32, &Device::Cpu).unwrap(),
+        "gpt2",
+    );
+}
+
+/// A hub cache laid out as hf-hub lays it out resolves with no network.
+#[test]
+fn hub_cache_resolves_offline() {
+    let cache = tempfile::tempdir().unwrap();
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let repo = cache.path().join("models--vene-test--tiny-llama");
+    let snap = repo.join("snapshots").join(sha);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), sha).unwrap();
+    copy_config("llama", &snap);
+    std::fs::copy(
+        fixture("tiny-llama/model.safetensors"),
+        snap.join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../assets/tokenizers/mistral-7b/tokenizer.json"
+        ),
+        snap.join("tokenizer.json"),
+    )
+    .unwrap();
+    let model = Model::from_hub_with_cache(
+        "vene-test/tiny-llama",
+        None,
+        cache.path(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    base_logits_match(&model, "llama");
+    // A commit hash as revision resolves to its snapshot too.
+    let model = Model::from_hub_with_cache(
+        "vene-test/tiny-llama",
+        Some(sha),
+        cache.path(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    base_logits_match(&model, "llama");
+}
+
+#[test]
+fn load_pretrained_reads_tokenizer_when_present() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config("gpt2", dir.path());
+    std::fs::copy(
+        fixture("tiny-gpt2/model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../assets/tokenizers/gpt2/tokenizer.json"
+        ),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let p = vene_models::load_pretrained(dir.path().to_str().unwrap(), DType::F32, &Device::Cpu)
+        .unwrap();
+    let tok = p.tokenizer.expect("tokenizer.json is read");
+    assert_eq!(tok.encode("Hello").unwrap(), vec![15496]);
+    assert_eq!(p.dir, dir.path());
+    base_logits_match(&p.model, "gpt2");
+}
+
+#[test]
+fn gpt2_tokenizer_matches_hf() {
+    let tok = Tokenizer::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../assets/tokenizers/gpt2/tokenizer.json"
+    ))
+    .unwrap();
+    let text = "Hello world! The quick brown fox.";
+    let ids = tok.encode(text).unwrap();
+    assert_eq!(ids, vec![15496, 995, 0, 383, 2068, 7586, 21831, 13]);
+    assert_eq!(tok.decode(&ids).unwrap(), text);
+}
+
+#[test]
+fn mistral_tokenizer_matches_hf() {
+    let tok = Tokenizer::from_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../assets/tokenizers/mistral-7b/tokenizer.json"
+    ))
+    .unwrap();
+    let ids = tok.encode("Hello").unwrap();
+    assert!(ids.contains(&22557), "{ids:?}");
+}
+
+#[test]
+fn missing_tokenizer_file_is_an_io_error() {
+    let err = Tokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err();
+    assert!(matches!(err, ModelError::Io { .. }), "{err}");
+}

@@ -1,0 +1,370 @@
+//! Configs: where to intervene and with what ([`RepresentationConfig`], [`IntervenableConfig`]).
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+use serde::{Deserialize, Serialize};
+use vene_hooks::{Component, Unit};
+use vene_interventions::Intervention;
+
+use crate::{Result, VeneError};
+
+/// The newest `format_version` of `config.json` this vene writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How several interventions combine (pyvene's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Every source run feeds the base run directly.
+    #[default]
+    Parallel,
+    /// Source 0's intervened run feeds source 1, ..., the last feeds the base.
+    Serial,
+}
+
+fn default_component() -> Component {
+    Component::BlockOutput
+}
+
+fn default_units() -> usize {
+    1
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// One intervention: where (layer, component, unit) and what (type, hyperparameters).
+///
+/// Field names and defaults are pyvene's (`unit` "pos", `max_number_of_units` 1, component
+/// `block_output`). An intervention object can be given instead of a type name
+/// ([`RepresentationConfig::intervention`]); it is not serialized, but its type and state are
+/// saved by [`crate::IntervenableModel::save`].
+///
+/// ```
+/// use vene::{RepresentationConfig, hooks::{Component, Unit}};
+/// let r: RepresentationConfig =
+///     serde_json::from_str(r#"{"layer": 1, "component": "mlp_output", "intervention": "ZeroIntervention"}"#)?;
+/// assert_eq!(r.component, Component::MlpOutput);
+/// assert_eq!(r.unit, Unit::Pos);
+/// assert_eq!(r.max_number_of_units, 1);
+/// assert_eq!(r.intervention_type.as_deref(), Some("ZeroIntervention"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RepresentationConfig {
+    /// Layer index, from 0.
+    #[serde(default)]
+    pub layer: usize,
+    /// Component of the layer.
+    #[serde(default = "default_component")]
+    pub component: Component,
+    /// What the unit locations index.
+    #[serde(default)]
+    pub unit: Unit,
+    /// Units per example (part of the key; the intervention is applied per unit).
+    #[serde(default = "default_units")]
+    pub max_number_of_units: usize,
+    /// pyvene's class name of the intervention (`"VanillaIntervention"`, ...); the JSON key
+    /// `intervention` is accepted too. `None` with no [`Self::intervention`]: Vanilla.
+    #[serde(
+        default,
+        alias = "intervention",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub intervention_type: Option<String>,
+    /// Rank of a low-rank rotation (also the latent width of JumpReLU in pyvene).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub low_rank_dimension: Option<usize>,
+    /// Named subspaces: subspace `i` is the range `[a, b)` of entry `i` (or its explicit
+    /// indices when the entry is not a pair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subspace_partition: Option<Vec<Vec<usize>>>,
+    /// Interventions with the same group key share one source; groups run in ascending order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_key: Option<i64>,
+    /// Interventions with the same link key share one intervention (and its parameters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervention_link_key: Option<i64>,
+    /// Latent width of an autoencoder intervention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent_dim: Option<usize>,
+    /// Further hyperparameters passed to the intervention's constructor
+    /// (`interchange_dim`, `dims`, `k`, `temperature`, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub hyperparams: serde_json::Map<String, serde_json::Value>,
+    /// A ready intervention object (pyvene's `intervention` field); takes precedence over
+    /// `intervention_type`.
+    #[serde(skip)]
+    pub intervention: Option<Arc<dyn Intervention>>,
+    /// A constant source vector `[d]` (pyvene's `source_representation`).
+    #[serde(skip)]
+    pub source_representation: Option<Tensor>,
+}
+
+impl std::fmt::Debug for RepresentationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepresentationConfig")
+            .field("layer", &self.layer)
+            .field("component", &self.component)
+            .field("unit", &self.unit)
+            .field("max_number_of_units", &self.max_number_of_units)
+            .field("intervention_type", &self.type_name())
+            .field("low_rank_dimension", &self.low_rank_dimension)
+            .field("subspace_partition", &self.subspace_partition)
+            .field("group_key", &self.group_key)
+            .field("intervention_link_key", &self.intervention_link_key)
+            .field("latent_dim", &self.latent_dim)
+            .field("hyperparams", &self.hyperparams)
+            .field(
+                "source_representation",
+                &self
+                    .source_representation
+                    .as_ref()
+                    .map(|t| t.dims().to_vec()),
+            )
+            .finish()
+    }
+}
+
+impl Default for RepresentationConfig {
+    fn default() -> Self {
+        Self::new(0, Component::BlockOutput)
+    }
+}
+
+impl RepresentationConfig {
+    /// A Vanilla intervention at `component` of `layer`, unit `pos`, one unit.
+    pub fn new(layer: usize, component: Component) -> Self {
+        Self {
+            layer,
+            component,
+            unit: if component.is_head() {
+                Unit::HPos
+            } else {
+                Unit::Pos
+            },
+            max_number_of_units: 1,
+            intervention_type: None,
+            low_rank_dimension: None,
+            subspace_partition: None,
+            group_key: None,
+            intervention_link_key: None,
+            latent_dim: None,
+            hyperparams: serde_json::Map::new(),
+            intervention: None,
+            source_representation: None,
+        }
+    }
+
+    /// Sets the unit.
+    pub fn unit(mut self, unit: Unit) -> Self {
+        self.unit = unit;
+        self
+    }
+
+    /// Sets `max_number_of_units`.
+    pub fn max_number_of_units(mut self, n: usize) -> Self {
+        self.max_number_of_units = n;
+        self
+    }
+
+    /// Sets the intervention type by pyvene's class name.
+    pub fn intervention_type(mut self, type_name: impl Into<String>) -> Self {
+        self.intervention_type = Some(type_name.into());
+        self
+    }
+
+    /// Uses a ready intervention object.
+    pub fn intervention(mut self, intervention: Arc<dyn Intervention>) -> Self {
+        self.intervention = Some(intervention);
+        self
+    }
+
+    /// Sets `low_rank_dimension`.
+    pub fn low_rank_dimension(mut self, k: usize) -> Self {
+        self.low_rank_dimension = Some(k);
+        self
+    }
+
+    /// Sets the subspace partition.
+    pub fn subspace_partition(mut self, partition: Vec<Vec<usize>>) -> Self {
+        self.subspace_partition = Some(partition);
+        self
+    }
+
+    /// Sets the group key.
+    pub fn group_key(mut self, key: i64) -> Self {
+        self.group_key = Some(key);
+        self
+    }
+
+    /// Sets the link key (shared intervention).
+    pub fn intervention_link_key(mut self, key: i64) -> Self {
+        self.intervention_link_key = Some(key);
+        self
+    }
+
+    /// Sets the latent width of an autoencoder intervention.
+    pub fn latent_dim(mut self, latent_dim: usize) -> Self {
+        self.latent_dim = Some(latent_dim);
+        self
+    }
+
+    /// Adds a hyperparameter for the intervention's constructor.
+    pub fn hyperparam(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.hyperparams.insert(key.into(), value);
+        self
+    }
+
+    /// Sets a constant source vector `[d]`.
+    pub fn source_representation(mut self, source: Tensor) -> Self {
+        self.source_representation = Some(source);
+        self
+    }
+
+    /// The intervention's type name: the object's, else `intervention_type`, else Vanilla.
+    pub fn type_name(&self) -> &str {
+        match (&self.intervention, &self.intervention_type) {
+            (Some(iv), _) => iv.type_name(),
+            (None, Some(t)) => t.as_str(),
+            (None, None) => "VanillaIntervention",
+        }
+    }
+
+    /// pyvene's key proposal (without the `#n` collision counter):
+    /// `layer_{l}_comp_{c}_unit_{u}_nunit_{n}`, with `.` in the unit written `_`.
+    pub fn key_proposal(&self) -> String {
+        format!(
+            "layer_{}_comp_{}_unit_{}_nunit_{}",
+            self.layer,
+            self.component,
+            self.unit.as_str().replace('.', "_"),
+            self.max_number_of_units
+        )
+    }
+}
+
+/// A set of interventions and how they combine.
+///
+/// ```
+/// use vene::{IntervenableConfig, Mode, hooks::Component};
+/// let cfg = IntervenableConfig::from_components([
+///     (0, Component::BlockOutput, "VanillaIntervention"),
+///     (1, Component::MlpOutput, "ZeroIntervention"),
+/// ]);
+/// assert_eq!(cfg.representations.len(), 2);
+/// assert_eq!(cfg.mode, Mode::Parallel);
+/// let back = IntervenableConfig::from_json_str(&cfg.to_json_string()?)?;
+/// assert_eq!(back.representations[1].type_name(), "ZeroIntervention");
+/// // the short dict-like form, one representation or a list
+/// let short = IntervenableConfig::from_json_str(r#"{"layer": 1, "component": "block_output"}"#)?;
+/// assert_eq!(short.representations[0].layer, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IntervenableConfig {
+    /// Version of the saved format (see [`FORMAT_VERSION`]).
+    #[serde(default = "current_version")]
+    pub format_version: u32,
+    /// The interventions, in key order.
+    pub representations: Vec<RepresentationConfig>,
+    /// Parallel or serial.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mode: Mode,
+}
+
+fn current_version() -> u32 {
+    FORMAT_VERSION
+}
+
+impl Default for IntervenableConfig {
+    fn default() -> Self {
+        Self::new(vec![])
+    }
+}
+
+impl IntervenableConfig {
+    /// A parallel config over `representations`.
+    pub fn new(representations: Vec<RepresentationConfig>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            representations,
+            mode: Mode::Parallel,
+        }
+    }
+
+    /// One representation per `(layer, component, intervention type)`.
+    pub fn from_components<'a>(
+        items: impl IntoIterator<Item = (usize, Component, &'a str)>,
+    ) -> Self {
+        Self::new(
+            items
+                .into_iter()
+                .map(|(l, c, t)| RepresentationConfig::new(l, c).intervention_type(t))
+                .collect(),
+        )
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Parses a config: the full form (`{"representations": [...], "mode": ...}`), a list of
+    /// representations, or one representation (pyvene's dict shorthand). A `format_version`
+    /// newer than [`FORMAT_VERSION`] is an error.
+    pub fn from_json_str(json: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|source| VeneError::Json {
+                what: "intervenable config".into(),
+                source,
+            })?;
+        Self::from_json_value(value, "intervenable config")
+    }
+
+    /// As [`Self::from_json_str`], from a parsed value; `what` names the source in errors.
+    pub fn from_json_value(value: serde_json::Value, what: &str) -> Result<Self> {
+        let json_err = |source| VeneError::Json {
+            what: what.to_string(),
+            source,
+        };
+        let cfg = match value {
+            serde_json::Value::Array(_) => {
+                Self::new(serde_json::from_value(value).map_err(json_err)?)
+            }
+            serde_json::Value::Object(ref map) if map.contains_key("representations") => {
+                if let Some(found) = map.get("format_version").and_then(|v| v.as_u64()) {
+                    if found > u64::from(FORMAT_VERSION) {
+                        return Err(VeneError::NewerFormat {
+                            path: what.to_string(),
+                            found: u32::try_from(found).unwrap_or(u32::MAX),
+                            supported: FORMAT_VERSION,
+                        });
+                    }
+                }
+                serde_json::from_value(value).map_err(json_err)?
+            }
+            serde_json::Value::Object(_) => {
+                Self::new(vec![serde_json::from_value(value).map_err(json_err)?])
+            }
+            other => {
+                return Err(VeneError::Config(format!(
+                    "{what}: expected an object or a list, got {other}"
+                )))
+            }
+        };
+        Ok(cfg)
+    }
+
+    /// The config as pretty JSON (intervention objects and constant sources are not included;
+    /// [`crate::IntervenableModel::save`] saves them).
+    pub fn to_json_string(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|source| VeneError::Json {
+            what: "intervenable config".into(),
+            source,
+        })
+    }
+}

@@ -1,0 +1,441 @@
+//! The intervened forward pass: source runs, then the base run.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use vene_hooks::NoHooks;
+use vene_interventions::Selection;
+use vene_models::LanguageModel;
+
+use crate::config::Mode;
+use crate::hooks_impl::{Getter, Phase, RunHooks, Setter};
+use crate::locations::{Resolved, UnitLoc, UnitLocations};
+use crate::{IntervenableModel, Result, Subspaces, VeneError};
+
+/// Token ids `[B, T]` and an optional 0/1 attention mask `[B, T]` (padding).
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Token ids `[B, T]`.
+    pub ids: Tensor,
+    /// 1 for real tokens, 0 for padding.
+    pub mask: Option<Tensor>,
+}
+
+impl Input {
+    /// Ids without padding.
+    pub fn new(ids: Tensor) -> Self {
+        Self { ids, mask: None }
+    }
+
+    /// Ids with an attention mask.
+    pub fn with_mask(ids: Tensor, mask: Tensor) -> Self {
+        Self {
+            ids,
+            mask: Some(mask),
+        }
+    }
+
+    fn batch(&self) -> Result<usize> {
+        Ok(self
+            .ids
+            .dims2()
+            .map_err(|_| {
+                VeneError::Config(format!(
+                    "input ids: expected shape [batch, seq], got {:?}",
+                    self.ids.dims()
+                ))
+            })?
+            .0)
+    }
+}
+
+impl From<Tensor> for Input {
+    fn from(ids: Tensor) -> Self {
+        Input::new(ids)
+    }
+}
+
+/// One intervened forward (pyvene's `forward(base, sources, unit_locations, subspaces, ...)`).
+///
+/// Sources: one per intervention group (by default one per intervention), or one for all;
+/// [`ForwardRequest::no_source`] leaves a group without a source run (its interventions are
+/// skipped unless they need no source or have a constant one).
+#[derive(Debug, Clone)]
+pub struct ForwardRequest {
+    pub(crate) base: Input,
+    pub(crate) sources: Vec<Option<Input>>,
+    pub(crate) locations: Option<UnitLocations>,
+    pub(crate) subspaces: Option<Subspaces>,
+    pub(crate) source_representations: Option<Vec<Option<Tensor>>>,
+    pub(crate) output_original: bool,
+}
+
+impl ForwardRequest {
+    /// A request on `base` (ids, or an [`Input`] with a mask).
+    pub fn new(base: impl Into<Input>) -> Self {
+        Self {
+            base: base.into(),
+            sources: Vec::new(),
+            locations: None,
+            subspaces: None,
+            source_representations: None,
+            output_original: false,
+        }
+    }
+
+    /// Adds a source input (the next group's).
+    pub fn source(mut self, source: impl Into<Input>) -> Self {
+        self.sources.push(Some(source.into()));
+        self
+    }
+
+    /// Adds several sources.
+    pub fn sources(mut self, sources: impl IntoIterator<Item = Input>) -> Self {
+        self.sources.extend(sources.into_iter().map(Some));
+        self
+    }
+
+    /// Leaves the next group without a source run.
+    pub fn no_source(mut self) -> Self {
+        self.sources.push(None);
+        self
+    }
+
+    /// Sets the unit locations (`None`: every position).
+    pub fn locations(mut self, locations: UnitLocations) -> Self {
+        self.locations = Some(locations);
+        self
+    }
+
+    /// Sets the subspaces.
+    pub fn subspaces(mut self, subspaces: Subspaces) -> Self {
+        self.subspaces = Some(subspaces);
+        self
+    }
+
+    /// One constant source `[d]` for every intervention (pyvene's `source_representations`).
+    pub fn source_representation(mut self, source: Tensor) -> Self {
+        self.source_representations = Some(vec![Some(source)]);
+        self
+    }
+
+    /// A constant source per intervention, in key order (`None`: none for that one).
+    pub fn source_representations(mut self, sources: Vec<Option<Tensor>>) -> Self {
+        self.source_representations = Some(sources);
+        self
+    }
+
+    /// Also returns the logits of the base without interventions.
+    pub fn output_original(mut self, yes: bool) -> Self {
+        self.output_original = yes;
+        self
+    }
+}
+
+/// What an intervened forward returns.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// Logits of the base without interventions, when asked for.
+    pub original: Option<Tensor>,
+    /// Logits of the intervened base `[B, T, vocab]`.
+    pub intervened: Tensor,
+    /// Activations of collect interventions `[B, n, d]`, in key order.
+    pub collected: Vec<Tensor>,
+}
+
+/// Which source a setter gets.
+enum SetterSource {
+    Gathered,
+    Skipped,
+    NoSourceRun,
+}
+
+impl<M: LanguageModel> IntervenableModel<M> {
+    /// Runs the sources, then the base with every intervention (see [`ForwardRequest`]).
+    ///
+    /// ```no_run
+    /// # fn demo(m: &vene::IntervenableModel<vene::models::Model>, base: candle_core::Tensor, src: candle_core::Tensor) -> vene::Result<()> {
+    /// use vene::{ForwardRequest, UnitLocations};
+    /// let out = m.forward(&ForwardRequest::new(base).source(src).locations(UnitLocations::pair(5, 3)))?;
+    /// println!("{:?}", out.intervened.dims());
+    /// # Ok(()) }
+    /// ```
+    pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardOutput> {
+        let (hooks, _) = self.prepare(req, None)?;
+        let mut hooks = hooks;
+        let intervened = self
+            .model
+            .forward(&req.base.ids, req.base.mask.as_ref(), &mut hooks)?;
+        let original = if req.output_original {
+            Some(
+                self.model
+                    .forward(&req.base.ids, req.base.mask.as_ref(), &mut NoHooks)?,
+            )
+        } else {
+            None
+        };
+        Ok(ForwardOutput {
+            original,
+            intervened,
+            collected: self.collected_in_order(hooks.collected),
+        })
+    }
+
+    pub(crate) fn collected_in_order(&self, mut collected: Vec<(usize, Tensor)>) -> Vec<Tensor> {
+        // stable: several calls of one key keep their order
+        collected.sort_by_key(|(slot, _)| *slot);
+        collected.into_iter().map(|(_, t)| t).collect()
+    }
+
+    fn sources_per_group(&self, req: &ForwardRequest, batch: usize) -> Result<Vec<Option<Input>>> {
+        let n = self.groups.len();
+        let sources = match req.sources.len() {
+            0 => vec![None; n],
+            1 if n > 1 => vec![req.sources[0].clone(); n],
+            k if k == n => req.sources.clone(),
+            k => return Err(VeneError::SourceCount { got: k, groups: n }),
+        };
+        for (i, s) in sources.iter().enumerate() {
+            if let Some(s) = s {
+                let b = s.batch()?;
+                if b != batch {
+                    return Err(VeneError::SourceBatch {
+                        source_index: i,
+                        got: b,
+                        base: batch,
+                    });
+                }
+            }
+        }
+        Ok(sources)
+    }
+
+    fn selection(&self, req: &ForwardRequest, slot: usize, batch: usize) -> Result<Selection> {
+        match &req.subspaces {
+            None => Ok(Selection::Default),
+            Some(s) => {
+                let partition = self
+                    .config
+                    .representations
+                    .get(slot)
+                    .and_then(|r| r.subspace_partition.as_deref());
+                s.selection(slot, self.slots.len(), batch, partition)
+            }
+        }
+    }
+
+    fn constant_for(&self, req: &ForwardRequest, slot: usize) -> Result<Option<Tensor>> {
+        let given = match &req.source_representations {
+            None => None,
+            Some(v) if v.len() == 1 => v[0].clone(),
+            Some(v) if v.len() == self.slots.len() => v[slot].clone(),
+            Some(v) => {
+                return Err(VeneError::Config(format!(
+                    "{} source representations given, the config has {} interventions",
+                    v.len(),
+                    self.slots.len()
+                )))
+            }
+        };
+        if let Some(t) = &given {
+            let w = self.slots[slot].width;
+            if t.dims() != [w] {
+                return Err(VeneError::Config(format!(
+                    "{}: source representation has shape {:?}, expected [{w}]",
+                    self.slots[slot].key,
+                    t.dims()
+                )));
+            }
+        }
+        Ok(given.or_else(|| self.slots[slot].constant_source.clone()))
+    }
+
+    fn setter(
+        &self,
+        req: &ForwardRequest,
+        slot: usize,
+        loc: Option<UnitLoc>,
+        gathered: Option<Tensor>,
+        batch: usize,
+    ) -> Result<Setter> {
+        let s = &self.slots[slot];
+        let source = match gathered {
+            Some(g) => Some(g),
+            None => self.constant_for(req, slot)?,
+        };
+        Ok(Setter {
+            slot,
+            site: s.site.clone(),
+            loc,
+            selection: self.selection(req, slot, batch)?,
+            intervention: s.intervention.clone(),
+            source,
+        })
+    }
+
+    fn skip_getter(&self, slot: usize, loc: &Option<UnitLoc>) -> Option<Getter> {
+        self.slots[slot].skip_input.as_ref().map(|site| Getter {
+            slot,
+            site: site.clone(),
+            loc: loc.clone(),
+        })
+    }
+
+    /// Runs the source passes and returns the hooks of the base run.
+    pub(crate) fn prepare(
+        &self,
+        req: &ForwardRequest,
+        phase: Option<Phase>,
+    ) -> Result<(RunHooks, Vec<Resolved>)> {
+        let batch = req.base.batch()?;
+        let sources = self.sources_per_group(req, batch)?;
+        let group_sizes: Vec<usize> = self.groups.iter().map(Vec::len).collect();
+        let resolved = match &req.locations {
+            Some(l) => l.resolve(self.config.mode, self.slots.len(), &group_sizes, batch)?,
+            None => match self.config.mode {
+                Mode::Parallel => vec![Resolved {
+                    sources: vec![None; self.slots.len()],
+                    base: vec![None; self.slots.len()],
+                }],
+                Mode::Serial => group_sizes
+                    .iter()
+                    .map(|&n| Resolved {
+                        sources: vec![None; n],
+                        base: vec![None; n],
+                    })
+                    .collect(),
+            },
+        };
+        let hooks = match self.config.mode {
+            Mode::Parallel => self.prepare_parallel(req, &sources, &resolved[0], batch)?,
+            Mode::Serial => self.prepare_serial(req, &sources, &resolved, batch)?,
+        };
+        Ok((RunHooks { phase, ..hooks }, resolved))
+    }
+
+    fn run_getters(
+        &self,
+        source: &Input,
+        getters: Vec<Getter>,
+        setters: Vec<Setter>,
+    ) -> Result<HashMap<usize, Tensor>> {
+        let mut hooks = RunHooks {
+            setters,
+            getters,
+            ..RunHooks::default()
+        };
+        self.model
+            .forward(&source.ids, source.mask.as_ref(), &mut hooks)?;
+        Ok(hooks.gathered)
+    }
+
+    fn prepare_parallel(
+        &self,
+        req: &ForwardRequest,
+        sources: &[Option<Input>],
+        loc: &Resolved,
+        batch: usize,
+    ) -> Result<RunHooks> {
+        let mut kinds: Vec<SetterSource> = (0..self.slots.len())
+            .map(|_| SetterSource::NoSourceRun)
+            .collect();
+        let mut gathered: HashMap<usize, Tensor> = HashMap::new();
+        for (g, members) in self.groups.iter().enumerate() {
+            match sources.get(g).cloned().flatten() {
+                Some(src) => {
+                    let getters: Vec<Getter> = members
+                        .iter()
+                        .filter(|&&i| {
+                            self.slots[i].intervention.needs_source()
+                                && !self.slots[i].intervention.is_skip()
+                        })
+                        .map(|&i| Getter {
+                            slot: i,
+                            site: self.slots[i].site.clone(),
+                            loc: loc.sources[i].clone(),
+                        })
+                        .collect();
+                    for &i in members {
+                        kinds[i] = SetterSource::Gathered;
+                    }
+                    if !getters.is_empty() {
+                        gathered.extend(self.run_getters(&src, getters, vec![])?);
+                    }
+                }
+                None if !req.sources.is_empty() => {
+                    for &i in members {
+                        kinds[i] = SetterSource::Skipped;
+                    }
+                }
+                None => {}
+            }
+        }
+        let mut hooks = RunHooks::default();
+        for (i, kind) in kinds.iter().enumerate() {
+            let iv = &self.slots[i].intervention;
+            if matches!(kind, SetterSource::Skipped)
+                && iv.needs_source()
+                && !iv.is_skip()
+                && self.constant_for(req, i)?.is_none()
+            {
+                continue; // pyvene's "smart jump": no source run for this group
+            }
+            hooks.setters.push(self.setter(
+                req,
+                i,
+                loc.base[i].clone(),
+                gathered.remove(&i),
+                batch,
+            )?);
+            hooks.getters.extend(self.skip_getter(i, &loc.base[i]));
+        }
+        Ok(hooks)
+    }
+
+    fn prepare_serial(
+        &self,
+        req: &ForwardRequest,
+        sources: &[Option<Input>],
+        steps: &[Resolved],
+        batch: usize,
+    ) -> Result<RunHooks> {
+        let mut setters: Vec<Setter> = Vec::new();
+        let mut getters_skip: Vec<Getter> = Vec::new();
+        for (g, members) in self.groups.iter().enumerate() {
+            let Some(src) = sources.get(g).cloned().flatten() else {
+                continue;
+            };
+            let step = steps
+                .get(g)
+                .ok_or_else(|| VeneError::Locations(format!("no locations for serial step {g}")))?;
+            let getters: Vec<Getter> = members
+                .iter()
+                .enumerate()
+                .filter(|(_, &i)| {
+                    self.slots[i].intervention.needs_source()
+                        && !self.slots[i].intervention.is_skip()
+                })
+                .map(|(k, &i)| Getter {
+                    slot: i,
+                    site: self.slots[i].site.clone(),
+                    loc: step.sources.get(k).cloned().flatten(),
+                })
+                .collect();
+            // the previous group's setters act on this source run, before its getters read
+            let prev = std::mem::take(&mut setters);
+            let mut run_getters = getters;
+            run_getters.append(&mut getters_skip);
+            let mut gathered = self.run_getters(&src, run_getters, prev)?;
+            for (k, &i) in members.iter().enumerate() {
+                let base_loc = step.base.get(k).cloned().flatten();
+                setters.push(self.setter(req, i, base_loc.clone(), gathered.remove(&i), batch)?);
+                getters_skip.extend(self.skip_getter(i, &base_loc));
+            }
+        }
+        Ok(RunHooks {
+            setters,
+            getters: getters_skip,
+            ..RunHooks::default()
+        })
+    }
+}

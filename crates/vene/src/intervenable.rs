@@ -1,0 +1,358 @@
+//! [`IntervenableModel`]: a model with interventions at configured sites.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor, Var};
+use vene_hooks::{Component, HookableModel, Site, Unit};
+use vene_interventions::Intervention;
+use vene_models::LanguageModel;
+
+use crate::config::{IntervenableConfig, RepresentationConfig};
+use crate::hooks_impl::SlotSite;
+use crate::{Result, VeneError};
+
+/// One configured intervention, resolved against the model.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    /// pyvene's key, e.g. `layer_1_comp_block_output_unit_pos_nunit_1#0`.
+    pub key: String,
+    /// Where it acts.
+    pub site: SlotSite,
+    /// For skip interventions: where the component's input is read.
+    pub skip_input: Option<SlotSite>,
+    /// The intervention (shared between linked slots).
+    pub intervention: Arc<dyn Intervention>,
+    /// A constant source `[d]` given in the config.
+    pub constant_source: Option<Tensor>,
+    /// The width `d` of one unit.
+    pub width: usize,
+}
+
+/// A language model with interventions at the sites of an [`IntervenableConfig`]
+/// (pyvene's `IntervenableModel`).
+///
+/// The model's weights are never trained; the interventions' parameters are
+/// ([`Self::trainable_vars`]). `forward` takes `&self`, and the type is `Send + Sync`: forwards
+/// from several threads at once give the results they give one by one.
+#[derive(Debug)]
+pub struct IntervenableModel<M: LanguageModel> {
+    pub(crate) model: M,
+    pub(crate) config: IntervenableConfig,
+    pub(crate) slots: Vec<Slot>,
+    /// Intervention indices per group, groups in ascending group-key order.
+    pub(crate) groups: Vec<Vec<usize>>,
+}
+
+/// The site a skip intervention reads its input from.
+fn skip_input_of(component: Component) -> Option<Component> {
+    match component {
+        Component::BlockOutput => Some(Component::BlockInput),
+        Component::MlpOutput => Some(Component::MlpInput),
+        Component::AttentionOutput => Some(Component::AttentionInput),
+        _ => None,
+    }
+}
+
+/// Resolves where `repr` acts in `model` and the width of one unit.
+pub(crate) fn resolve_site<M: HookableModel + ?Sized>(
+    model: &M,
+    repr: &RepresentationConfig,
+) -> Result<(SlotSite, usize)> {
+    let c = repr.component;
+    model.check_site(Site::new(repr.layer, c))?;
+    if c == Component::AttentionWeight {
+        return Err(VeneError::Config(format!(
+            "layer {}: interventions on attention_weight are not supported by the facade",
+            repr.layer
+        )));
+    }
+    let shape = model.component_shape(c)?;
+    let (n_heads, width) = if c.is_head() {
+        if repr.unit == Unit::Pos {
+            return Err(VeneError::Config(format!(
+                "layer {} {c}: a head component takes unit h or h.pos, not pos",
+                repr.layer
+            )));
+        }
+        (Some(shape.n_heads), shape.head_dim())
+    } else {
+        if repr.unit != Unit::Pos {
+            return Err(VeneError::Config(format!(
+                "layer {} {c}: unit {} needs a head component (head_*); use unit pos",
+                repr.layer, repr.unit
+            )));
+        }
+        (None, shape.width)
+    };
+    Ok((
+        SlotSite {
+            tap: Site::new(repr.layer, c.tap()),
+            unit: repr.unit,
+            n_heads,
+        },
+        width,
+    ))
+}
+
+/// The hyperparameters passed to `build_intervention` for `repr`.
+pub(crate) fn hyperparams_of(repr: &RepresentationConfig) -> serde_json::Value {
+    let mut h = repr.hyperparams.clone();
+    if let Some(k) = repr.low_rank_dimension {
+        h.entry("low_rank_dimension").or_insert(k.into());
+    }
+    if let Some(l) = repr.latent_dim {
+        h.entry("latent_dim").or_insert(l.into());
+    }
+    serde_json::Value::Object(h)
+}
+
+impl<M: LanguageModel> IntervenableModel<M> {
+    /// Builds the interventions of `config` on `model`, at the model's device and dtype.
+    ///
+    /// Checks every site (layer, component, unit) against the model, the width of given
+    /// intervention objects against their component, and the group keys (all set or none).
+    pub fn new(config: IntervenableConfig, model: M) -> Result<Self> {
+        Self::build(config, model, &HashMap::new(), None)
+    }
+
+    /// As [`Self::new`], with saved state per key (used by loading).
+    pub(crate) fn build(
+        config: IntervenableConfig,
+        model: M,
+        states: &HashMap<String, Vec<(String, Tensor)>>,
+        keys: Option<Vec<String>>,
+    ) -> Result<Self> {
+        if let Some(k) = &keys {
+            if k.len() != config.representations.len() {
+                return Err(VeneError::Config(format!(
+                    "{} sorted keys for {} representations",
+                    k.len(),
+                    config.representations.len()
+                )));
+            }
+        }
+        let mut slots = Vec::with_capacity(config.representations.len());
+        let mut collisions: HashMap<String, usize> = HashMap::new();
+        let mut linked: HashMap<i64, Arc<dyn Intervention>> = HashMap::new();
+        for (i, repr) in config.representations.iter().enumerate() {
+            let (site, width) = resolve_site(&model, repr)?;
+            let proposal = repr.key_proposal();
+            let n = collisions.entry(proposal.clone()).or_insert(0);
+            let key = match keys.as_ref().and_then(|k| k.get(i)) {
+                Some(k) => k.clone(),
+                None => format!("{proposal}#{n}"),
+            };
+            *n += 1;
+            let linked_iv = repr
+                .intervention_link_key
+                .and_then(|k| linked.get(&k).cloned());
+            let intervention: Arc<dyn Intervention> = match (linked_iv, &repr.intervention) {
+                (Some(iv), _) => iv,
+                (None, Some(iv)) => iv.clone(),
+                (None, None) => {
+                    let state: HashMap<String, Tensor> = states
+                        .get(&key)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect();
+                    Arc::from(vene_interventions::build_intervention(
+                        repr.type_name(),
+                        width,
+                        &hyperparams_of(repr),
+                        &state,
+                        model.device(),
+                        model.dtype(),
+                    )?)
+                }
+            };
+            if intervention.embed_dim() != width {
+                if intervention.type_name().contains("Autoencoder") {
+                    return Err(VeneError::AutoencoderWidth {
+                        input_dim: intervention.embed_dim(),
+                        width,
+                        component: repr.component,
+                        layer: repr.layer,
+                    });
+                }
+                return Err(VeneError::Config(format!(
+                    "{key}: {} has width {}, but {} at layer {} has width {width}",
+                    intervention.type_name(),
+                    intervention.embed_dim(),
+                    repr.component,
+                    repr.layer
+                )));
+            }
+            if let Some(k) = repr.intervention_link_key {
+                linked.entry(k).or_insert_with(|| intervention.clone());
+            }
+            let skip_input = if intervention.is_skip() {
+                let input = skip_input_of(repr.component).ok_or_else(|| {
+                    VeneError::Config(format!(
+                        "{key}: SkipIntervention needs a component with an input site (block_output, mlp_output, attention_output), got {}",
+                        repr.component
+                    ))
+                })?;
+                let input_repr = RepresentationConfig::new(repr.layer, input);
+                Some(resolve_site(&model, &input_repr)?.0)
+            } else {
+                None
+            };
+            let constant_source = match &repr.source_representation {
+                Some(t) => {
+                    if t.dims() != [width] {
+                        return Err(VeneError::Config(format!(
+                            "{key}: constant source has shape {:?}, expected [{width}]",
+                            t.dims()
+                        )));
+                    }
+                    Some(t.to_device(model.device())?.to_dtype(model.dtype())?)
+                }
+                None => None,
+            };
+            slots.push(Slot {
+                key,
+                site,
+                skip_input,
+                intervention,
+                constant_source,
+                width,
+            });
+        }
+        let groups = group_slots(&config.representations)?;
+        Ok(Self {
+            model,
+            config,
+            slots,
+            groups,
+        })
+    }
+
+    /// The wrapped model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// Gives the wrapped model back.
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
+    /// The config.
+    pub fn config(&self) -> &IntervenableConfig {
+        &self.config
+    }
+
+    /// pyvene's keys of the interventions, in config order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.slots.iter().map(|s| s.key.as_str()).collect()
+    }
+
+    /// The intervention with key `key`.
+    pub fn intervention(&self, key: &str) -> Option<&Arc<dyn Intervention>> {
+        self.slots
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| &s.intervention)
+    }
+
+    /// The interventions, in config order.
+    pub fn interventions(&self) -> Vec<&Arc<dyn Intervention>> {
+        self.slots.iter().map(|s| &s.intervention).collect()
+    }
+
+    /// Number of intervention groups (the number of sources a forward takes).
+    pub fn n_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn unique_interventions(&self) -> Vec<&Arc<dyn Intervention>> {
+        let mut out: Vec<&Arc<dyn Intervention>> = Vec::new();
+        for s in &self.slots {
+            if !out.iter().any(|o| Arc::ptr_eq(o, &s.intervention)) {
+                out.push(&s.intervention);
+            }
+        }
+        out
+    }
+
+    /// The trainable parameters of the interventions (linked interventions counted once).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.unique_interventions()
+            .into_iter()
+            .flat_map(|iv| iv.vars())
+            .collect()
+    }
+
+    /// Number of trainable scalars in the interventions (pyvene's `count_parameters`; the
+    /// model's weights are frozen and never counted).
+    pub fn count_parameters(&self) -> usize {
+        self.trainable_vars().iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// Moves the interventions (and constant sources) to `device`; the model must be on it
+    /// too for a forward.
+    pub fn interventions_to_device(&mut self, device: &Device) -> Result<()> {
+        self.map_interventions(|iv| iv.to_device(device), |t| t.to_device(device))
+    }
+
+    /// Casts the interventions' parameters (and constant sources) to `dtype`.
+    pub fn interventions_to_dtype(&mut self, dtype: DType) -> Result<()> {
+        self.map_interventions(|iv| iv.to_dtype(dtype), |t| t.to_dtype(dtype))
+    }
+
+    fn map_interventions(
+        &mut self,
+        f: impl Fn(&dyn Intervention) -> vene_interventions::Result<Box<dyn Intervention>>,
+        g: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<()> {
+        let mut done: Vec<(Arc<dyn Intervention>, Arc<dyn Intervention>)> = Vec::new();
+        for s in &mut self.slots {
+            let new = match done
+                .iter()
+                .find(|(old, _)| Arc::ptr_eq(old, &s.intervention))
+            {
+                Some((_, new)) => new.clone(),
+                None => {
+                    let new: Arc<dyn Intervention> = Arc::from(f(s.intervention.as_ref())?);
+                    done.push((s.intervention.clone(), new.clone()));
+                    new
+                }
+            };
+            s.intervention = new;
+            if let Some(c) = &s.constant_source {
+                s.constant_source = Some(g(c)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Groups by group key (all set or none; ascending in config order), else one per intervention.
+fn group_slots(reprs: &[RepresentationConfig]) -> Result<Vec<Vec<usize>>> {
+    let keys: Vec<Option<i64>> = reprs.iter().map(|r| r.group_key).collect();
+    if keys.iter().all(Option::is_none) {
+        return Ok((0..reprs.len()).map(|i| vec![i]).collect());
+    }
+    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
+    let mut last = i64::MIN;
+    for (i, k) in keys.iter().enumerate() {
+        let k = k.ok_or_else(|| {
+            VeneError::Config(format!(
+                "representation {i} has no group_key; when one has a group key, all must"
+            ))
+        })?;
+        if k < last {
+            return Err(VeneError::Config(format!(
+                "group keys must be in ascending order; representation {i} has {k} after {last}"
+            )));
+        }
+        last = k;
+        match groups.last_mut() {
+            Some((gk, members)) if *gk == k => members.push(i),
+            _ => groups.push((k, vec![i])),
+        }
+    }
+    Ok(groups.into_iter().map(|(_, m)| m).collect())
+}

@@ -1,0 +1,44 @@
+//! vene: causal interventions on transformer internals (a Rust pyvene), with first-class
+//! autoencoder / SAE interventions.
+//!
+//! - [`IntervenableConfig`] / [`RepresentationConfig`]: where to intervene (layer, component,
+//!   unit) and with what (pyvene's intervention type names), serde JSON with pyvene's defaults.
+//! - [`IntervenableModel`]: a model with those interventions; [`IntervenableModel::forward`]
+//!   runs the sources and the intervened base ([`ForwardRequest`], [`UnitLocations`],
+//!   [`Subspaces`]).
+//!
+//! The crates underneath are re-exported: [`hooks`], [`autoencoder`], [`kernels`],
+//! [`interventions`], [`models`].
+
+pub use vene_autoencoder as autoencoder;
+pub use vene_hooks as hooks;
+pub use vene_interventions as interventions;
+pub use vene_kernels as kernels;
+pub use vene_models as models;
+
+mod autoencoder_helper;
+mod config;
+mod error;
+mod forward;
+mod generate;
+mod hooks_impl;
+mod intervenable;
+mod load_pyvene;
+mod locations;
+mod save;
+mod subspaces;
+mod train;
+
+pub use autoencoder_helper::{
+    get_intervenable_with_autoencoder, get_intervenable_with_custom_autoencoder,
+};
+pub use config::{IntervenableConfig, Mode, RepresentationConfig, FORMAT_VERSION};
+pub use error::{Result, VeneError};
+pub use forward::{ForwardOutput, ForwardRequest, Input};
+pub use generate::InterveneOn;
+pub use intervenable::IntervenableModel;
+pub use load_pyvene::{module_path_component, pyvene_type_name};
+pub use locations::{LocSpec, UnitLoc, UnitLocations};
+pub use save::state_file_name;
+pub use subspaces::Subspaces;
+pub use train::last_position_cross_entropy;

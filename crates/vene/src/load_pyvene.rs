@@ -1,0 +1,209 @@
+//! Loading folders saved by pyvene: `config.json` with 14-element representation lists and
+//! class-name intervention types, and `intkey_<key>.bin` torch pickles.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::Tensor;
+use serde_json::Value;
+use vene_hooks::{Component, Unit};
+use vene_models::LanguageModel;
+
+use crate::config::{IntervenableConfig, Mode, RepresentationConfig};
+use crate::{IntervenableModel, Result, VeneError};
+
+/// Whether `json` is a pyvene `config.json` (representations stored as lists).
+pub(crate) fn is_pyvene_config(json: &Value) -> bool {
+    json.get("intervention_types").is_some()
+        && json
+            .get("representations")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().all(Value::is_array))
+}
+
+/// pyvene's class string `"<class 'pyvene.models.interventions.X'>"` (or a bare `X`) to `X`.
+pub fn pyvene_type_name(s: &str) -> &str {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("<class '")
+        .and_then(|x| x.strip_suffix("'>"))
+        .unwrap_or(s);
+    s.rsplit('.').next().unwrap_or(s)
+}
+
+/// Maps a HuggingFace module path of pyvene's string components
+/// (`transformer.h[0].mlp.output`, `model.layers[1].self_attn.o_proj.input`) to a layer and a
+/// component, for the model type `model_type` ("gpt2" or "llama").
+///
+/// ```
+/// use vene::{module_path_component, hooks::Component};
+/// assert_eq!(module_path_component("transformer.h[0].mlp.output", "gpt2")?, (0, Component::MlpOutput));
+/// assert_eq!(module_path_component("model.layers[1].self_attn.o_proj.input", "llama")?,
+///            (1, Component::AttentionValueOutput));
+/// assert!(module_path_component("transformer.h[0].attn.c_attn.output", "gpt2").is_err());
+/// # Ok::<(), vene::VeneError>(())
+/// ```
+pub fn module_path_component(path: &str, model_type: &str) -> Result<(usize, Component)> {
+    let unmapped = || VeneError::UnmappedModulePath(path.to_string());
+    let prefix = match model_type {
+        "gpt2" => "transformer.h[",
+        "llama" => "model.layers[",
+        _ => return Err(unmapped()),
+    };
+    let rest = path.strip_prefix(prefix).ok_or_else(unmapped)?;
+    let (layer, rest) = rest.split_once("].").ok_or_else(unmapped)?;
+    let layer: usize = layer.parse().map_err(|_| unmapped())?;
+    let c = match (model_type, rest) {
+        (_, "output") => Component::BlockOutput,
+        (_, "input") => Component::BlockInput,
+        (_, "mlp.output") => Component::MlpOutput,
+        (_, "mlp.input") => Component::MlpInput,
+        ("gpt2", "attn.output") | ("llama", "self_attn.output") => Component::AttentionOutput,
+        ("gpt2", "attn.input") | ("llama", "self_attn.input") => Component::AttentionInput,
+        ("gpt2", "mlp.act.output") | ("llama", "mlp.act_fn.output") => Component::MlpActivation,
+        ("gpt2", "attn.c_proj.input") | ("llama", "self_attn.o_proj.input") => {
+            Component::AttentionValueOutput
+        }
+        ("llama", "self_attn.q_proj.output") => Component::QueryOutput,
+        ("llama", "self_attn.k_proj.output") => Component::KeyOutput,
+        ("llama", "self_attn.v_proj.output") => Component::ValueOutput,
+        _ => return Err(unmapped()),
+    };
+    Ok((layer, c))
+}
+
+fn cfg_err(path: &Path, msg: String) -> VeneError {
+    VeneError::SavedFile {
+        path: path.display().to_string(),
+        reason: msg,
+    }
+}
+
+fn opt_usize(v: Option<&Value>) -> Option<usize> {
+    v.and_then(Value::as_u64)
+        .and_then(|x| usize::try_from(x).ok())
+}
+
+/// One pyvene representation list: layer, component, unit, max_number_of_units,
+/// low_rank_dimension, intervention_type, intervention, subspace_partition, group_key,
+/// intervention_link_key, moe_key, source_representation, hidden_source_representation,
+/// latent_dim.
+fn parse_repr(
+    list: &[Value],
+    model_type: &str,
+    where_: &Path,
+    i: usize,
+) -> Result<RepresentationConfig> {
+    let err = |m: String| cfg_err(where_, format!("representation {i}: {m}"));
+    let layer = opt_usize(list.first()).unwrap_or(0);
+    let comp_str = list
+        .get(1)
+        .and_then(Value::as_str)
+        .unwrap_or("block_output");
+    let (layer, component) = match comp_str.parse::<Component>() {
+        Ok(c) => (layer, c),
+        Err(_) if comp_str.contains('.') => module_path_component(comp_str, model_type)?,
+        Err(e) => return Err(err(e.to_string())),
+    };
+    let unit: Unit = list
+        .get(2)
+        .and_then(Value::as_str)
+        .unwrap_or("pos")
+        .parse()
+        .map_err(|e: vene_hooks::HookError| err(e.to_string()))?;
+    let mut r = RepresentationConfig::new(layer, component).unit(unit);
+    r.max_number_of_units = opt_usize(list.get(3)).unwrap_or(1);
+    r.low_rank_dimension = opt_usize(list.get(4));
+    r.subspace_partition = match list.get(7) {
+        Some(v) if !v.is_null() => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| err(format!("subspace_partition: {e}")))?,
+        ),
+        _ => None,
+    };
+    r.group_key = list.get(8).and_then(Value::as_i64);
+    r.intervention_link_key = list.get(9).and_then(Value::as_i64);
+    r.latent_dim = opt_usize(list.get(13));
+    Ok(r)
+}
+
+/// Loads a pyvene-saved folder onto `model`.
+pub(crate) fn load_pyvene<M: LanguageModel>(
+    dir: &Path,
+    json: &Value,
+    model: M,
+) -> Result<IntervenableModel<M>> {
+    let cfg_path = dir.join("config.json");
+    let model_type = vene_hooks::HookableModel::model_type(&model).to_string();
+    let reprs = json
+        .get("representations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| cfg_err(&cfg_path, "no representations".into()))?;
+    let types = json
+        .get("intervention_types")
+        .and_then(Value::as_array)
+        .ok_or_else(|| cfg_err(&cfg_path, "no intervention_types".into()))?;
+    if types.len() != reprs.len() {
+        return Err(cfg_err(
+            &cfg_path,
+            format!(
+                "{} intervention types for {} representations",
+                types.len(),
+                reprs.len()
+            ),
+        ));
+    }
+    let dims = json
+        .get("intervention_dimensions")
+        .and_then(Value::as_array);
+    let keys: Option<Vec<String>> = json
+        .get("sorted_keys")
+        .and_then(|k| serde_json::from_value(k.clone()).ok());
+    let mut out = Vec::with_capacity(reprs.len());
+    for (i, (r, t)) in reprs.iter().zip(types).enumerate() {
+        let list = r.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let mut repr = parse_repr(list, &model_type, &cfg_path, i)?;
+        let t = t
+            .as_str()
+            .ok_or_else(|| cfg_err(&cfg_path, format!("intervention type {i} is not a string")))?;
+        repr.intervention_type = Some(pyvene_type_name(t).to_string());
+        // a list: those dims; an int k: the first k (pyvene's interchange_dim buffer)
+        if let Some(d) = dims.and_then(|d| d.get(i)).filter(|d| !d.is_null()) {
+            repr.hyperparams.insert("interchange_dim".into(), d.clone());
+        }
+        out.push(repr);
+    }
+    let mode = match json.get("mode").and_then(Value::as_str) {
+        Some("serial") => Mode::Serial,
+        _ => Mode::Parallel,
+    };
+    let mut states: HashMap<String, Vec<(String, Tensor)>> = HashMap::new();
+    for key in keys.iter().flatten() {
+        let file = dir.join(format!("intkey_{key}.bin"));
+        if file.exists() {
+            let tensors =
+                candle_core::pickle::read_all(&file).map_err(|e| VeneError::SavedFile {
+                    path: file.display().to_string(),
+                    reason: format!("cannot read the torch pickle: {e}"),
+                })?;
+            let tensors = tensors
+                .into_iter()
+                .map(|(k, t)| Ok((k, t.to_device(vene_models::LanguageModel::device(&model))?)))
+                .collect::<Result<Vec<_>>>()?;
+            states.insert(key.clone(), tensors);
+        }
+    }
+    for (i, r) in out.iter_mut().enumerate() {
+        let state = keys
+            .as_ref()
+            .and_then(|k| k.get(i))
+            .and_then(|k| states.get(k));
+        if let Some((_, c)) =
+            state.and_then(|s| s.iter().find(|(k, _)| k == "source_representation"))
+        {
+            r.source_representation = Some(c.clone());
+        }
+    }
+    let cfg = IntervenableConfig::new(out).mode(mode);
+    IntervenableModel::build(cfg, model, &states, keys)
+}

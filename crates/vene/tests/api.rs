@@ -1,0 +1,383 @@
+//! Facade behaviour: serial mode, skip, threads, generation, and bad input.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor};
+use common::*;
+use vene::autoencoder::AutoencoderLayer;
+use vene::hooks::{Component, HookError, NoHooks, Unit};
+use vene::interventions::InterventionError;
+use vene::models::GenerationConfig;
+use vene::{
+    get_intervenable_with_autoencoder, ForwardRequest, IntervenableConfig, IntervenableModel,
+    InterveneOn, Mode, RepresentationConfig, UnitLoc, UnitLocations, VeneError,
+};
+
+fn ids(o: &std::collections::HashMap<String, Tensor>, m: &str) -> (Tensor, Tensor) {
+    (
+        get(o, &format!("{m}.base_input_ids")),
+        get(o, &format!("{m}.source_input_ids")),
+    )
+}
+
+#[test]
+fn serial_mode_chains_sources() {
+    let o = oracle("gpt2");
+    let (base, src) = ids(&o, "gpt2");
+    // source 1 is the source with its rows swapped, so that the chain is visible
+    let src1 = Tensor::cat(
+        &[
+            src.get(1).unwrap().unsqueeze(0).unwrap(),
+            src.get(0).unwrap().unsqueeze(0).unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
+    let cfg = IntervenableConfig::from_components([
+        (0, Component::BlockOutput, "VanillaIntervention"),
+        (0, Component::BlockOutput, "VanillaIntervention"),
+    ])
+    .mode(Mode::Serial);
+    let im = IntervenableModel::new(cfg, model("gpt2")).unwrap();
+    let locs = UnitLocations::from_json_str(
+        r#"{"source_0->source_1": [[[[5],[5]]], [[[1],[1]]]], "source_1->base": [[[[1],[1]]], [[[3],[3]]]]}"#,
+    )
+    .unwrap();
+    let serial = im
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(src.clone())
+                .source(src1.clone())
+                .locations(locs),
+        )
+        .unwrap()
+        .intervened;
+    // a full swap chained through source 1's position 1 is source 0's position 5 into base 3
+    let single = IntervenableModel::new(
+        IntervenableConfig::from_components([(0, Component::BlockOutput, "VanillaIntervention")]),
+        model("gpt2"),
+    )
+    .unwrap();
+    let direct = single
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(src)
+                .locations(UnitLocations::pair(5, 3)),
+        )
+        .unwrap()
+        .intervened;
+    assert!(max_abs_diff(&serial, &direct) <= 1e-6);
+    let from_src1 = single
+        .forward(
+            &ForwardRequest::new(base)
+                .source(src1)
+                .locations(UnitLocations::pair(1, 3)),
+        )
+        .unwrap()
+        .intervened;
+    assert!(max_abs_diff(&serial, &from_src1) > 1e-4);
+}
+
+#[test]
+fn skip_replaces_output_by_input_and_groups_share_a_source() {
+    let o = oracle("gpt2");
+    let (base, _) = ids(&o, "gpt2");
+    let cfg = IntervenableConfig::from_components([
+        (1, Component::BlockOutput, "SkipIntervention"),
+        (1, Component::BlockOutput, "CollectIntervention"),
+    ]);
+    let im = IntervenableModel::new(cfg, model("gpt2")).unwrap();
+    let out = im
+        .forward(
+            &ForwardRequest::new(base).locations(UnitLocations::base(vec![vec![vec![3]; 2]; 2])),
+        )
+        .unwrap();
+    let block_in = get(&o, "gpt2.sweep.collect.l1.block_input.base_allpos");
+    let expected = block_in.narrow(1, 3, 1).unwrap();
+    assert!(max_abs_diff(&out.collected[0], &expected) <= 1e-5);
+    // group keys: two interventions, one group, one source
+    let cfg = IntervenableConfig::new(vec![
+        RepresentationConfig::new(0, Component::BlockOutput).group_key(0),
+        RepresentationConfig::new(1, Component::BlockOutput).group_key(0),
+    ]);
+    let im = IntervenableModel::new(cfg, model("gpt2")).unwrap();
+    assert_eq!(im.n_groups(), 1);
+    let bad = IntervenableConfig::new(vec![
+        RepresentationConfig::new(0, Component::BlockOutput).group_key(1),
+        RepresentationConfig::new(1, Component::BlockOutput).group_key(0),
+    ]);
+    assert!(matches!(
+        IntervenableModel::new(bad, model("gpt2")),
+        Err(VeneError::Config(_))
+    ));
+}
+
+fn ae_intervenable() -> IntervenableModel<vene::models::Model> {
+    let o = oracle("gpt2");
+    let t = |n: &str| get(&o, &format!("gpt2.ae_idx.autoencoder.{n}"));
+    let layer = AutoencoderLayer::from_tensors(
+        t("encoder.0.weight"),
+        t("encoder.0.bias"),
+        t("decoder.0.weight"),
+        t("decoder.0.bias"),
+    )
+    .unwrap();
+    get_intervenable_with_autoencoder(model("gpt2"), layer, vec![3, 7, 11, 20, 31], 1).unwrap()
+}
+
+#[test]
+fn forwards_from_threads_match_sequential() {
+    let im = ae_intervenable();
+    let o = oracle("gpt2");
+    let (base, src) = ids(&o, "gpt2");
+    let reqs: Vec<ForwardRequest> = (0..4)
+        .map(|i| {
+            ForwardRequest::new(base.clone())
+                .source(src.clone())
+                .locations(UnitLocations::pair(5 - i % 2, 3 + i % 3))
+        })
+        .collect();
+    let seq: Vec<Tensor> = reqs
+        .iter()
+        .map(|r| im.forward(r).unwrap().intervened)
+        .collect();
+    let par: Vec<Tensor> = std::thread::scope(|s| {
+        let hs: Vec<_> = reqs
+            .iter()
+            .map(|r| s.spawn(|| im.forward(r).unwrap().intervened))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (a, b) in seq.iter().zip(&par) {
+        assert_eq!(max_abs_diff(a, b), 0.0);
+    }
+    assert!(max_abs_diff(&seq[0], &seq[1]) > 0.0);
+}
+
+#[test]
+fn generate_intervenes_on_the_prompt_or_the_steps() {
+    let o = oracle("gpt2");
+    let (base, src) = ids(&o, "gpt2");
+    let prompt = base.get(0).unwrap().unsqueeze(0).unwrap();
+    let source = src.get(0).unwrap().unsqueeze(0).unwrap();
+    let cfg =
+        IntervenableConfig::from_components([(0, Component::BlockInput, "VanillaIntervention")]);
+    let im = IntervenableModel::new(cfg, model("gpt2")).unwrap();
+    let gen = GenerationConfig {
+        max_new_tokens: 6,
+        ..Default::default()
+    };
+    // swapping block_input of layer 0 at the same position swaps the token
+    let req = ForwardRequest::new(prompt.clone())
+        .source(source.clone())
+        .locations(UnitLocations::position(5));
+    let ours = im.generate(&req, InterveneOn::Prompt, &gen).unwrap();
+    let mut tokens = prompt
+        .squeeze(0)
+        .unwrap()
+        .to_dtype(DType::U32)
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap();
+    let src_tokens = source
+        .squeeze(0)
+        .unwrap()
+        .to_dtype(DType::U32)
+        .unwrap()
+        .to_vec1::<u32>()
+        .unwrap();
+    tokens[5] = src_tokens[5];
+    let expected = vene::models::generate(im.model(), &tokens, &gen, &mut NoHooks).unwrap();
+    assert_eq!(ours, expected);
+    // on generated steps: a constant zero embedding on every new token changes the tail
+    let zero = IntervenableModel::new(
+        IntervenableConfig::from_components([(0, Component::BlockInput, "ZeroIntervention")]),
+        model("gpt2"),
+    )
+    .unwrap();
+    let plain = vene::models::generate(zero.model(), &tokens, &gen, &mut NoHooks).unwrap();
+    let req = ForwardRequest::new(
+        Tensor::new(tokens.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap(),
+    );
+    let steps = zero
+        .generate(&req, InterveneOn::GeneratedSteps, &gen)
+        .unwrap();
+    assert_eq!(steps[0], plain[0], "the prompt is not intervened");
+    assert_ne!(steps, plain);
+}
+
+#[test]
+fn bad_input_gets_typed_errors() {
+    let o = oracle("gpt2");
+    let (base, src) = ids(&o, "gpt2");
+    let im = IntervenableModel::new(
+        IntervenableConfig::from_components([(0, Component::BlockOutput, "VanillaIntervention")]),
+        model("gpt2"),
+    )
+    .unwrap();
+    // source batch
+    let one = src.narrow(0, 0, 1).unwrap();
+    let e = im
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(one)
+                .locations(UnitLocations::pair(1, 1)),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::SourceBatch {
+                source_index: 0,
+                got: 1,
+                base: 2
+            }
+        ),
+        "{e}"
+    );
+    // position beyond the sequence (base has 6 tokens)
+    let e = im
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(src.clone())
+                .locations(UnitLocations::pair(1, 6)),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::Hook(HookError::PositionOutOfRange {
+                position: 6,
+                len: 6,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    // head beyond n_heads (GPT-2 tiny has 2)
+    let heads = IntervenableModel::new(
+        IntervenableConfig::new(vec![RepresentationConfig::new(
+            1,
+            Component::HeadQueryOutput,
+        )
+        .unit(Unit::HPos)]),
+        model("gpt2"),
+    )
+    .unwrap();
+    let loc = |h: usize| Some(UnitLoc::head_positions(vec![vec![h]; 2], vec![vec![1]; 2]));
+    let e = heads
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(src.clone())
+                .locations(UnitLocations::full(Some(vec![loc(0)]), vec![loc(2)])),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::Hook(HookError::HeadOutOfRange {
+                head: 2,
+                n_heads: 2,
+                ..
+            })
+        ),
+        "{e}"
+    );
+    // dims beyond latent_dim, autoencoder width
+    let dev = Device::Cpu;
+    let ae = AutoencoderLayer::new(16, 32, DType::F32, &dev).unwrap();
+    let e = get_intervenable_with_autoencoder(model("gpt2"), ae, vec![3, 32], 1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::LatentDimOutOfRange {
+                dim: 32,
+                latent_dim: 32
+            }
+        ),
+        "{e}"
+    );
+    let ae8 = AutoencoderLayer::new(8, 32, DType::F32, &dev).unwrap();
+    let e = get_intervenable_with_autoencoder(model("gpt2"), ae8, vec![1], 1).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::AutoencoderWidth {
+                input_dim: 8,
+                width: 16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // unknown intervention type, unknown component, layer out of range
+    let cfg = IntervenableConfig::from_components([(0, Component::BlockOutput, "FooIntervention")]);
+    let e = IntervenableModel::new(cfg, model("gpt2")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::Intervention(InterventionError::UnknownType(_))
+        ),
+        "{e}"
+    );
+    assert!(IntervenableConfig::from_json_str(r#"{"component": "block_outptu"}"#).is_err());
+    let cfg =
+        IntervenableConfig::from_components([(5, Component::BlockOutput, "VanillaIntervention")]);
+    let e = IntervenableModel::new(cfg, model("gpt2")).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::Hook(HookError::LayerOutOfRange {
+                layer: 5,
+                n_layers: 2
+            })
+        ),
+        "{e}"
+    );
+    // an intervention error raised inside the model is given back as itself
+    let sub = vene::Subspaces::Ids(vec![16]);
+    let e = im
+        .forward(
+            &ForwardRequest::new(base)
+                .source(src)
+                .locations(UnitLocations::pair(1, 1))
+                .subspaces(sub),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VeneError::Intervention(InterventionError::DimOutOfRange { index: 16, .. })
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn left_padded_batch_matches_the_fixture() {
+    let o = oracle("gpt2");
+    let (base, src) = ids(&o, "gpt2");
+    let im = ae_intervenable();
+    // example 1 keeps its first 5 tokens, left-padded by one
+    let b = base.to_dtype(DType::U32).unwrap().to_vec2::<u32>().unwrap();
+    let rows = vec![b[0].clone(), [vec![0], b[1][..5].to_vec()].concat()];
+    let padded = Tensor::new(rows, &Device::Cpu).unwrap();
+    let mask = Tensor::new(vec![vec![1u32; 6], vec![0, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap();
+    let locs =
+        UnitLocations::sources_to_base(vec![vec![vec![5], vec![6]]], vec![vec![vec![4], vec![3]]]);
+    let out = im
+        .forward(
+            &ForwardRequest::new(vene::Input::with_mask(padded, mask))
+                .source(src)
+                .locations(locs),
+        )
+        .unwrap();
+    let expected = get(&o, "gpt2.ae_idx.intervened_logits");
+    let ours_row1 = out.intervened.get(1).unwrap().narrow(0, 1, 5).unwrap();
+    let exp_row1 = expected.get(1).unwrap().narrow(0, 0, 5).unwrap();
+    assert!(max_abs_diff(&ours_row1, &exp_row1) <= 1e-5);
+    assert!(max_abs_diff(&out.intervened.get(0).unwrap(), &expected.get(0).unwrap()) <= 1e-5);
+}

@@ -1,0 +1,527 @@
+//! The vene tutorial: find an SAE feature that carries a causal variable, and test it with
+//! interchange interventions, as RAVEL does. Runs offline in about a minute:
+//!
+//! ```text
+//! cargo run --release -p vene-cli --example autoencoder_tutorial
+//! ```
+//!
+//! 1. Train a 2-layer GPT-2 on a synthetic entity-attribute task (32 entities, each with a color
+//!    and a size; the prompt names an entity and an attribute, the answer is its value).
+//! 2. Collect `block_output` activations at one layer and position (a Collect intervention).
+//! 3. Train a sparse autoencoder on them.
+//! 4. Wrap the model with `get_intervenable_with_autoencoder` and find the latents that carry
+//!    the entity's color.
+//! 5. Interchange those latents from source entities into base entities: the interchange
+//!    intervention accuracy (IIA) on color, the isolation on size; compare with a full
+//!    `block_output` (Vanilla) interchange.
+//! 6. Save the intervenable model, load it back, check the outputs are the same.
+//!
+//! docs/tutorial.md walks through this file step by step, with the output of a real run.
+
+use candle_core::{DType, Device, Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use clap::Parser;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use vene::autoencoder::{metrics, train, Autoencoder, AutoencoderLayer, TrainConfig};
+use vene::hooks::Component;
+use vene::models::{Gpt2Config, LanguageModel, Model};
+use vene::{
+    get_intervenable_with_autoencoder, ForwardRequest, IntervenableConfig, IntervenableModel,
+    RepresentationConfig, Subspaces, UnitLocations,
+};
+use vene_cli::{toy, CliError, Result};
+
+/// Knobs of the tutorial (the smoke test runs it with small step counts).
+#[derive(Debug, Clone, Parser)]
+struct Options {
+    /// Seed of everything random (weights, SAE init, source pairing).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Most training steps of the GPT-2 (stops earlier once every answer is right).
+    #[arg(long, default_value_t = 400)]
+    model_steps: usize,
+    /// Training steps of the SAE.
+    #[arg(long, default_value_t = 1500)]
+    sae_steps: usize,
+    /// Latents of the SAE.
+    #[arg(long, default_value_t = 128)]
+    latent_dim: usize,
+    /// L1 coefficient of the SAE.
+    #[arg(long, default_value_t = 0.1)]
+    l1: f64,
+    /// How many latents to interchange.
+    #[arg(long, default_value_t = 8)]
+    n_dims: usize,
+    /// Where to save the intervenable model (default: a temporary folder).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+}
+
+// ---------------------------------------------------------------- step 1: the task and model
+
+const FILLERS: [&str; 4] = ["the", "so", "now", "well"];
+const COLORS: [&str; 4] = ["red", "green", "blue", "yellow"];
+const SIZES: [&str; 3] = ["small", "medium", "large"];
+const N_ENTITIES: usize = 32;
+/// Prompts are `[filler, entity, attribute]`; the answer is predicted at the last token.
+const LAST: usize = 2;
+/// The layer whose `block_output` we intervene on.
+const LAYER: usize = 0;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attribute {
+    Color,
+    Size,
+}
+
+/// One prompt: a filler word, an entity, the attribute asked about.
+#[derive(Clone, Copy, Debug)]
+struct Prompt {
+    filler: usize,
+    entity: usize,
+    attribute: Attribute,
+}
+
+/// The synthetic world: a word-level vocabulary, and each entity's color and size.
+struct World {
+    vocab: Vec<String>,
+}
+
+impl World {
+    fn new() -> Self {
+        let mut vocab: Vec<String> = FILLERS.iter().map(|s| s.to_string()).collect();
+        vocab.extend((0..N_ENTITIES).map(|i| format!("e{i:02}")));
+        vocab.extend(["color", "size"].map(String::from));
+        vocab.extend(COLORS.iter().chain(SIZES.iter()).map(|s| s.to_string()));
+        Self { vocab }
+    }
+    fn color(&self, entity: usize) -> usize {
+        entity % COLORS.len()
+    }
+    fn size(&self, entity: usize) -> usize {
+        (entity / COLORS.len()) % SIZES.len()
+    }
+    fn id(&self, word: &str) -> u32 {
+        self.vocab.iter().position(|w| w == word).unwrap_or(0) as u32
+    }
+    fn tokens(&self, p: Prompt) -> [u32; 3] {
+        let attr = match p.attribute {
+            Attribute::Color => "color",
+            Attribute::Size => "size",
+        };
+        [p.filler as u32, (FILLERS.len() + p.entity) as u32, self.id(attr)]
+    }
+    fn answer(&self, p: Prompt) -> u32 {
+        match p.attribute {
+            Attribute::Color => self.id(COLORS[self.color(p.entity)]),
+            Attribute::Size => self.id(SIZES[self.size(p.entity)]),
+        }
+    }
+    fn prompts(&self) -> Vec<Prompt> {
+        let mut v = Vec::new();
+        for entity in 0..N_ENTITIES {
+            for filler in 0..FILLERS.len() {
+                for attribute in [Attribute::Color, Attribute::Size] {
+                    v.push(Prompt { filler, entity, attribute });
+                }
+            }
+        }
+        v
+    }
+    /// Token ids `[n, 3]` and answers `[n]`.
+    fn batch(&self, prompts: &[Prompt], device: &Device) -> Result<(Tensor, Tensor)> {
+        let ids: Vec<u32> = prompts.iter().flat_map(|p| self.tokens(*p)).collect();
+        let answers: Vec<u32> = prompts.iter().map(|p| self.answer(*p)).collect();
+        Ok((
+            Tensor::from_vec(ids, (prompts.len(), 3), device)?,
+            Tensor::from_vec(answers, prompts.len(), device)?,
+        ))
+    }
+}
+
+/// The predicted token at the last position of each prompt, from logits `[n, 3, vocab]`.
+fn predictions(logits: &Tensor) -> Result<Vec<u32>> {
+    Ok(logits.get_on_dim(1, LAST)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}
+
+/// Step 1: a 2-layer GPT-2 (width 64) trained on every prompt until it answers all of them.
+fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model, f64, usize)> {
+    let cfg = Gpt2Config {
+        n_positions: 8,
+        ..Gpt2Config::tiny(world.vocab.len(), 64, 2, 4)
+    };
+    let (gpt2, varmap) = toy::seeded_gpt2(&cfg, opts.seed, device)?;
+    let model = Model::Gpt2(gpt2);
+    let (ids, answers) = world.batch(&world.prompts(), device)?;
+    let params = ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() };
+    let mut opt = AdamW::new(varmap.all_vars(), params)?;
+    let (mut accuracy, mut steps) = (0.0, 0);
+    while steps < opts.model_steps {
+        let logits = model.forward(&ids, None, &mut vene::hooks::NoHooks)?.get_on_dim(1, LAST)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &answers)?;
+        accuracy = logits
+            .argmax(D::Minus1)?
+            .eq(&answers)?
+            .to_dtype(DType::F32)?
+            .mean_all()?
+            .to_scalar::<f32>()? as f64;
+        let loss_value = loss.to_scalar::<f32>()?;
+        if steps % 50 == 0 {
+            println!("  step {steps:4}  loss {loss_value:.4}  accuracy {:5.1}%", accuracy * 100.0);
+        }
+        if accuracy == 1.0 && loss_value < 0.01 {
+            break;
+        }
+        opt.backward_step(&loss)?;
+        steps += 1;
+    }
+    println!("  trained in {steps} steps: accuracy {:.1}%", accuracy * 100.0);
+    Ok((model, accuracy, steps))
+}
+
+// ---------------------------------------------------------------- steps 2-6
+
+/// SAE quality on the collected activations.
+#[derive(Debug, Clone)]
+struct SaeReport {
+    mse: f64,
+    l0: f64,
+    explained_variance: f64,
+    dead_fraction: f64,
+}
+
+/// One row of the RAVEL table.
+#[derive(Debug, Clone)]
+struct Row {
+    method: String,
+    /// Color queries whose answer became the source's color.
+    iia_color: f64,
+    /// Size queries whose answer stayed the base's size.
+    isolation_size: f64,
+}
+
+/// What a run of the tutorial measured.
+#[derive(Debug, Clone)]
+struct Report {
+    model_accuracy: f64,
+    activations_shape: Vec<usize>,
+    sae: SaeReport,
+    color_dims: Vec<usize>,
+    rows: Vec<Row>,
+    reload_max_diff: f32,
+}
+
+/// Step 2: `block_output` of `LAYER` at the last token of every prompt, `[n, 64]`.
+fn collect(model: &Model, ids: &Tensor) -> Result<Tensor> {
+    let config = IntervenableConfig::new(vec![RepresentationConfig::new(
+        LAYER,
+        Component::BlockOutput,
+    )
+    .intervention_type("CollectIntervention")]);
+    let collector = IntervenableModel::new(config, model.clone())?;
+    let request = ForwardRequest::new(ids.clone()).locations(UnitLocations::base_position(LAST));
+    let out = collector.forward(&request)?;
+    let collected = out.collected.first().ok_or_else(|| CliError::invalid("nothing collected"))?;
+    Ok(collected.squeeze(1)?)
+}
+
+/// Step 3: an SAE trained on the activations, and its quality.
+fn train_sae(acts: &Tensor, opts: &Options) -> Result<(AutoencoderLayer, SaeReport)> {
+    let sae = toy::seeded_autoencoder(acts.dim(1)?, opts.latent_dim, opts.seed, acts.device())?;
+    let cfg = TrainConfig {
+        lr: 3e-3,
+        total_steps: Some(opts.sae_steps),
+        l1_coefficient: opts.l1,
+        l1_warm_up_steps: opts.sae_steps / 10,
+        log_every: (opts.sae_steps / 5).max(1),
+        ..Default::default()
+    };
+    // Mini-batches of 128 rows, drawn with the tutorial's seed.
+    let mut rng = StdRng::seed_from_u64(opts.seed);
+    let n = acts.dim(0)?;
+    let batches = std::iter::repeat_with(move || {
+        let rows: Vec<u32> = (0..128).map(|_| rng.random_range(0..n as u32)).collect();
+        let rows = Tensor::new(rows.as_slice(), acts.device())?;
+        Ok(acts.index_select(&rows, 0)?)
+    });
+    train(&sae, batches, &cfg, |p| {
+        println!(
+            "  step {:5}  mse {:.4}  L0 {:5.1}  explained variance {:.3}  dead {:.2}",
+            p.step, p.mse, p.l0, p.explained_variance, p.dead_fraction
+        )
+    })?;
+    let (recon, z) = sae.forward(acts, true)?;
+    let z = z.ok_or_else(|| CliError::invalid("no latents"))?;
+    let report = SaeReport {
+        mse: metrics::mse(acts, &recon)?,
+        l0: metrics::l0(&z)?,
+        explained_variance: metrics::explained_variance(acts, &recon)?,
+        dead_fraction: metrics::dead_fraction(&z)?,
+    };
+    Ok((sae, report))
+}
+
+/// Step 4: the latents whose mean activation differs most between colors (on color queries),
+/// relative to their spread: the ratio of between-color variance to total variance.
+fn color_latents(world: &World, prompts: &[Prompt], z: &Tensor, k: usize) -> Result<Vec<usize>> {
+    let z = z.to_vec2::<f32>()?;
+    let latent_dim = z.first().map_or(0, Vec::len);
+    let rows: Vec<(usize, &Vec<f32>)> = prompts
+        .iter()
+        .zip(&z)
+        .filter(|(p, _)| p.attribute == Attribute::Color)
+        .map(|(p, row)| (world.color(p.entity), row))
+        .collect();
+    let mut scores: Vec<(f64, usize)> = (0..latent_dim)
+        .map(|j| {
+            let n = rows.len() as f64;
+            let mean = rows.iter().map(|(_, r)| r[j] as f64).sum::<f64>() / n;
+            let total: f64 = rows.iter().map(|(_, r)| (r[j] as f64 - mean).powi(2)).sum();
+            let between: f64 = (0..COLORS.len())
+                .map(|c| {
+                    let class: Vec<f64> =
+                        rows.iter().filter(|(cc, _)| *cc == c).map(|(_, r)| r[j] as f64).collect();
+                    let m = class.iter().sum::<f64>() / class.len().max(1) as f64;
+                    class.len() as f64 * (m - mean).powi(2)
+                })
+                .sum();
+            // Dead or constant latents score 0; weight by the latent's spread so that a latent
+            // that fires weakly but cleanly does not beat one that carries the variable.
+            let score = if total > 1e-9 { between / total * total.sqrt() } else { 0.0 };
+            (score, j)
+        })
+        .collect();
+    scores.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(scores.into_iter().take(k).map(|(_, j)| j).collect())
+}
+
+/// For each base prompt, a source prompt: same filler and attribute, an entity with a different
+/// color and a different size (so that both metrics count every pair).
+fn source_prompts(world: &World, prompts: &[Prompt], seed: u64) -> Vec<Prompt> {
+    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
+    prompts
+        .iter()
+        .map(|p| {
+            let mut candidates: Vec<usize> = (0..N_ENTITIES)
+                .filter(|&e| {
+                    world.color(e) != world.color(p.entity) && world.size(e) != world.size(p.entity)
+                })
+                .collect();
+            candidates.shuffle(&mut rng);
+            Prompt { entity: candidates.first().copied().unwrap_or(p.entity), ..*p }
+        })
+        .collect()
+}
+
+/// Step 5: the RAVEL scores of interchanges run by `intervenable` (`subspaces` picks the dims).
+fn score(
+    world: &World,
+    intervenable: &IntervenableModel<Model>,
+    subspaces: Option<Subspaces>,
+    bases: &[Prompt],
+    sources: &[Prompt],
+    method: &str,
+) -> Result<(Row, Tensor)> {
+    let device = intervenable.model().device().clone();
+    let (base_ids, _) = world.batch(bases, &device)?;
+    let (source_ids, _) = world.batch(sources, &device)?;
+    let mut request = ForwardRequest::new(base_ids)
+        .source(source_ids)
+        .locations(UnitLocations::position(LAST));
+    if let Some(s) = subspaces {
+        request = request.subspaces(s);
+    }
+    let out = intervenable.forward(&request)?;
+    let predicted = predictions(&out.intervened)?;
+    let (mut follow, mut n_color, mut keep, mut n_size) = (0, 0, 0, 0);
+    for ((b, s), pred) in bases.iter().zip(sources).zip(&predicted) {
+        match b.attribute {
+            Attribute::Color => {
+                n_color += 1;
+                follow += usize::from(*pred == world.answer(*s));
+            }
+            Attribute::Size => {
+                n_size += 1;
+                keep += usize::from(*pred == world.answer(*b));
+            }
+        }
+    }
+    let row = Row {
+        method: method.to_string(),
+        iia_color: follow as f64 / n_color.max(1) as f64,
+        isolation_size: keep as f64 / n_size.max(1) as f64,
+    };
+    Ok((row, out.intervened))
+}
+
+fn run(opts: &Options) -> Result<Report> {
+    let device = Device::Cpu;
+    let world = World::new();
+    let prompts = world.prompts();
+
+    println!("Step 1: train a 2-layer GPT-2 on {} entity-attribute prompts", prompts.len());
+    let (model, model_accuracy, _) = train_model(&world, opts, &device)?;
+
+    println!("Step 2: collect block_output of layer {LAYER} at the last token");
+    let (ids, _) = world.batch(&prompts, &device)?;
+    let acts = collect(&model, &ids)?;
+    println!("  activations {:?}", acts.dims());
+
+    println!("Step 3: train an SAE with {} latents", opts.latent_dim);
+    let (sae, sae_report) = train_sae(&acts, opts)?;
+    println!(
+        "  MSE {:.4}  L0 {:.1}  explained variance {:.3}  dead latents {:.1}%",
+        sae_report.mse,
+        sae_report.l0,
+        sae_report.explained_variance,
+        sae_report.dead_fraction * 100.0
+    );
+
+    println!("Step 4: find the latents that carry the color");
+    let z = sae.encode(&acts)?;
+    let color_dims = color_latents(&world, &prompts, &z, opts.n_dims)?;
+    println!("  color latents: {color_dims:?}");
+    let intervenable = get_intervenable_with_autoencoder(model.clone(), sae, color_dims.clone(), LAYER)?;
+
+    println!("Step 5: interchange interventions, source entity -> base entity");
+    let sources = source_prompts(&world, &prompts, opts.seed);
+    let (sae_row, sae_logits) = score(
+        &world,
+        &intervenable,
+        None,
+        &prompts,
+        &sources,
+        &format!("SAE, {} color latents", color_dims.len()),
+    )?;
+    let mut rng = StdRng::seed_from_u64(opts.seed.wrapping_add(2));
+    let mut all: Vec<usize> = (0..opts.latent_dim).collect();
+    all.shuffle(&mut rng);
+    let random_dims: Vec<usize> = all.into_iter().take(color_dims.len()).collect();
+    let (random_row, _) = score(
+        &world,
+        &intervenable,
+        Some(Subspaces::Ids(random_dims)),
+        &prompts,
+        &sources,
+        &format!("SAE, {} random latents", color_dims.len()),
+    )?;
+    let vanilla_cfg =
+        IntervenableConfig::new(vec![RepresentationConfig::new(LAYER, Component::BlockOutput)]);
+    let vanilla = IntervenableModel::new(vanilla_cfg, model.clone())?;
+    let (vanilla_row, _) = score(
+        &world,
+        &vanilla,
+        None,
+        &prompts,
+        &sources,
+        "Vanilla, all 64 dims of block_output",
+    )?;
+    let rows = vec![sae_row, random_row, vanilla_row];
+    println!("  | intervention                          | IIA (color) | isolation (size) |");
+    println!("  |---------------------------------------|-------------|------------------|");
+    for r in &rows {
+        println!(
+            "  | {:<37} | {:>10.1}% | {:>15.1}% |",
+            r.method,
+            r.iia_color * 100.0,
+            r.isolation_size * 100.0
+        );
+    }
+
+    println!("Step 6: save the intervenable model and load it back");
+    let tmp;
+    let dir = match &opts.out {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempdir()?;
+            tmp.join("color-intervention")
+        }
+    };
+    intervenable.save(&dir)?;
+    let loaded = IntervenableModel::load(&dir, model.clone())?;
+    let (_, reloaded_logits) = score(&world, &loaded, None, &prompts, &sources, "reloaded")?;
+    let reload_max_diff = (&sae_logits - &reloaded_logits)?
+        .abs()?
+        .max_all()?
+        .to_scalar::<f32>()?;
+    println!("  saved to {}; max |logit difference| after reload: {reload_max_diff}", dir.display());
+
+    Ok(Report {
+        model_accuracy,
+        activations_shape: acts.dims().to_vec(),
+        sae: sae_report,
+        color_dims,
+        rows,
+        reload_max_diff,
+    })
+}
+
+/// A fresh folder under the system's temporary directory.
+fn tempdir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn main() {
+    let opts = Options::parse();
+    let start = std::time::Instant::now();
+    match run(&opts) {
+        Ok(_) => println!("done in {:.1} s", start.elapsed().as_secs_f64()),
+        Err(e) => {
+            eprintln!("error: {}", e.one_line());
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tutorial_runs_end_to_end_with_few_steps() {
+        let dir = std::env::temp_dir().join(format!("vene-tutorial-test-{}", std::process::id()));
+        let opts = Options {
+            seed: 3,
+            model_steps: 40,
+            sae_steps: 40,
+            latent_dim: 32,
+            l1: 3e-3,
+            n_dims: 3,
+            out: Some(dir.clone()),
+        };
+        let report = run(&opts).unwrap();
+        assert!((0.0..=1.0).contains(&report.model_accuracy));
+        assert_eq!(report.activations_shape, vec![N_ENTITIES * FILLERS.len() * 2, 64]);
+        assert!(report.sae.mse.is_finite() && report.sae.l0 >= 0.0 && report.sae.l0 <= 32.0);
+        assert!(report.sae.explained_variance <= 1.0);
+        assert!((0.0..=1.0).contains(&report.sae.dead_fraction));
+        assert_eq!(report.color_dims.len(), 3);
+        assert!(report.color_dims.iter().all(|&d| d < 32));
+        assert_eq!(report.rows.len(), 3);
+        for r in &report.rows {
+            assert!((0.0..=1.0).contains(&r.iia_color) && (0.0..=1.0).contains(&r.isolation_size));
+        }
+        assert!(dir.join("config.json").is_file());
+        assert_eq!(report.reload_max_diff, 0.0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn every_source_differs_in_color_and_size() {
+        let world = World::new();
+        let prompts = world.prompts();
+        let sources = source_prompts(&world, &prompts, 0);
+        for (b, s) in prompts.iter().zip(&sources) {
+            assert_ne!(world.color(b.entity), world.color(s.entity));
+            assert_ne!(world.size(b.entity), world.size(s.entity));
+            assert_eq!((b.filler, b.attribute), (s.filler, s.attribute));
+        }
+    }
+}

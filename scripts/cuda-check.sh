@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# CI compile check of vene-kernels' CUDA path, on a machine without a GPU.
+#
+# Installs a CUDA toolkit (nvcc, cccl, cudart) from PyPI into a cache outside the repo
+# (once; later runs reuse it), then runs `cargo check -p vene-kernels --features cuda`,
+# which also runs build.rs's nvcc step on kernels/masked_swap.cu. Linking CUDA test
+# binaries needs the driver libraries, so the CUDA path is checked, not run, here.
+#
+# Env: VENE_CUDA_CACHE (default $HOME/.cache/vene/cuda-toolkit), CUDA_COMPUTE_CAP (default 80).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${VENE_CUDA_CACHE:-$HOME/.cache/vene/cuda-toolkit}"
+TOOLKIT_VERSION="13.4.3"
+CUDA_HOME="$CACHE/nvidia/cu13"
+
+if [ ! -x "$CUDA_HOME/bin/nvcc" ]; then
+    echo "cuda-check: installing cuda-toolkit $TOOLKIT_VERSION into $CACHE"
+    mkdir -p "$CACHE"
+    python3 -m pip install --quiet --disable-pip-version-check --target "$CACHE" \
+        "cuda-toolkit[nvcc,cccl,cudart]==$TOOLKIT_VERSION"
+else
+    echo "cuda-check: using cached toolkit $CUDA_HOME"
+fi
+
+export CUDA_HOME
+export PATH="$CUDA_HOME/bin:$PATH"
+export NVCC="$CUDA_HOME/bin/nvcc"
+export CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP:-80}"
+export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13040}"
+
+"$NVCC" --version | tail -n 1
+start=$(date +%s)
+cargo check -p vene-kernels --features cuda --all-targets
+echo "cuda-check: passed in $(( $(date +%s) - start )) s (cargo check, sm_$CUDA_COMPUTE_CAP)"
