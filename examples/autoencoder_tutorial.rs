@@ -111,7 +111,11 @@ impl World {
             Attribute::Color => "color",
             Attribute::Size => "size",
         };
-        [p.filler as u32, (FILLERS.len() + p.entity) as u32, self.id(attr)]
+        [
+            p.filler as u32,
+            (FILLERS.len() + p.entity) as u32,
+            self.id(attr),
+        ]
     }
     fn answer(&self, p: Prompt) -> u32 {
         match p.attribute {
@@ -124,7 +128,11 @@ impl World {
         for entity in 0..N_ENTITIES {
             for filler in 0..FILLERS.len() {
                 for attribute in [Attribute::Color, Attribute::Size] {
-                    v.push(Prompt { filler, entity, attribute });
+                    v.push(Prompt {
+                        filler,
+                        entity,
+                        attribute,
+                    });
                 }
             }
         }
@@ -143,7 +151,10 @@ impl World {
 
 /// The predicted token at the last position of each prompt, from logits `[n, 3, vocab]`.
 fn predictions(logits: &Tensor) -> Result<Vec<u32>> {
-    Ok(logits.get_on_dim(1, LAST)?.argmax(D::Minus1)?.to_vec1::<u32>()?)
+    Ok(logits
+        .get_on_dim(1, LAST)?
+        .argmax(D::Minus1)?
+        .to_vec1::<u32>()?)
 }
 
 /// Step 1: a 2-layer GPT-2 (width 64) trained on every prompt until it answers all of them.
@@ -155,11 +166,17 @@ fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model,
     let (gpt2, varmap) = toy::seeded_gpt2(&cfg, opts.seed, device)?;
     let model = Model::Gpt2(gpt2);
     let (ids, answers) = world.batch(&world.prompts(), device)?;
-    let params = ParamsAdamW { lr: 3e-3, weight_decay: 0.0, ..Default::default() };
+    let params = ParamsAdamW {
+        lr: 3e-3,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
     let mut opt = AdamW::new(varmap.all_vars(), params)?;
     let (mut accuracy, mut steps) = (0.0, 0);
     while steps < opts.model_steps {
-        let logits = model.forward(&ids, None, &mut vene::hooks::NoHooks)?.get_on_dim(1, LAST)?;
+        let logits = model
+            .forward(&ids, None, &mut vene::hooks::NoHooks)?
+            .get_on_dim(1, LAST)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &answers)?;
         accuracy = logits
             .argmax(D::Minus1)?
@@ -169,7 +186,10 @@ fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model,
             .to_scalar::<f32>()? as f64;
         let loss_value = loss.to_scalar::<f32>()?;
         if steps % 50 == 0 {
-            println!("  step {steps:4}  loss {loss_value:.4}  accuracy {:5.1}%", accuracy * 100.0);
+            println!(
+                "  step {steps:4}  loss {loss_value:.4}  accuracy {:5.1}%",
+                accuracy * 100.0
+            );
         }
         if accuracy == 1.0 && loss_value < 0.01 {
             break;
@@ -177,7 +197,10 @@ fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model,
         opt.backward_step(&loss)?;
         steps += 1;
     }
-    println!("  trained in {steps} steps: accuracy {:.1}%", accuracy * 100.0);
+    println!(
+        "  trained in {steps} steps: accuracy {:.1}%",
+        accuracy * 100.0
+    );
     Ok((model, accuracy, steps))
 }
 
@@ -202,8 +225,9 @@ struct Row {
     isolation_size: f64,
 }
 
-/// What a run of the tutorial measured.
+/// What a run of the tutorial measured (the smoke test checks it).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(test), allow(dead_code))]
 struct Report {
     model_accuracy: f64,
     activations_shape: Vec<usize>,
@@ -223,7 +247,10 @@ fn collect(model: &Model, ids: &Tensor) -> Result<Tensor> {
     let collector = IntervenableModel::new(config, model.clone())?;
     let request = ForwardRequest::new(ids.clone()).locations(UnitLocations::base_position(LAST));
     let out = collector.forward(&request)?;
-    let collected = out.collected.first().ok_or_else(|| CliError::invalid("nothing collected"))?;
+    let collected = out
+        .collected
+        .first()
+        .ok_or_else(|| CliError::invalid("nothing collected"))?;
     Ok(collected.squeeze(1)?)
 }
 
@@ -281,15 +308,22 @@ fn color_latents(world: &World, prompts: &[Prompt], z: &Tensor, k: usize) -> Res
             let total: f64 = rows.iter().map(|(_, r)| (r[j] as f64 - mean).powi(2)).sum();
             let between: f64 = (0..COLORS.len())
                 .map(|c| {
-                    let class: Vec<f64> =
-                        rows.iter().filter(|(cc, _)| *cc == c).map(|(_, r)| r[j] as f64).collect();
+                    let class: Vec<f64> = rows
+                        .iter()
+                        .filter(|(cc, _)| *cc == c)
+                        .map(|(_, r)| r[j] as f64)
+                        .collect();
                     let m = class.iter().sum::<f64>() / class.len().max(1) as f64;
                     class.len() as f64 * (m - mean).powi(2)
                 })
                 .sum();
             // Dead or constant latents score 0; weight by the latent's spread so that a latent
             // that fires weakly but cleanly does not beat one that carries the variable.
-            let score = if total > 1e-9 { between / total * total.sqrt() } else { 0.0 };
+            let score = if total > 1e-9 {
+                between / total * total.sqrt()
+            } else {
+                0.0
+            };
             (score, j)
         })
         .collect();
@@ -310,7 +344,10 @@ fn source_prompts(world: &World, prompts: &[Prompt], seed: u64) -> Vec<Prompt> {
                 })
                 .collect();
             candidates.shuffle(&mut rng);
-            Prompt { entity: candidates.first().copied().unwrap_or(p.entity), ..*p }
+            Prompt {
+                entity: candidates.first().copied().unwrap_or(p.entity),
+                ..*p
+            }
         })
         .collect()
 }
@@ -361,7 +398,10 @@ fn run(opts: &Options) -> Result<Report> {
     let world = World::new();
     let prompts = world.prompts();
 
-    println!("Step 1: train a 2-layer GPT-2 on {} entity-attribute prompts", prompts.len());
+    println!(
+        "Step 1: train a 2-layer GPT-2 on {} entity-attribute prompts",
+        prompts.len()
+    );
     let (model, model_accuracy, _) = train_model(&world, opts, &device)?;
 
     println!("Step 2: collect block_output of layer {LAYER} at the last token");
@@ -383,7 +423,8 @@ fn run(opts: &Options) -> Result<Report> {
     let z = sae.encode(&acts)?;
     let color_dims = color_latents(&world, &prompts, &z, opts.n_dims)?;
     println!("  color latents: {color_dims:?}");
-    let intervenable = get_intervenable_with_autoencoder(model.clone(), sae, color_dims.clone(), LAYER)?;
+    let intervenable =
+        get_intervenable_with_autoencoder(model.clone(), sae, color_dims.clone(), LAYER)?;
 
     println!("Step 5: interchange interventions, source entity -> base entity");
     let sources = source_prompts(&world, &prompts, opts.seed);
@@ -407,8 +448,10 @@ fn run(opts: &Options) -> Result<Report> {
         &sources,
         &format!("SAE, {} random latents", color_dims.len()),
     )?;
-    let vanilla_cfg =
-        IntervenableConfig::new(vec![RepresentationConfig::new(LAYER, Component::BlockOutput)]);
+    let vanilla_cfg = IntervenableConfig::new(vec![RepresentationConfig::new(
+        LAYER,
+        Component::BlockOutput,
+    )]);
     let vanilla = IntervenableModel::new(vanilla_cfg, model.clone())?;
     let (vanilla_row, _) = score(
         &world,
@@ -446,7 +489,10 @@ fn run(opts: &Options) -> Result<Report> {
         .abs()?
         .max_all()?
         .to_scalar::<f32>()?;
-    println!("  saved to {}; max |logit difference| after reload: {reload_max_diff}", dir.display());
+    println!(
+        "  saved to {}; max |logit difference| after reload: {reload_max_diff}",
+        dir.display()
+    );
 
     Ok(Report {
         model_accuracy,
@@ -498,7 +544,10 @@ mod tests {
         };
         let report = run(&opts).unwrap();
         assert!((0.0..=1.0).contains(&report.model_accuracy));
-        assert_eq!(report.activations_shape, vec![N_ENTITIES * FILLERS.len() * 2, 64]);
+        assert_eq!(
+            report.activations_shape,
+            vec![N_ENTITIES * FILLERS.len() * 2, 64]
+        );
         assert!(report.sae.mse.is_finite() && report.sae.l0 >= 0.0 && report.sae.l0 <= 32.0);
         assert!(report.sae.explained_variance <= 1.0);
         assert!((0.0..=1.0).contains(&report.sae.dead_fraction));

@@ -59,7 +59,11 @@ pub fn seeded_gpt2(cfg: &Gpt2Config, seed: u64, device: &Device) -> Result<(Gpt2
         for (name, dims) in shapes {
             let n: usize = dims.iter().product();
             let values = if name.contains(".ln_") || name.ends_with("bias") {
-                let v = if name.contains(".ln_") && name.ends_with("weight") { 1.0 } else { 0.0 };
+                let v = if name.contains(".ln_") && name.ends_with("weight") {
+                    1.0
+                } else {
+                    0.0
+                };
                 vec![v; n]
             } else {
                 let mut std = cfg.initializer_range;

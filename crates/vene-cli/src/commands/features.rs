@@ -1,0 +1,75 @@
+//! `vene features`: the top SAE latents of every token of a prompt.
+
+use candle_core::D;
+use vene::hooks::Component;
+
+use crate::{load, table, CliError, Result};
+
+/// Arguments of `vene features`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FeaturesArgs {
+    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    #[arg(long)]
+    pub model: String,
+    /// SAE folder or file, or a hub path `org/repo/path-in-repo`.
+    #[arg(long)]
+    pub sae: String,
+    /// Layer (default: the layer the SAE's files name).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// Component the SAE reads (block_input for SAELens `hook_resid_pre`).
+    #[arg(long, default_value = "block_output")]
+    pub component: Component,
+    /// The text to analyse.
+    #[arg(long)]
+    pub prompt: String,
+    /// Latents shown per token.
+    #[arg(long, default_value_t = 5)]
+    pub top_k: usize,
+}
+
+/// Runs `vene features`: a table with one row per token and its `top_k` latents `id (value)`.
+pub fn run(args: &FeaturesArgs) -> Result<String> {
+    if args.top_k == 0 {
+        return Err(CliError::invalid("--top-k must be at least 1"));
+    }
+    let lm = load::model(&args.model)?;
+    let sae = load::sae(&args.sae)?;
+    let layer = load::layer_of(args.layer, Some(&sae))?;
+    let ae = load::sae_for(&lm.model, sae)?;
+    let (ids, ids_t) = lm.encode(&args.prompt)?;
+    let acts = super::collect_all(&lm.model, layer, args.component, &ids_t)?;
+    let z = ae.encode(&acts)?;
+    let k = args.top_k.min(ae.latent_dim());
+    let order = z
+        .arg_sort_last_dim(false)?
+        .narrow(D::Minus1, 0, k)?
+        .to_vec2::<u32>()?;
+    let values = z.to_vec2::<f32>()?;
+    let mut rows = Vec::new();
+    for (pos, ((id, top), vals)) in ids.iter().zip(&order).zip(&values).enumerate() {
+        let latents: Vec<String> = top
+            .iter()
+            .filter_map(|&j| vals.get(j as usize).map(|v| (j, *v)))
+            .filter(|(_, v)| *v > 0.0)
+            .map(|(j, v)| format!("{j} ({v:.2})"))
+            .collect();
+        let active = vals.iter().filter(|v| **v > 0.0).count();
+        rows.push(vec![
+            pos.to_string(),
+            table::token(&lm.token(*id)),
+            active.to_string(),
+            latents.join(", "),
+        ]);
+    }
+    let title = format!(
+        "SAE latents at layer {layer} {} ({} latents)\n",
+        args.component,
+        ae.latent_dim()
+    );
+    Ok(title
+        + &table::render(
+            &["pos", "token", "active", "top latents (activation)"],
+            &rows,
+        ))
+}

@@ -1,0 +1,189 @@
+//! `vene train-sae`: collect activations over a text file and train an SAE on them, written
+//! in SAELens's layout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use vene::autoencoder::{
+    metrics, train, write_safetensors, Autoencoder, AutoencoderLayer, TrainConfig,
+};
+use vene::hooks::Component;
+
+use crate::{load, toy, CliError, Result};
+
+/// Arguments of `vene train-sae`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainSaeArgs {
+    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    #[arg(long)]
+    pub model: String,
+    /// Layer whose activations are collected.
+    #[arg(long)]
+    pub layer: usize,
+    /// Component whose activations are collected.
+    #[arg(long, default_value = "block_output")]
+    pub component: Component,
+    /// Text file, one example per line (every token of every line is a training row).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder (SAELens layout: cfg.json + sae_weights.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Latents per activation dim.
+    #[arg(long, default_value_t = 4)]
+    pub expansion: usize,
+    /// Training steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Rows per step.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// L1 coefficient.
+    #[arg(long, default_value_t = 1e-3)]
+    pub l1: f64,
+    /// Seed of the init and of the batches.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Writes `ae` in SAELens's layout: `W_enc [d_in, d_sae]`, `b_enc`, `W_dec [d_sae, d_in]`,
+/// `b_dec` in `sae_weights.safetensors`, and a `cfg.json` (architecture `standard`, b_dec
+/// subtracted from the input, as `AutoencoderLayer` does).
+pub fn save_saelens(
+    ae: &AutoencoderLayer,
+    dir: &Path,
+    hook_name: &str,
+    layer: usize,
+    model: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut tensors = HashMap::new();
+    tensors.insert("W_enc".to_string(), ae.encoder_weight().t()?.contiguous()?);
+    tensors.insert("b_enc".to_string(), ae.encoder_bias().clone());
+    tensors.insert("W_dec".to_string(), ae.decoder_weight().t()?.contiguous()?);
+    tensors.insert("b_dec".to_string(), ae.decoder_bias().clone());
+    write_safetensors(&tensors, &dir.join("sae_weights.safetensors"))?;
+    let cfg = serde_json::json!({
+        "architecture": "standard",
+        "d_in": ae.input_dim(),
+        "d_sae": ae.latent_dim(),
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": true,
+        "normalize_activations": "none",
+        "hook_name": hook_name,
+        "hook_layer": layer,
+        "model_name": model,
+        "metadata": {"hook_name": hook_name, "hook_layer": layer, "model_name": model},
+    });
+    let path = dir.join("cfg.json");
+    let text = serde_json::to_string_pretty(&cfg)
+        .map_err(|e| CliError::invalid(format!("cfg.json: {e}")))?;
+    std::fs::write(&path, text).map_err(io_err(&path))?;
+    Ok(())
+}
+
+/// SAELens's hook name of `component` at `layer` (TransformerLens names).
+pub fn hook_name(layer: usize, component: Component) -> String {
+    let hook = match component {
+        Component::BlockInput => "hook_resid_pre",
+        Component::BlockOutput => "hook_resid_post",
+        Component::AttentionOutput => "hook_attn_out",
+        Component::MlpOutput => "hook_mlp_out",
+        other => return format!("blocks.{layer}.{other}"),
+    };
+    format!("blocks.{layer}.{hook}")
+}
+
+/// Runs `vene train-sae`; the progress bar goes to stderr, the summary is returned.
+pub fn run(args: &TrainSaeArgs) -> Result<String> {
+    if args.steps == 0 || args.batch_size == 0 || args.expansion == 0 {
+        return Err(CliError::invalid(
+            "--steps, --batch-size and --expansion must be at least 1",
+        ));
+    }
+    let text = std::fs::read_to_string(&args.data).map_err(io_err(&args.data))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return Err(CliError::invalid(format!(
+            "{}: no text (one example per line)",
+            args.data.display()
+        )));
+    }
+    let lm = load::model(&args.model)?;
+    let mut parts = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let (_, ids) = lm.encode(line)?;
+        parts.push(super::collect_all(
+            &lm.model,
+            args.layer,
+            args.component,
+            &ids,
+        )?);
+    }
+    let acts = Tensor::cat(&parts, 0)?;
+    let (n, d) = acts.dims2()?;
+    let ae = toy::seeded_autoencoder(d, d * args.expansion, args.seed, acts.device())?;
+    let cfg = TrainConfig {
+        lr: args.lr,
+        total_steps: Some(args.steps),
+        l1_coefficient: args.l1,
+        log_every: (args.steps / 100).max(1),
+        ..Default::default()
+    };
+    let bar = ProgressBar::new(args.steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let rows = args.batch_size;
+    let device = acts.device().clone();
+    let source = acts.clone();
+    let batches = std::iter::repeat_with(move || {
+        let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
+        Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
+    });
+    let last = train(&ae, batches, &cfg, |p| {
+        bar.set_position(p.step as u64);
+        bar.set_message(format!(
+            "mse {:.4} L0 {:.1} EV {:.3}",
+            p.mse, p.l0, p.explained_variance
+        ));
+    })?;
+    bar.finish_and_clear();
+    let (recon, z) = ae.forward(&acts, true)?;
+    let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
+    let hook = hook_name(args.layer, args.component);
+    save_saelens(&ae, &args.out, &hook, args.layer, &args.model)?;
+    Ok(format!(
+        "trained on {n} activations of width {d} ({} lines), {} latents, {} steps\n\
+         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n",
+        lines.len(),
+        ae.latent_dim(),
+        last.step,
+        metrics::mse(&acts, &recon)?,
+        metrics::l0(&z)?,
+        metrics::explained_variance(&acts, &recon)?,
+        metrics::dead_fraction(&z)?,
+        args.out.display()
+    ))
+}
