@@ -22,7 +22,9 @@ fn bench(c: &mut Criterion) {
     let a = Tensor::randn(0f32, 1., (n, n), &dev).unwrap();
     let b = Tensor::randn(0f32, 1., (n, n), &dev).unwrap();
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
-    g.bench_function("matmul_2048_f32_peak", |bch| bch.iter(|| a.matmul(&b).unwrap()));
+    g.bench_function("matmul_2048_f32_peak", |bch| {
+        bch.iter(|| a.matmul(&b).unwrap())
+    });
 
     let flops = (2 * ROWS * D * L) as u64;
     let x = Tensor::randn(0f32, 1., (ROWS, D), &dev).unwrap();
@@ -31,8 +33,12 @@ fn bench(c: &mut Criterion) {
     let ae = AutoencoderLayer::new(D, L, DType::F32, &dev).unwrap();
     let z = ae.encode(&x).unwrap();
     g.throughput(Throughput::Elements(flops));
-    g.bench_function("encode_pyvene_layout", |bch| bch.iter(|| ae.encode(&x).unwrap()));
-    g.bench_function("decode_pyvene_layout", |bch| bch.iter(|| ae.decode(&z).unwrap()));
+    g.bench_function("encode_pyvene_layout", |bch| {
+        bch.iter(|| ae.encode(&x).unwrap())
+    });
+    g.bench_function("decode_pyvene_layout", |bch| {
+        bch.iter(|| ae.decode(&z).unwrap())
+    });
 
     // SAELens layout (W_enc [d, L]): x @ W_enc.
     let w_enc = Tensor::randn(0f32, 0.03, (D, L), &dev).unwrap();
@@ -45,8 +51,12 @@ fn bench(c: &mut Criterion) {
     )
     .unwrap();
     let z2 = sae.encode(&x).unwrap();
-    g.bench_function("encode_saelens_layout", |bch| bch.iter(|| sae.encode(&x).unwrap()));
-    g.bench_function("decode_saelens_layout", |bch| bch.iter(|| sae.decode(&z2).unwrap()));
+    g.bench_function("encode_saelens_layout", |bch| {
+        bch.iter(|| sae.encode(&x).unwrap())
+    });
+    g.bench_function("decode_saelens_layout", |bch| {
+        bch.iter(|| sae.decode(&z2).unwrap())
+    });
 
     // Selected latents only (16 of 24576): the cost follows dims.len().
     let dims: Vec<usize> = (0..16).map(|i| i * 1531).collect();

@@ -304,7 +304,11 @@ impl LinearSae {
 
     /// `decode(encode(x))` without rounding the latent through `x`'s dtype; the latent (when
     /// asked) and the reconstruction are returned in `x`'s dtype.
-    pub(crate) fn forward(&self, x: &Tensor, return_latent: bool) -> Result<(Tensor, Option<Tensor>)> {
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        return_latent: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let z = self.encode_raw(x)?;
         let recon = to_dtype(&self.decode_raw(&z)?, x.dtype())?;
         let latent = if return_latent {

@@ -34,7 +34,12 @@ impl Default for HubOptions {
 /// The snapshot path of `path_in_repo` in the local cache, if its revision is cached and the
 /// path exists (file or folder). Layout: `<cache>/models--org--name/refs/<revision>` holds a
 /// commit sha, files are under `snapshots/<sha>/`.
-pub fn cached_path(cache_dir: &Path, repo_id: &str, revision: &str, path_in_repo: &str) -> Option<PathBuf> {
+pub fn cached_path(
+    cache_dir: &Path,
+    repo_id: &str,
+    revision: &str,
+    path_in_repo: &str,
+) -> Option<PathBuf> {
     let repo = Repo::with_revision(repo_id.to_string(), RepoType::Model, revision.to_string());
     let root = cache_dir.join(repo.folder_name());
     let sha = std::fs::read_to_string(root.join("refs").join(revision)).ok()?;
@@ -51,7 +56,11 @@ pub fn cached_path(cache_dir: &Path, repo_id: &str, revision: &str, path_in_repo
 /// The local cache is used when it holds the path; otherwise (unless `offline`) every repo
 /// file under the path is downloaded through hf-hub and then loaded with
 /// [`crate::load_sae_with`].
-pub fn load_sae_from_hub(repo_id: &str, path_in_repo: &str, opts: &HubOptions) -> Result<LoadedSae> {
+pub fn load_sae_from_hub(
+    repo_id: &str,
+    path_in_repo: &str,
+    opts: &HubOptions,
+) -> Result<LoadedSae> {
     let cache_dir = opts
         .cache_dir
         .clone()

@@ -15,8 +15,9 @@ use crate::{AutoencoderError, AutoencoderLayer, Result};
 pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
     let bytes = std::fs::read(path).map_err(|e| AutoencoderError::io(path, e))?;
     // Validate the header and the data extent first so that corruption gets a clear error.
-    safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| AutoencoderError::invalid_file(path, format!("not a valid safetensors file: {e}")))?;
+    safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        AutoencoderError::invalid_file(path, format!("not a valid safetensors file: {e}"))
+    })?;
     candle_core::safetensors::load_buffer(&bytes, device)
         .map_err(|e| AutoencoderError::invalid_file(path, e))
 }

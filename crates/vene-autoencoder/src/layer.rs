@@ -82,12 +82,15 @@ impl AutoencoderLayer {
         decoder_weight: Tensor,
         decoder_bias: Tensor,
     ) -> Result<Self> {
-        Self::from_parts("AutoencoderLayer::from_tensors", [
-            Part::new(ENCODER_WEIGHT, encoder_weight),
-            Part::new(ENCODER_BIAS, encoder_bias),
-            Part::new(DECODER_WEIGHT, decoder_weight),
-            Part::new(DECODER_BIAS, decoder_bias),
-        ])
+        Self::from_parts(
+            "AutoencoderLayer::from_tensors",
+            [
+                Part::new(ENCODER_WEIGHT, encoder_weight),
+                Part::new(ENCODER_BIAS, encoder_bias),
+                Part::new(DECODER_WEIGHT, decoder_weight),
+                Part::new(DECODER_BIAS, decoder_bias),
+            ],
+        )
     }
 
     /// Builds one from a state dict holding `{prefix}encoder.0.weight` and the other three
@@ -109,12 +112,15 @@ impl AutoencoderLayer {
                     tensor: key,
                 })
         };
-        Self::from_parts(source, [
-            get(ENCODER_WEIGHT)?,
-            get(ENCODER_BIAS)?,
-            get(DECODER_WEIGHT)?,
-            get(DECODER_BIAS)?,
-        ])
+        Self::from_parts(
+            source,
+            [
+                get(ENCODER_WEIGHT)?,
+                get(ENCODER_BIAS)?,
+                get(DECODER_WEIGHT)?,
+                get(DECODER_BIAS)?,
+            ],
+        )
     }
 
     /// `parts` in the order encoder weight, encoder bias, decoder weight, decoder bias, in

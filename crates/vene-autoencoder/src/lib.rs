@@ -23,14 +23,14 @@ mod util;
 
 pub use autoencoder::Autoencoder;
 pub use error::{AutoencoderError, Result};
+pub use hub::{cached_path, load_sae_from_hub, HubOptions};
+pub use io::{read_safetensors, write_safetensors};
 pub use jumprelu::JumpReLUAutoencoder;
 pub use layer::{AutoencoderLayer, DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, ENCODER_WEIGHT};
+pub use loaders::{
+    detect_format, load_sae, load_sae_as, load_sae_with, load_sparsify_dir, LoadOptions, LoadedSae,
+    SaeFormat,
+};
 pub use relu::ReluAutoencoder;
 pub use topk::TopKAutoencoder;
-pub use io::{read_safetensors, write_safetensors};
-pub use loaders::{
-    detect_format, load_sae, load_sae_as, load_sae_with, load_sparsify_dir, LoadOptions,
-    LoadedSae, SaeFormat,
-};
-pub use hub::{cached_path, load_sae_from_hub, HubOptions};
 pub use train::{train, TrainConfig, TrainProgress};

@@ -36,7 +36,12 @@ pub struct ReluAutoencoder {
 
 impl ReluAutoencoder {
     /// Builds one from `W_enc [d, L]`, `b_enc [L]`, `W_dec [L, d]`, `b_dec [d]` (checked).
-    pub fn from_tensors(w_enc: Tensor, b_enc: Tensor, w_dec: Tensor, b_dec: Tensor) -> Result<Self> {
+    pub fn from_tensors(
+        w_enc: Tensor,
+        b_enc: Tensor,
+        w_dec: Tensor,
+        b_dec: Tensor,
+    ) -> Result<Self> {
         Self::from_parts(
             "ReluAutoencoder::from_tensors",
             [

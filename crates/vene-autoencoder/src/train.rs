@@ -93,7 +93,10 @@ impl TrainConfig {
             return bad(format!("lr must be positive, got {}", self.lr));
         }
         if !(self.l1_coefficient.is_finite() && self.l1_coefficient >= 0.0) {
-            return bad(format!("l1_coefficient must be >= 0, got {}", self.l1_coefficient));
+            return bad(format!(
+                "l1_coefficient must be >= 0, got {}",
+                self.l1_coefficient
+            ));
         }
         if self.lr_decay_steps > 0 && self.total_steps.is_none() {
             return bad("lr_decay_steps needs total_steps".into());
@@ -220,7 +223,11 @@ fn to_f64(t: &Tensor) -> Result<f64> {
 /// Rescales each column of the decoder weight `[d, L]` to unit norm.
 fn normalize_columns(w: &candle_core::Var) -> Result<()> {
     let t = w.as_tensor().detach();
-    let norm = t.sqr()?.sum_keepdim(0)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+    let norm = t
+        .sqr()?
+        .sum_keepdim(0)?
+        .sqrt()?
+        .clamp(1e-12, f64::INFINITY)?;
     w.set(&t.broadcast_div(&norm)?)?;
     Ok(())
 }

@@ -27,10 +27,12 @@ pub(crate) fn dims_index(dims: &[usize], latent_dim: usize, device: &Device) -> 
             });
         }
         // latent_dim fits in u32 for any tensor candle can index.
-        idx.push(u32::try_from(d).map_err(|_| AutoencoderError::LatentOutOfRange {
-            index: d,
-            latent_dim,
-        })?);
+        idx.push(
+            u32::try_from(d).map_err(|_| AutoencoderError::LatentOutOfRange {
+                index: d,
+                latent_dim,
+            })?,
+        );
     }
     Ok(Tensor::from_vec(idx, dims.len(), device)?)
 }
@@ -47,9 +49,9 @@ pub(crate) enum Orient {
 /// `x @ W` (or `x @ W^T`) over the last dimension of `x`, any leading shape.
 pub(crate) fn matmul_last(x: &Tensor, w: &Tensor, orient: Orient) -> Result<Tensor> {
     let dims = x.dims();
-    let inner = *dims.last().ok_or_else(|| {
-        AutoencoderError::InvalidArgument("cannot multiply a 0-d tensor".into())
-    })?;
+    let inner = *dims
+        .last()
+        .ok_or_else(|| AutoencoderError::InvalidArgument("cannot multiply a 0-d tensor".into()))?;
     let rows = x.elem_count() / inner.max(1);
     let x2 = x.reshape((rows, inner))?;
     let y = match orient {
@@ -76,7 +78,8 @@ pub(crate) fn all_finite(t: &Tensor) -> Result<bool> {
     if !t.dtype().is_float() || t.elem_count() == 0 {
         return Ok(true);
     }
-    let s = (t - t)?
+    let s = t
+        .sub(t)?
         .sum_all()?
         .to_dtype(DType::F64)?
         .to_scalar::<f64>()?;

@@ -19,7 +19,11 @@ impl Autoencoder for SignSplit {
     }
     fn encode(&self, x: &Tensor) -> Result<Tensor> {
         if x.dims().last() != Some(&self.d) {
-            return Err(AutoencoderError::WidthMismatch { what: "input", expected: self.d, got: x.dims().to_vec() });
+            return Err(AutoencoderError::WidthMismatch {
+                what: "input",
+                expected: self.d,
+                got: x.dims().to_vec(),
+            });
         }
         Ok(Tensor::cat(&[x.relu()?, x.neg()?.relu()?], x.rank() - 1)?)
     }
@@ -37,12 +41,21 @@ fn custom_autoencoder_through_the_trait_object() {
     assert_eq!(recon.to_vec2::<f32>().unwrap(), x.to_vec2::<f32>().unwrap());
     assert_eq!(
         latent.unwrap().to_vec2::<f32>().unwrap(),
-        vec![vec![1.5, 0.0, 0.25, 0.0, 2.0, 0.0], vec![0.0, 0.0, 3.0, 0.5, 0.0, 0.0]]
+        vec![
+            vec![1.5, 0.0, 0.25, 0.0, 2.0, 0.0],
+            vec![0.0, 0.0, 3.0, 0.5, 0.0, 0.0]
+        ]
     );
     // The trait's defaults: encode_selected selects, decoder_rows is unknown.
     let sel = ae.encode_selected(&x, &[4, 2]).unwrap();
-    assert_eq!(sel.to_vec2::<f32>().unwrap(), vec![vec![2.0, 0.25], vec![0.0, 3.0]]);
+    assert_eq!(
+        sel.to_vec2::<f32>().unwrap(),
+        vec![vec![2.0, 0.25], vec![0.0, 3.0]]
+    );
     assert!(ae.decoder_rows(&[0]).unwrap().is_none());
     let bad = Tensor::zeros((2, 4), DType::F32, &Device::Cpu).unwrap();
-    assert!(matches!(ae.encode(&bad), Err(AutoencoderError::WidthMismatch { .. })));
+    assert!(matches!(
+        ae.encode(&bad),
+        Err(AutoencoderError::WidthMismatch { .. })
+    ));
 }

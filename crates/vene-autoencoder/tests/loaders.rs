@@ -42,14 +42,20 @@ fn inputs(seed: u64) -> Mat {
 }
 
 fn save(path: &Path, tensors: Vec<(&str, Tensor)>) {
-    let map: HashMap<String, Tensor> = tensors.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+    let map: HashMap<String, Tensor> = tensors
+        .into_iter()
+        .map(|(n, t)| (n.to_string(), t))
+        .collect();
     candle_core::safetensors::save(&map, path).unwrap();
 }
 
 fn check(sae: &dyn vene_autoencoder::Autoencoder, x: &Mat, z_want: &Mat, w: &Weights) {
     let z = to_mat(&sae.encode(&t2(x)).unwrap());
     assert_close(&z, z_want, 1e-5, "latent");
-    assert!(z_want.iter().flatten().any(|&v| v > 0.0), "some latent fires");
+    assert!(
+        z_want.iter().flatten().any(|&v| v > 0.0),
+        "some latent fires"
+    );
     let recon = to_mat(&sae.decode(&t2(z_want)).unwrap());
     assert_close(&recon, &ref_dec(z_want, &w.w_dec, &w.b_dec), 1e-5, "decode");
 }
@@ -115,11 +121,18 @@ fn saelens_norm_scaling_is_folded() {
     let cfg = serde_json::json!({"architecture": "standard", "d_in": D, "d_sae": L,
         "normalize_activations": "expected_average_only_in"});
     write_saelens(tmp.path(), &w, cfg, false);
-    std::fs::write(tmp.path().join("activation_scaler.json"), r#"{"scaling_factor": 2.5}"#).unwrap();
+    std::fs::write(
+        tmp.path().join("activation_scaler.json"),
+        r#"{"scaling_factor": 2.5}"#,
+    )
+    .unwrap();
     let sae = load_sae(tmp.path()).unwrap();
     assert_eq!(sae.norm_scaling_factor, Some(2.5));
     // SAELens with runtime scaling: encode(x * s), decode(z) / s.
-    let xs: Mat = x.iter().map(|r| r.iter().map(|v| v * s).collect()).collect();
+    let xs: Mat = x
+        .iter()
+        .map(|r| r.iter().map(|v| v * s).collect())
+        .collect();
     let z = ref_relu(&ref_pre(&xs, &w.w_enc, &w.b_enc, Some(&w.b_dec)));
     let got_z = to_mat(&sae.autoencoder.encode(&t2(&x)).unwrap());
     assert_close(&got_z, &z, 1e-5, "scaled latent");
@@ -127,12 +140,25 @@ fn saelens_norm_scaling_is_folded() {
         .iter()
         .map(|r| r.iter().map(|v| v / s).collect())
         .collect();
-    assert_close(&to_mat(&sae.autoencoder.decode(&t2(&z)).unwrap()), &recon, 1e-5, "unscaled recon");
+    assert_close(
+        &to_mat(&sae.autoencoder.decode(&t2(&z)).unwrap()),
+        &recon,
+        1e-5,
+        "unscaled recon",
+    );
     // An explicit factor wins over the file.
-    let opts = LoadOptions { norm_scaling_factor: Some(1.0), ..Default::default() };
+    let opts = LoadOptions {
+        norm_scaling_factor: Some(1.0),
+        ..Default::default()
+    };
     let plain = load_sae_with(tmp.path(), &opts).unwrap();
     let z1 = ref_relu(&ref_pre(&x, &w.w_enc, &w.b_enc, Some(&w.b_dec)));
-    assert_close(&to_mat(&plain.autoencoder.encode(&t2(&x)).unwrap()), &z1, 1e-5, "factor 1");
+    assert_close(
+        &to_mat(&plain.autoencoder.encode(&t2(&x)).unwrap()),
+        &z1,
+        1e-5,
+        "factor 1",
+    );
 }
 
 #[test]
@@ -142,17 +168,26 @@ fn saelens_unknown_architecture_and_bad_shapes() {
     let cfg = serde_json::json!({"architecture": "gated", "d_in": D, "d_sae": L});
     write_saelens(tmp.path(), &w, cfg, false);
     let err = load_sae(tmp.path()).unwrap_err();
-    assert!(matches!(err, AutoencoderError::Unsupported { ref key, .. } if key == "architecture"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::Unsupported { ref key, .. } if key == "architecture"),
+        "{err}"
+    );
     // d_sae in the config disagrees with b_enc.
     let cfg = serde_json::json!({"architecture": "standard", "d_in": D, "d_sae": L + 1});
     write_saelens(tmp.path(), &w, cfg, false);
     let err = load_sae(tmp.path()).unwrap_err();
-    assert!(matches!(err, AutoencoderError::ShapeMismatch { ref tensor, .. } if tensor == "b_enc"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::ShapeMismatch { ref tensor, .. } if tensor == "b_enc"),
+        "{err}"
+    );
     // jumprelu without threshold
     let cfg = serde_json::json!({"architecture": "jumprelu", "d_in": D, "d_sae": L});
     write_saelens(tmp.path(), &w, cfg, false);
     let err = load_sae(tmp.path()).unwrap_err();
-    assert!(matches!(err, AutoencoderError::MissingTensor { ref tensor, .. } if tensor == "threshold"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::MissingTensor { ref tensor, .. } if tensor == "threshold"),
+        "{err}"
+    );
     assert!(err.to_string().contains("sae_weights.safetensors"), "{err}");
 }
 
@@ -163,9 +198,21 @@ fn gemmascope_npz() {
     let x = inputs(7);
     let dir = tmp.path().join("layer_20/width_16k/average_l0_71");
     std::fs::create_dir_all(&dir).unwrap();
-    let (we, wd, be, bd, th) = (t2(&w.w_enc), t2(&w.w_dec), t1(&w.b_enc), t1(&w.b_dec), t1(&w.thr));
+    let (we, wd, be, bd, th) = (
+        t2(&w.w_enc),
+        t2(&w.w_dec),
+        t1(&w.b_enc),
+        t1(&w.b_dec),
+        t1(&w.thr),
+    );
     Tensor::write_npz(
-        &[("W_enc", &we), ("W_dec", &wd), ("b_enc", &be), ("b_dec", &bd), ("threshold", &th)],
+        &[
+            ("W_enc", &we),
+            ("W_dec", &wd),
+            ("b_enc", &be),
+            ("b_dec", &bd),
+            ("threshold", &th),
+        ],
         dir.join("params.npz"),
     )
     .unwrap();
@@ -181,7 +228,11 @@ fn write_sparsify(dir: &Path, w: &Weights, k: usize, w_dec_transposed: bool) {
     let cfg = serde_json::json!({"expansion_factor": 32, "normalize_decoder": true,
         "num_latents": L, "k": k, "multi_topk": false, "skip_connection": false, "d_in": D});
     std::fs::write(dir.join("cfg.json"), cfg.to_string()).unwrap();
-    let w_dec = if w_dec_transposed { t2(&transpose(&w.w_dec)) } else { t2(&w.w_dec) };
+    let w_dec = if w_dec_transposed {
+        t2(&transpose(&w.w_dec))
+    } else {
+        t2(&w.w_dec)
+    };
     save(
         &dir.join("sae.safetensors"),
         vec![
@@ -222,7 +273,12 @@ fn dictionary_learning_ae_pt() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("weights.json")).unwrap()).unwrap();
     let mat = |k: &str| -> Mat { serde_json::from_value(json[k].clone()).unwrap() };
     let vec = |k: &str| -> Vec<f32> { serde_json::from_value(json[k].clone()).unwrap() };
-    let (enc_w, enc_b, dec_w, bias) = (mat("encoder.weight"), vec("encoder.bias"), mat("decoder.weight"), vec("bias"));
+    let (enc_w, enc_b, dec_w, bias) = (
+        mat("encoder.weight"),
+        vec("encoder.bias"),
+        mat("decoder.weight"),
+        vec("bias"),
+    );
     let sae = load_sae(&dir).unwrap();
     assert_eq!(sae.format, SaeFormat::DictionaryLearning);
     assert_eq!((sae.d_in, sae.d_sae, sae.layer), (6, 10, Some(3)));
@@ -263,18 +319,37 @@ fn hub_cache_layout() {
     let w = weights(13);
     let x = inputs(14);
     let sha = "0123456789abcdef0123456789abcdef01234567";
-    let repo = tmp.path().join("models--jbloom--GPT2-Small-SAEs-Reformatted");
+    let repo = tmp
+        .path()
+        .join("models--jbloom--GPT2-Small-SAEs-Reformatted");
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), format!("{sha}\n")).unwrap();
-    let folder = repo.join("snapshots").join(sha).join("blocks.0.hook_resid_pre");
+    let folder = repo
+        .join("snapshots")
+        .join(sha)
+        .join("blocks.0.hook_resid_pre");
     let cfg = serde_json::json!({"architecture": "standard", "d_in": D, "d_sae": L,
         "hook_name": "blocks.0.hook_resid_pre"});
     write_saelens(&folder, &w, cfg, false);
-    let opts = HubOptions { cache_dir: Some(tmp.path().to_path_buf()), offline: true, ..Default::default() };
-    let sae = load_sae_from_hub("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.0.hook_resid_pre", &opts).unwrap();
+    let opts = HubOptions {
+        cache_dir: Some(tmp.path().to_path_buf()),
+        offline: true,
+        ..Default::default()
+    };
+    let sae = load_sae_from_hub(
+        "jbloom/GPT2-Small-SAEs-Reformatted",
+        "blocks.0.hook_resid_pre",
+        &opts,
+    )
+    .unwrap();
     assert_eq!((sae.format, sae.layer), (SaeFormat::SaeLens, Some(0)));
     let z = ref_relu(&ref_pre(&x, &w.w_enc, &w.b_enc, Some(&w.b_dec)));
     check(sae.autoencoder.as_ref(), &x, &z, &w);
-    let err = load_sae_from_hub("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.1.hook_resid_pre", &opts).unwrap_err();
+    let err = load_sae_from_hub(
+        "jbloom/GPT2-Small-SAEs-Reformatted",
+        "blocks.1.hook_resid_pre",
+        &opts,
+    )
+    .unwrap_err();
     assert!(matches!(err, AutoencoderError::Hub(_)), "{err}");
 }

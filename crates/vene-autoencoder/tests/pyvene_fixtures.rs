@@ -23,10 +23,20 @@ fn check_case(model: &str, case: &str) {
     let (recon, latent) = ae.forward(x, true).unwrap();
     let want_latent = to_mat(&o[&format!("{model}.{case}.recon_latent")]);
     let want_recon = to_mat(&o[&format!("{model}.{case}.recon_output")]);
-    assert_close(&to_mat(&latent.unwrap()), &want_latent, 1e-5, "recon_latent");
+    assert_close(
+        &to_mat(&latent.unwrap()),
+        &want_latent,
+        1e-5,
+        "recon_latent",
+    );
     assert_close(&to_mat(&recon), &want_recon, 1e-5, "recon_output");
     // encode / decode separately agree too, and the latent is not trivial.
-    assert_close(&to_mat(&ae.encode(x).unwrap()), &want_latent, 1e-5, "encode");
+    assert_close(
+        &to_mat(&ae.encode(x).unwrap()),
+        &want_latent,
+        1e-5,
+        "encode",
+    );
     assert!(want_latent.iter().flatten().any(|&v| v > 0.0));
     // encode_selected computes the same columns.
     let dims = [3usize, 7, 11, 20, 31];
@@ -75,7 +85,11 @@ fn loads_pyvene_intkey_bin() {
     let w_dec = to_mat(&raw["autoencoder.decoder.0.weight"]); // [d, L]
     let b_dec = raw["autoencoder.decoder.0.bias"].to_vec1::<f32>().unwrap();
     let x: Vec<Vec<f32>> = (0..3)
-        .map(|i| (0..16).map(|k| ((i * 16 + k) as f32 * 0.37).sin()).collect())
+        .map(|i| {
+            (0..16)
+                .map(|k| ((i * 16 + k) as f32 * 0.37).sin())
+                .collect()
+        })
         .collect();
     let z = ref_relu(&ref_pre(&x, &transpose(&w_enc), &b_enc, Some(&b_dec)));
     let r = ref_dec(&z, &transpose(&w_dec), &b_dec);

@@ -4,10 +4,18 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use common::*;
-use vene_autoencoder::{load_sae, Autoencoder, AutoencoderError, AutoencoderLayer, TopKAutoencoder};
+use vene_autoencoder::{
+    load_sae, Autoencoder, AutoencoderError, AutoencoderLayer, TopKAutoencoder,
+};
 
 fn bits(t: &Tensor) -> Vec<u32> {
-    t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()
+    t.flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
 }
 
 #[test]
@@ -23,12 +31,27 @@ fn save_load_is_bit_exact() {
         assert_eq!(bits(a), bits(b), "{n1}");
     }
     // torch nn.Linear init bounds: 1/sqrt(7) for the encoder, 1/sqrt(12) for the decoder.
-    let max = |t: &Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    let max = |t: &Tensor| {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
     assert!(max(ae.encoder_weight()) <= 1.0 / 7f32.sqrt());
     assert!(max(ae.decoder_weight()) <= 1.0 / 12f32.sqrt());
     assert!(max(ae.encoder_weight()) > 0.5 / 7f32.sqrt());
     let names: Vec<String> = ae.state_dict().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["encoder.0.weight", "encoder.0.bias", "decoder.0.weight", "decoder.0.bias"]);
+    assert_eq!(
+        names,
+        [
+            "encoder.0.weight",
+            "encoder.0.bias",
+            "decoder.0.weight",
+            "decoder.0.bias"
+        ]
+    );
 }
 
 #[test]
@@ -47,7 +70,11 @@ fn decoder_rows_give_the_rank_k_correction() {
         }
     }
     // decode(z') = decode(z) + delta @ rows
-    let delta = Tensor::new(&[[1f32, -2., 0.5], [0., 1., 0.], [3., 0., -1.]], &Device::Cpu).unwrap();
+    let delta = Tensor::new(
+        &[[1f32, -2., 0.5], [0., 1., 0.], [3., 0., -1.]],
+        &Device::Cpu,
+    )
+    .unwrap();
     let mut z2 = to_mat(&z);
     let dm = to_mat(&delta);
     for r in 0..3 {
@@ -78,14 +105,26 @@ fn computes_in_weight_dtype_returns_input_dtype() {
 fn bad_input_gives_typed_errors() {
     let ae = AutoencoderLayer::new(4, 8, DType::F32, &Device::Cpu).unwrap();
     let wrong = Tensor::ones((2, 5), DType::F32, &Device::Cpu).unwrap();
-    assert!(matches!(ae.encode(&wrong), Err(AutoencoderError::WidthMismatch { expected: 4, .. })));
-    assert!(matches!(ae.decode(&wrong), Err(AutoencoderError::WidthMismatch { expected: 8, .. })));
+    assert!(matches!(
+        ae.encode(&wrong),
+        Err(AutoencoderError::WidthMismatch { expected: 4, .. })
+    ));
+    assert!(matches!(
+        ae.decode(&wrong),
+        Err(AutoencoderError::WidthMismatch { expected: 8, .. })
+    ));
     let x = Tensor::ones((2, 4), DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(
         ae.encode_selected(&x, &[1, 8]),
-        Err(AutoencoderError::LatentOutOfRange { index: 8, latent_dim: 8 })
+        Err(AutoencoderError::LatentOutOfRange {
+            index: 8,
+            latent_dim: 8
+        })
     ));
-    assert!(matches!(ae.decoder_rows(&[9]), Err(AutoencoderError::LatentOutOfRange { index: 9, .. })));
+    assert!(matches!(
+        ae.decoder_rows(&[9]),
+        Err(AutoencoderError::LatentOutOfRange { index: 9, .. })
+    ));
     let eye = Tensor::eye(3, DType::F32, &Device::Cpu).unwrap();
     let z3 = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
     assert!(matches!(
@@ -95,10 +134,15 @@ fn bad_input_gives_typed_errors() {
 }
 
 fn write_layer(path: &std::path::Path, ew: Tensor, eb: Tensor, dw: Tensor, db: Tensor) {
-    let map = [("encoder.0.weight", ew), ("encoder.0.bias", eb), ("decoder.0.weight", dw), ("decoder.0.bias", db)]
-        .into_iter()
-        .map(|(n, t)| (n.to_string(), t))
-        .collect::<std::collections::HashMap<_, _>>();
+    let map = [
+        ("encoder.0.weight", ew),
+        ("encoder.0.bias", eb),
+        ("decoder.0.weight", dw),
+        ("decoder.0.bias", db),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect::<std::collections::HashMap<_, _>>();
     candle_core::safetensors::save(&map, path).unwrap();
 }
 
@@ -107,7 +151,12 @@ fn corrupt_files_give_typed_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let dev = Device::Cpu;
     let mut r = rng(3);
-    let (ew, eb, dw, db) = (t2(&rand_mat(&mut r, 8, 4, 1.)), t1(&rand_vec(&mut r, 8, 1.)), t2(&rand_mat(&mut r, 4, 8, 1.)), t1(&rand_vec(&mut r, 4, 1.)));
+    let (ew, eb, dw, db) = (
+        t2(&rand_mat(&mut r, 8, 4, 1.)),
+        t1(&rand_vec(&mut r, 8, 1.)),
+        t2(&rand_mat(&mut r, 4, 8, 1.)),
+        t1(&rand_vec(&mut r, 4, 1.)),
+    );
 
     // NaN weights
     let nan_path = tmp.path().join("nan.safetensors");
@@ -115,7 +164,10 @@ fn corrupt_files_give_typed_errors() {
     bad[2][1] = f32::NAN;
     write_layer(&nan_path, t2(&bad), eb.clone(), dw.clone(), db.clone());
     let err = load_sae(&nan_path).unwrap_err();
-    assert!(matches!(err, AutoencoderError::NonFinite { ref tensor, .. } if tensor == "encoder.0.weight"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::NonFinite { ref tensor, .. } if tensor == "encoder.0.weight"),
+        "{err}"
+    );
 
     // truncated file
     let ok_path = tmp.path().join("ok.safetensors");
@@ -128,30 +180,60 @@ fn corrupt_files_give_typed_errors() {
 
     // missing tensor
     let miss = tmp.path().join("miss.safetensors");
-    let map: std::collections::HashMap<String, Tensor> =
-        [("encoder.0.weight".to_string(), ew.clone()), ("encoder.0.bias".to_string(), eb.clone())].into();
+    let map: std::collections::HashMap<String, Tensor> = [
+        ("encoder.0.weight".to_string(), ew.clone()),
+        ("encoder.0.bias".to_string(), eb.clone()),
+    ]
+    .into();
     candle_core::safetensors::save(&map, &miss).unwrap();
     let err = AutoencoderLayer::load(&miss, &dev).unwrap_err();
-    assert!(matches!(err, AutoencoderError::MissingTensor { ref tensor, .. } if tensor == "decoder.0.weight"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::MissingTensor { ref tensor, .. } if tensor == "decoder.0.weight"),
+        "{err}"
+    );
 
     // a weight whose shape matches neither orientation
     let shape = tmp.path().join("shape.safetensors");
-    write_layer(&shape, ew.clone(), eb.clone(), t2(&rand_mat(&mut r, 4, 7, 1.)), db.clone());
+    write_layer(
+        &shape,
+        ew.clone(),
+        eb.clone(),
+        t2(&rand_mat(&mut r, 4, 7, 1.)),
+        db.clone(),
+    );
     let err = AutoencoderLayer::load(&shape, &dev).unwrap_err();
-    assert!(matches!(err, AutoencoderError::ShapeMismatch { ref tensor, .. } if tensor == "decoder.0.weight"), "{err}");
+    assert!(
+        matches!(err, AutoencoderError::ShapeMismatch { ref tensor, .. } if tensor == "decoder.0.weight"),
+        "{err}"
+    );
 
     // stored the other way round (non-square): resolved from the widths, same numbers
     let flipped = tmp.path().join("flipped.safetensors");
-    write_layer(&flipped, ew.t().unwrap().contiguous().unwrap(), eb.clone(), dw.clone(), db.clone());
+    write_layer(
+        &flipped,
+        ew.t().unwrap().contiguous().unwrap(),
+        eb.clone(),
+        dw.clone(),
+        db.clone(),
+    );
     let a = AutoencoderLayer::load(&ok_path, &dev).unwrap();
     let b = AutoencoderLayer::load(&flipped, &dev).unwrap();
     let x = t2(&rand_mat(&mut r, 2, 4, 1.));
-    assert_eq!(to_mat(&a.encode(&x).unwrap()), to_mat(&b.encode(&x).unwrap()));
+    assert_eq!(
+        to_mat(&a.encode(&x).unwrap()),
+        to_mat(&b.encode(&x).unwrap())
+    );
 
     // a file that is not there
-    assert!(matches!(load_sae(tmp.path().join("none.safetensors")), Err(AutoencoderError::Io { .. })));
+    assert!(matches!(
+        load_sae(tmp.path().join("none.safetensors")),
+        Err(AutoencoderError::Io { .. })
+    ));
     // a folder with nothing known in it
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(matches!(load_sae(&empty), Err(AutoencoderError::UnknownFormat { .. })));
+    assert!(matches!(
+        load_sae(&empty),
+        Err(AutoencoderError::UnknownFormat { .. })
+    ));
 }

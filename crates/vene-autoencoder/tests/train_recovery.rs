@@ -62,7 +62,11 @@ fn training_recovers_a_sparse_dictionary() {
     let stream = batches.iter().cycle().cloned().map(Ok);
     let last = train(&ae, stream, &cfg, |p| reports.push(p.clone())).unwrap();
     assert_eq!(last.step, 3000);
-    assert!(reports.len() >= 6, "callback every 500 steps: {}", reports.len());
+    assert!(
+        reports.len() >= 6,
+        "callback every 500 steps: {}",
+        reports.len()
+    );
     assert!(reports.windows(2).all(|w| w[0].step < w[1].step));
 
     let (recon, z) = ae.forward(&eval, true).unwrap();
@@ -70,7 +74,9 @@ fn training_recovers_a_sparse_dictionary() {
     let l0 = metrics::l0(&z.unwrap()).unwrap();
     // Decoder columns: [d, L]; best cosine per true direction.
     let w_dec = common::to_mat(ae.decoder_weight());
-    let cols: Vec<Vec<f32>> = (0..64).map(|j| (0..D).map(|k| w_dec[k][j]).collect()).collect();
+    let cols: Vec<Vec<f32>> = (0..64)
+        .map(|j| (0..D).map(|k| w_dec[k][j]).collect())
+        .collect();
     let mean_best: f32 = truth
         .iter()
         .map(|t| {

@@ -20,15 +20,19 @@ use crate::util::Orient;
 use crate::{Autoencoder, AutoencoderError, AutoencoderLayer, Result, TopKAutoencoder};
 
 /// Reads a torch zip pickle's state dict onto `device`.
-pub(crate) fn read_torch(path: &Path, device: &candle_core::Device) -> Result<HashMap<String, Tensor>> {
+pub(crate) fn read_torch(
+    path: &Path,
+    device: &candle_core::Device,
+) -> Result<HashMap<String, Tensor>> {
     if !path.is_file() {
         return Err(AutoencoderError::io(
             path,
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let tensors = candle_core::pickle::read_all(path)
-        .map_err(|e| AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}")))?;
+    let tensors = candle_core::pickle::read_all(path).map_err(|e| {
+        AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}"))
+    })?;
     tensors
         .into_iter()
         .map(|(n, t)| Ok((n, t.to_device(device)?)))

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{dir_and_file, expect_len, layer_from_name, orient_of, take, vector_len, LoadOptions, LoadedSae, SaeFormat};
+use super::{
+    dir_and_file, expect_len, layer_from_name, orient_of, take, vector_len, LoadOptions, LoadedSae,
+    SaeFormat,
+};
 use crate::core::Part;
 use crate::util::Orient;
 use crate::{AutoencoderError, JumpReLUAutoencoder, Result};

@@ -107,7 +107,11 @@ pub fn load_sae_with(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Loade
 }
 
 /// Loads `path` as the given format, without detection.
-pub fn load_sae_as(path: impl AsRef<Path>, format: SaeFormat, opts: &LoadOptions) -> Result<LoadedSae> {
+pub fn load_sae_as(
+    path: impl AsRef<Path>,
+    format: SaeFormat,
+    opts: &LoadOptions,
+) -> Result<LoadedSae> {
     let path = path.as_ref();
     match format {
         SaeFormat::SaeLens => saelens::load(path, opts),
@@ -240,10 +244,11 @@ pub(crate) fn take(
     name: &str,
     file: &Path,
 ) -> Result<Tensor> {
-    map.remove(name).ok_or_else(|| AutoencoderError::MissingTensor {
-        file: file.display().to_string(),
-        tensor: name.to_string(),
-    })
+    map.remove(name)
+        .ok_or_else(|| AutoencoderError::MissingTensor {
+            file: file.display().to_string(),
+            tensor: name.to_string(),
+        })
 }
 
 /// The length of a vector tensor, or a shape error naming it.
@@ -322,9 +327,7 @@ pub(crate) fn in_layout(file: &str, name: &str, t: Tensor, want: [usize; 2]) -> 
 /// The layer number in a hook name or path: `blocks.8.hook_resid_pre`, `layers.3`,
 /// `model.layers.3.mlp`, `layer_20/width_16k`.
 pub(crate) fn layer_from_name(name: &str) -> Option<usize> {
-    let parts: Vec<&str> = name
-        .split(['.', '/', '\\'])
-        .collect();
+    let parts: Vec<&str> = name.split(['.', '/', '\\']).collect();
     for (i, p) in parts.iter().enumerate() {
         if matches!(*p, "blocks" | "layers" | "h" | "layer") {
             if let Some(n) = parts.get(i + 1).and_then(|n| n.parse().ok()) {

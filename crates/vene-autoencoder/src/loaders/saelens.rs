@@ -13,7 +13,6 @@
 
 use std::path::Path;
 
-
 use super::{
     cfg_str, cfg_usize, dir_and_file, expect_len, layer_from_name, orient_of, read_json, take,
     LoadOptions, LoadedSae, SaeFormat,
@@ -22,8 +21,7 @@ use crate::core::Part;
 use crate::io::read_safetensors;
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, JumpReLUAutoencoder, ReluAutoencoder, Result,
-    TopKAutoencoder,
+    Autoencoder, AutoencoderError, JumpReLUAutoencoder, ReluAutoencoder, Result, TopKAutoencoder,
 };
 
 /// The factor to fold for `expected_average_only_in`, if one is known.
@@ -56,7 +54,9 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     };
     let d_in = required("d_in")?;
     let d_sae = required("d_sae")?;
-    let architecture = cfg_str(&cfg, "architecture").unwrap_or("standard").to_string();
+    let architecture = cfg_str(&cfg, "architecture")
+        .unwrap_or("standard")
+        .to_string();
     let apply_b_dec = cfg
         .get("apply_b_dec_to_input")
         .and_then(|v| v.as_bool())
@@ -67,7 +67,10 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         .and_then(|m| cfg_str(m, "hook_name"))
         .or_else(|| cfg_str(&cfg, "hook_name"))
         .map(str::to_string);
-    let layer = match meta.and_then(|m| m.get("hook_layer")).or_else(|| cfg.get("hook_layer")) {
+    let layer = match meta
+        .and_then(|m| m.get("hook_layer"))
+        .or_else(|| cfg.get("hook_layer"))
+    {
         Some(v) => v.as_u64().and_then(|n| usize::try_from(n).ok()),
         None => None,
     }
@@ -84,7 +87,10 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     let dec_orient = orient_of(&wfile, "W_dec", &w_dec, d_sae, d_in, Orient::InOut)?;
     if let Some(sf) = map.get("scaling_factor") {
         // SAELens's finetuning scaling factor: only all-ones (a no-op) is supported.
-        let dev = (sf - 1.0)?.abs()?.max_all()?.to_dtype(candle_core::DType::F64)?;
+        let dev = (sf - 1.0)?
+            .abs()?
+            .max_all()?
+            .to_dtype(candle_core::DType::F64)?;
         if dev.to_scalar::<f64>()? != 0.0 {
             return Err(AutoencoderError::Unsupported {
                 file: wfile,

@@ -9,8 +9,8 @@ use super::{
     vector_len, LoadOptions, LoadedSae, SaeFormat,
 };
 use crate::core::Part;
-use crate::util::Orient;
 use crate::io::read_safetensors;
+use crate::util::Orient;
 use crate::{AutoencoderError, Result, TopKAutoencoder};
 
 pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
@@ -75,9 +75,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         dec_orient,
         k,
     )?;
-    let hook_name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
+    let hook_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
     Ok(LoadedSae {
         autoencoder: Box::new(sae),
         format: SaeFormat::Sparsify,

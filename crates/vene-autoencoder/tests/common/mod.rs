@@ -34,7 +34,9 @@ pub fn t1(v: &[f32]) -> Tensor {
 
 pub fn transpose(m: &Mat) -> Mat {
     let cols = m.first().map_or(0, |r| r.len());
-    (0..cols).map(|j| m.iter().map(|r| r[j]).collect()).collect()
+    (0..cols)
+        .map(|j| m.iter().map(|r| r[j]).collect())
+        .collect()
 }
 
 /// `pre[i][j] = sum_k (x[i][k] - sub[k]) * w_in_out[k][j] + b[j]`.
@@ -94,7 +96,10 @@ pub fn ref_dec(z: &Mat, w_in_out: &Mat, b: &[f32]) -> Mat {
 }
 
 pub fn to_mat(t: &Tensor) -> Mat {
-    t.to_dtype(candle_core::DType::F32).unwrap().to_vec2::<f32>().unwrap()
+    t.to_dtype(candle_core::DType::F32)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
 }
 
 pub fn assert_close(got: &Mat, want: &Mat, tol: f32, what: &str) {

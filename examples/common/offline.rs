@@ -1,0 +1,120 @@
+//! Offline stand-ins for `--model` and `--sae`: a seeded tiny GPT-2 with a word-level
+//! tokenizer, and a seeded SAE in SAELens's layout, written to folders that load exactly as
+//! downloaded ones do (`vene_cli::load::model`, `vene_cli::load::sae`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use vene::hooks::Component;
+use vene::models::Gpt2Config;
+use vene_cli::commands::train_sae::{hook_name, save_saelens};
+use vene_cli::{toy, CliError, Result};
+
+use super::cities::CITIES;
+
+/// Words of the offline tokenizer besides the city task's (id 0 is `<unk>`).
+const EXTRA_WORDS: &str = "the a cat dog sat ran on to and mat park house tree red blue green \
+    big small I think that it was very good bad day night";
+
+/// Width of the offline GPT-2.
+pub const WIDTH: usize = 32;
+/// Layers of the offline GPT-2.
+pub const LAYERS: usize = 2;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The offline vocabulary: `<unk>`, the city task's words, then [`EXTRA_WORDS`], no repeats.
+pub fn vocabulary() -> Vec<String> {
+    let mut words: Vec<String> = vec!["<unk>".into()];
+    let task = super::cities::TEMPLATE_WORDS
+        .iter()
+        .copied()
+        .chain(CITIES.iter().flat_map(|c| [c.name, c.country, c.continent]))
+        .flat_map(str::split_whitespace);
+    for w in task.chain(EXTRA_WORDS.split_whitespace()) {
+        if !words.iter().any(|x| x == w) {
+            words.push(w.to_string());
+        }
+    }
+    words
+}
+
+/// Writes a model folder under `root` (`config.json`, `model.safetensors`, `tokenizer.json`):
+/// a GPT-2 of width [`WIDTH`], [`LAYERS`] layers and 4 heads, weights drawn from `seed`, over
+/// the word-level [`vocabulary`]. Returns the folder.
+pub fn write_model(root: &Path, seed: u64) -> Result<PathBuf> {
+    let dir = root.join("offline-gpt2");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let words = vocabulary();
+    let cfg = Gpt2Config {
+        n_positions: 64,
+        ..Gpt2Config::tiny(words.len(), WIDTH, LAYERS, 4)
+    };
+    let (_, varmap) = toy::seeded_gpt2(&cfg, seed, &Device::Cpu)?;
+    varmap.save(dir.join("model.safetensors"))?;
+    let mut config = serde_json::to_value(&cfg)
+        .map_err(|e| CliError::invalid(format!("config.json: {e}")))?;
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("model_type".into(), "gpt2".into());
+    }
+    let path = dir.join("config.json");
+    std::fs::write(&path, config.to_string()).map_err(io(&path))?;
+    let vocab: serde_json::Map<String, serde_json::Value> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.clone(), i.into()))
+        .collect();
+    let tokenizer = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, tokenizer.to_string()).map_err(io(&path))?;
+    Ok(dir)
+}
+
+/// Writes an SAE folder in SAELens's layout under `root`: `latents` latents over activations
+/// of width `d` of `component` at `layer` (hook name as SAELens writes it), weights drawn
+/// from `seed`. Returns the folder.
+pub fn write_sae(
+    root: &Path,
+    d: usize,
+    latents: usize,
+    layer: usize,
+    component: Component,
+    seed: u64,
+) -> Result<PathBuf> {
+    let dir = root.join(format!("offline-sae-{}", hook_name(layer, component)));
+    let ae = toy::seeded_autoencoder(d, latents, seed, &Device::Cpu)?;
+    save_saelens(&ae, &dir, &hook_name(layer, component), layer, "offline-gpt2")?;
+    Ok(dir)
+}
+
+/// A fresh folder under the system's temporary directory for `name`.
+pub fn temp_root(name: &str) -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("vene-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
+/// `(layer, component)` of a SAELens hook name (`blocks.8.hook_resid_pre` is `block_input` of
+/// layer 8), when it names one vene knows.
+pub fn parse_hook_name(hook: &str) -> Option<(usize, Component)> {
+    let rest = hook.strip_prefix("blocks.")?;
+    let (layer, name) = rest.split_once('.')?;
+    let component = match name {
+        "hook_resid_pre" => Component::BlockInput,
+        "hook_resid_post" => Component::BlockOutput,
+        "hook_attn_out" => Component::AttentionOutput,
+        "hook_mlp_out" => Component::MlpOutput,
+        _ => return None,
+    };
+    Some((layer.parse().ok()?, component))
+}
