@@ -110,7 +110,7 @@ impl Gpt2Config {
 
     /// Checks that the sizes make a model.
     pub fn validate(&self) -> Result<()> {
-        if self.n_head == 0 || self.n_embd % self.n_head != 0 {
+        if self.n_head == 0 || self.n_embd / self.n_head * self.n_head != self.n_embd {
             return Err(ModelError::InvalidConfig(format!(
                 "n_embd {} is not divisible by n_head {}",
                 self.n_embd, self.n_head

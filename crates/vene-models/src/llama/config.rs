@@ -42,7 +42,7 @@ pub fn llama_config(
 /// Checks that a Llama config describes a model vene can build.
 pub(crate) fn validate(cfg: &LlamaConfig) -> Result<()> {
     let (h, kv) = (cfg.num_attention_heads, cfg.num_key_value_heads());
-    if h == 0 || cfg.hidden_size % h != 0 {
+    if h == 0 || cfg.hidden_size / h * h != cfg.hidden_size {
         return Err(ModelError::InvalidConfig(format!(
             "hidden_size {} is not divisible by num_attention_heads {h}",
             cfg.hidden_size
@@ -53,7 +53,7 @@ pub(crate) fn validate(cfg: &LlamaConfig) -> Result<()> {
             "num_attention_heads {h} is not a multiple of num_key_value_heads {kv}"
         )));
     }
-    if (cfg.hidden_size / h) % 2 != 0 {
+    if (cfg.hidden_size / h) & 1 == 1 {
         return Err(ModelError::InvalidConfig(format!(
             "head_dim {} must be even for rotary embeddings",
             cfg.hidden_size / h
