@@ -17,6 +17,20 @@
 //! 6. Save the intervenable model, load it back, check the outputs are the same.
 //!
 //! docs/tutorial.md walks through this file step by step, with the output of a real run.
+//!
+//! With `--model` and `--sae` steps 2-6 run on a real model and a pretrained SAE instead (the
+//! task becomes city prompts, the variable the city's country; see `tutorial/real_model.rs`):
+//!
+//! ```text
+//! cargo run --release -p vene-cli --example autoencoder_tutorial -- \
+//!     --model openai-community/gpt2 \
+//!     --sae jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre
+//! ```
+
+#[path = "common/mod.rs"]
+mod common;
+#[path = "tutorial/real_model.rs"]
+mod real_model;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -57,6 +71,18 @@ struct Options {
     /// Where to save the intervenable model (default: a temporary folder).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
+    /// A real model (folder or hub repo id) for steps 2-6, with `--sae`.
+    #[arg(long, requires = "sae")]
+    model: Option<String>,
+    /// A pretrained SAE (folder, file, or hub path `org/repo/path-in-repo`), with `--model`.
+    #[arg(long, requires = "model")]
+    sae: Option<String>,
+    /// Layer of the real model (default: the SAE's).
+    #[arg(long)]
+    layer: Option<usize>,
+    /// Component of the real model (default: the SAE's hook).
+    #[arg(long)]
+    component: Option<Component>,
 }
 
 // ---------------------------------------------------------------- step 1: the task and model
@@ -291,22 +317,37 @@ fn train_sae(acts: &Tensor, opts: &Options) -> Result<(AutoencoderLayer, SaeRepo
 }
 
 /// Step 4: the latents whose mean activation differs most between colors (on color queries),
-/// relative to their spread: the ratio of between-color variance to total variance.
+/// relative to their spread.
 fn color_latents(world: &World, prompts: &[Prompt], z: &Tensor, k: usize) -> Result<Vec<usize>> {
+    let classes: Vec<Option<usize>> = prompts
+        .iter()
+        .map(|p| (p.attribute == Attribute::Color).then(|| world.color(p.entity)))
+        .collect();
+    class_latents(&classes, COLORS.len(), z, k)
+}
+
+/// The `k` latents of `z` `[n, latents]` that best separate the classes of the rows (rows with
+/// no class are left out): the ratio of between-class variance to total variance, weighted by
+/// the latent's spread.
+fn class_latents(
+    classes: &[Option<usize>],
+    n_classes: usize,
+    z: &Tensor,
+    k: usize,
+) -> Result<Vec<usize>> {
     let z = z.to_vec2::<f32>()?;
     let latent_dim = z.first().map_or(0, Vec::len);
-    let rows: Vec<(usize, &Vec<f32>)> = prompts
+    let rows: Vec<(usize, &Vec<f32>)> = classes
         .iter()
         .zip(&z)
-        .filter(|(p, _)| p.attribute == Attribute::Color)
-        .map(|(p, row)| (world.color(p.entity), row))
+        .filter_map(|(c, row)| c.map(|c| (c, row)))
         .collect();
     let mut scores: Vec<(f64, usize)> = (0..latent_dim)
         .map(|j| {
             let n = rows.len() as f64;
             let mean = rows.iter().map(|(_, r)| r[j] as f64).sum::<f64>() / n;
             let total: f64 = rows.iter().map(|(_, r)| (r[j] as f64 - mean).powi(2)).sum();
-            let between: f64 = (0..COLORS.len())
+            let between: f64 = (0..n_classes)
                 .map(|c| {
                     let class: Vec<f64> = rows
                         .iter()
@@ -462,16 +503,7 @@ fn run(opts: &Options) -> Result<Report> {
         "Vanilla, all 64 dims of block_output",
     )?;
     let rows = vec![sae_row, random_row, vanilla_row];
-    println!("  | intervention                          | IIA (color) | isolation (size) |");
-    println!("  |---------------------------------------|-------------|------------------|");
-    for r in &rows {
-        println!(
-            "  | {:<37} | {:>10.1}% | {:>15.1}% |",
-            r.method,
-            r.iia_color * 100.0,
-            r.isolation_size * 100.0
-        );
-    }
+    print_rows(&rows, "IIA (color)", "isolation (size)");
 
     println!("Step 6: save the intervenable model and load it back");
     let tmp;
@@ -504,6 +536,23 @@ fn run(opts: &Options) -> Result<Report> {
     })
 }
 
+/// Prints the RAVEL table.
+fn print_rows(rows: &[Row], iia: &str, isolation: &str) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.method.clone(),
+                format!("{:.1}%", r.iia_color * 100.0),
+                format!("{:.1}%", r.isolation_size * 100.0),
+            ]
+        })
+        .collect();
+    for line in vene_cli::table::render(&["intervention", iia, isolation], &rows).lines() {
+        println!("  {line}");
+    }
+}
+
 /// A fresh folder under the system's temporary directory.
 fn tempdir() -> Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
@@ -517,7 +566,11 @@ fn tempdir() -> Result<std::path::PathBuf> {
 fn main() {
     let opts = Options::parse();
     let start = std::time::Instant::now();
-    match run(&opts) {
+    let result = match (&opts.model, &opts.sae) {
+        (Some(model), Some(sae)) => real_model::run(&opts, model, sae),
+        _ => run(&opts),
+    };
+    match result {
         Ok(_) => println!("done in {:.1} s", start.elapsed().as_secs_f64()),
         Err(e) => {
             eprintln!("error: {}", e.one_line());
@@ -541,6 +594,10 @@ mod tests {
             l1: 3e-3,
             n_dims: 3,
             out: Some(dir.clone()),
+            model: None,
+            sae: None,
+            layer: None,
+            component: None,
         };
         let report = run(&opts).unwrap();
         assert!((0.0..=1.0).contains(&report.model_accuracy));
@@ -560,6 +617,54 @@ mod tests {
         assert!(dir.join("config.json").is_file());
         assert_eq!(report.reload_max_diff, 0.0);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn steps_2_to_6_run_on_a_model_folder_and_a_saelens_sae() {
+        let root = common::offline::temp_root("tutorial-real-test").unwrap();
+        let model = common::offline::write_trained_model(&root, 0, 400).unwrap();
+        let d = common::offline::WIDTH;
+        // SAELens's `blocks.1.hook_resid_pre`: block_input of layer 1.
+        let sae = common::offline::write_sae(&root, d, 4 * d, 1, Component::BlockInput, 9).unwrap();
+        let opts = Options::parse_from([
+            "tutorial",
+            "--model",
+            model.to_str().unwrap(),
+            "--sae",
+            sae.to_str().unwrap(),
+            "--n-dims",
+            "4",
+            "--out",
+            root.join("saved").to_str().unwrap(),
+        ]);
+        let report = real_model::run(
+            &opts,
+            opts.model.as_deref().unwrap(),
+            opts.sae.as_deref().unwrap(),
+        )
+        .unwrap();
+        // The offline model was trained to answer all 40 prompts (20 cities x 2 attributes).
+        assert_eq!(report.model_accuracy, 1.0);
+        assert_eq!(report.activations_shape, vec![40, d]);
+        assert!(report.sae.mse.is_finite() && report.sae.l0 <= (4 * d) as f64);
+        assert_eq!(report.color_dims.len(), 4);
+        assert!(report.color_dims.iter().all(|&j| j < 4 * d));
+        assert_eq!(report.rows.len(), 3);
+        assert!(report.rows[2]
+            .method
+            .starts_with("Vanilla, all 32 dims of block_input"));
+        for r in &report.rows {
+            assert!((0.0..=1.0).contains(&r.iia_color) && (0.0..=1.0).contains(&r.isolation_size));
+        }
+        // The SAELens standard SAE becomes pyvene's AutoencoderLayer: saved, reloaded, same.
+        assert!(root.join("saved").join("config.json").is_file());
+        assert_eq!(report.reload_max_diff, 0.0);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn model_without_sae_is_refused_by_the_parser() {
+        assert!(Options::try_parse_from(["tutorial", "--model", "gpt2"]).is_err());
     }
 
     #[test]

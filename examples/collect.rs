@@ -109,7 +109,10 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
         args.component,
         args.layer,
         acts.dims(),
-        table::render(&["pos", "token", "norm", "mean", "std", "min", "max"], &rows)
+        table::render(
+            &["pos", "token", "norm", "mean", "std", "min", "max"],
+            &rows
+        )
     );
     Ok(Report {
         shape: acts.dims().to_vec(),
@@ -122,18 +125,22 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
 
 fn main() {
     let args = Args::parse();
+    let mut root = None;
     let result = (|| -> Result<String> {
         let dir = match &args.model {
             Some(m) => m.clone(),
             None => {
-                let root = common::offline::temp_root("collect")?;
-                common::offline::write_model(&root, 0)?
-                    .display()
-                    .to_string()
+                let r = common::offline::temp_root("collect")?;
+                let dir = common::offline::write_model(&r, 0)?;
+                root = Some(r);
+                dir.display().to_string()
             }
         };
         Ok(run(&args, &dir)?.text)
     })();
+    if let Some(r) = root {
+        let _ = std::fs::remove_dir_all(r);
+    }
     match result {
         Ok(text) => print!("{text}"),
         Err(e) => {
@@ -149,7 +156,13 @@ mod tests {
     use candle_core::Device;
 
     fn args(component: &str, layer: usize) -> Args {
-        Args::parse_from(["collect", "--component", component, "--layer", &layer.to_string()])
+        Args::parse_from([
+            "collect",
+            "--component",
+            component,
+            "--layer",
+            &layer.to_string(),
+        ])
     }
 
     #[test]
@@ -159,14 +172,17 @@ mod tests {
         let report = run(&args("block_input", 0), dir.to_str().unwrap()).unwrap();
         assert_eq!(report.shape, vec![9, common::offline::WIDTH]);
         assert_eq!(report.positions[3].token, "Paris");
-        let w = candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
-            .unwrap();
+        let w =
+            candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu).unwrap();
         let wte = w["transformer.wte.weight"].to_vec2::<f32>().unwrap();
         let wpe = w["transformer.wpe.weight"].to_vec2::<f32>().unwrap();
         for (p, (id, row)) in report.ids.iter().zip(&report.values).enumerate() {
             for (j, x) in row.iter().enumerate() {
                 let expected = wte[*id as usize][j] + wpe[p][j];
-                assert!((x - expected).abs() < 1e-6, "pos {p} dim {j}: {x} vs {expected}");
+                assert!(
+                    (x - expected).abs() < 1e-6,
+                    "pos {p} dim {j}: {x} vs {expected}"
+                );
             }
             let s = &report.positions[p];
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();

@@ -117,7 +117,7 @@ fn patch_layer(
 /// One character per cell, darker for a larger share of the largest change.
 fn shade(x: f32, max: f32) -> char {
     const RAMP: [char; 5] = [' ', '.', ':', '+', '#'];
-    if !(max > 0.0) {
+    if max.is_nan() || max <= 0.0 {
         return ' ';
     }
     let i = ((x.abs() / max) * (RAMP.len() - 1) as f32).round() as usize;
@@ -197,18 +197,22 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
 
 fn main() {
     let args = Args::parse();
+    let mut root = None;
     let result = (|| -> Result<String> {
         let dir = match &args.model {
             Some(m) => m.clone(),
             None => {
-                let root = common::offline::temp_root("patching")?;
-                common::offline::write_model(&root, 0)?
-                    .display()
-                    .to_string()
+                let r = common::offline::temp_root("patching")?;
+                let dir = common::offline::write_model(&r, 0)?;
+                root = Some(r);
+                dir.display().to_string()
             }
         };
         Ok(run(&args, &dir)?.text)
     })();
+    if let Some(r) = root {
+        let _ = std::fs::remove_dir_all(r);
+    }
     match result {
         Ok(text) => print!("{text}"),
         Err(e) => {
@@ -242,9 +246,11 @@ mod tests {
         // gives the source run's logit difference.
         let lm = load::model(dir.to_str().unwrap()).unwrap();
         let (_, source) = lm.encode(&args.source).unwrap();
-        let s = last_logits(&lm.model, &source).unwrap().to_vec1::<f32>().unwrap();
-        let source_diff =
-            value(&s, report.base_answer) - value(&s, report.source_answer);
+        let s = last_logits(&lm.model, &source)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let source_diff = value(&s, report.base_answer) - value(&s, report.source_answer);
         let last = report.delta[layers - 1][t - 1] + report.base_diff;
         assert!((last - source_diff).abs() < 1e-4, "{last} vs {source_diff}");
         assert!(report.text.contains("heat map"));

@@ -29,6 +29,21 @@ impl<'a> Part<'a> {
     }
 }
 
+/// The four tensors of a linear SAE under SAELens's names: `W_enc`, `b_enc`, `W_dec`, `b_dec`.
+pub(crate) fn saelens_parts(
+    w_enc: Tensor,
+    b_enc: Tensor,
+    w_dec: Tensor,
+    b_dec: Tensor,
+) -> [Part<'static>; 4] {
+    [
+        Part::new("W_enc", w_enc),
+        Part::new("b_enc", b_enc),
+        Part::new("W_dec", w_dec),
+        Part::new("b_dec", b_dec),
+    ]
+}
+
 /// Weights and activation of a linear sparse autoencoder.
 #[derive(Debug, Clone)]
 pub(crate) struct LinearSae {
@@ -73,19 +88,17 @@ fn matrix_shape(orient: Orient, input: usize, output: usize) -> [usize; 2] {
 
 impl LinearSae {
     /// Checks shapes (width from `b_dec`, latent width from `b_enc`), dtypes, devices and
-    /// finiteness, and builds the engine. `source` names the file or constructor in errors.
-    #[allow(clippy::too_many_arguments)]
+    /// finiteness, and builds the engine. `parts`: W_enc, b_enc, W_dec, b_dec, the weights
+    /// oriented as `enc_orient` / `dec_orient`. `source` names the file or constructor in errors.
     pub(crate) fn new(
         source: &str,
-        w_enc: Part<'_>,
+        parts: [Part<'_>; 4],
         enc_orient: Orient,
-        b_enc: Part<'_>,
-        w_dec: Part<'_>,
         dec_orient: Orient,
-        b_dec: Part<'_>,
         act: ActSpec<'_>,
         subtract_b_dec: bool,
     ) -> Result<Self> {
+        let [w_enc, b_enc, w_dec, b_dec] = parts;
         let rank1 = |p: &Part<'_>| -> Result<usize> {
             match p.tensor.dims() {
                 [n] => Ok(*n),

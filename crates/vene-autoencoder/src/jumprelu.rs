@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, ActSpec, LinearSae, Part};
+use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
 use crate::util::Orient;
 use crate::Result;
 
@@ -43,37 +43,23 @@ impl JumpReLUAutoencoder {
     ) -> Result<Self> {
         Self::from_parts(
             "JumpReLUAutoencoder::from_tensors",
-            [
-                Part::new("W_enc", w_enc),
-                Part::new("b_enc", b_enc),
-                Part::new("W_dec", w_dec),
-                Part::new("b_dec", b_dec),
-                Part::new("threshold", threshold),
-            ],
+            saelens_parts(w_enc, b_enc, w_dec, b_dec),
+            Part::new("threshold", threshold),
             Orient::InOut,
             Orient::InOut,
         )
     }
 
-    /// `parts`: W_enc, b_enc, W_dec, b_dec, threshold, with the given orientations.
+    /// `parts`: W_enc, b_enc, W_dec, b_dec, with the given orientations; `threshold` `[L]`.
     pub(crate) fn from_parts(
         source: &str,
-        parts: [Part<'_>; 5],
+        parts: [Part<'_>; 4],
+        threshold: Part<'_>,
         enc_orient: Orient,
         dec_orient: Orient,
     ) -> Result<Self> {
-        let [we, be, wd, bd, th] = parts;
-        let core = LinearSae::new(
-            source,
-            we,
-            enc_orient,
-            be,
-            wd,
-            dec_orient,
-            bd,
-            ActSpec::JumpRelu(th),
-            false,
-        )?;
+        let act = ActSpec::JumpRelu(threshold);
+        let core = LinearSae::new(source, parts, enc_orient, dec_orient, act, false)?;
         Ok(Self { core })
     }
 

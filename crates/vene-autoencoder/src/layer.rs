@@ -126,19 +126,19 @@ impl AutoencoderLayer {
     /// `parts` in the order encoder weight, encoder bias, decoder weight, decoder bias, in
     /// pyvene's layout.
     pub(crate) fn from_parts(source: &str, parts: [Part<'_>; 4]) -> Result<Self> {
-        let [ew, eb, dw, db] = parts;
         // Validate before copying into Vars, so that errors name the caller's tensors.
+        let checked = parts
+            .each_ref()
+            .map(|p| Part::new(p.name, p.tensor.clone()));
         let mut core = LinearSae::new(
             source,
-            Part::new(ew.name, ew.tensor.clone()),
+            checked,
             Orient::OutIn,
-            Part::new(eb.name, eb.tensor.clone()),
-            Part::new(dw.name, dw.tensor.clone()),
             Orient::OutIn,
-            Part::new(db.name, db.tensor.clone()),
             ActSpec::Relu,
             true,
         )?;
+        let [ew, eb, dw, db] = parts;
         let vars = [
             Var::from_tensor(&ew.tensor)?,
             Var::from_tensor(&eb.tensor)?,

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, ActSpec, LinearSae, Part};
+use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
 use crate::util::Orient;
 use crate::Result;
 
@@ -44,12 +44,7 @@ impl ReluAutoencoder {
     ) -> Result<Self> {
         Self::from_parts(
             "ReluAutoencoder::from_tensors",
-            [
-                Part::new("W_enc", w_enc),
-                Part::new("b_enc", b_enc),
-                Part::new("W_dec", w_dec),
-                Part::new("b_dec", b_dec),
-            ],
+            saelens_parts(w_enc, b_enc, w_dec, b_dec),
             Orient::InOut,
             Orient::InOut,
         )
@@ -62,18 +57,7 @@ impl ReluAutoencoder {
         enc_orient: Orient,
         dec_orient: Orient,
     ) -> Result<Self> {
-        let [we, be, wd, bd] = parts;
-        let core = LinearSae::new(
-            source,
-            we,
-            enc_orient,
-            be,
-            wd,
-            dec_orient,
-            bd,
-            ActSpec::Relu,
-            true,
-        )?;
+        let core = LinearSae::new(source, parts, enc_orient, dec_orient, ActSpec::Relu, true)?;
         Ok(Self { core })
     }
 

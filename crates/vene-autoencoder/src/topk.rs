@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, ActSpec, LinearSae, Part};
+use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
 use crate::util::Orient;
 use crate::Result;
 
@@ -43,12 +43,7 @@ impl TopKAutoencoder {
     ) -> Result<Self> {
         Self::from_parts(
             "TopKAutoencoder::from_tensors",
-            [
-                Part::new("W_enc", w_enc),
-                Part::new("b_enc", b_enc),
-                Part::new("W_dec", w_dec),
-                Part::new("b_dec", b_dec),
-            ],
+            saelens_parts(w_enc, b_enc, w_dec, b_dec),
             Orient::InOut,
             Orient::InOut,
             k,
@@ -63,15 +58,11 @@ impl TopKAutoencoder {
         dec_orient: Orient,
         k: usize,
     ) -> Result<Self> {
-        let [we, be, wd, bd] = parts;
         let core = LinearSae::new(
             source,
-            we,
+            parts,
             enc_orient,
-            be,
-            wd,
             dec_orient,
-            bd,
             ActSpec::TopK(k),
             true,
         )?;

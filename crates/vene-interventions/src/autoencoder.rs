@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use vene_autoencoder::{Autoencoder, AutoencoderLayer};
 
 use crate::selection::{check_dims, InterchangeDim, Resolved};
-use crate::swap::{check_base, prepare_source, Op};
+use crate::state::embed_dim_entry;
+use crate::swap::{check_base, required_source, Op};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 /// What an autoencoder intervention outputs.
@@ -316,14 +317,7 @@ impl Intervention for AutoencoderIntervention {
         selection: &Selection,
     ) -> Result<Tensor> {
         let batch = check_base(base, self.embed_dim())?;
-        let source = match source {
-            Some(s) => prepare_source(base, s)?,
-            None => {
-                return Err(InterventionError::MissingSource {
-                    type_name: self.type_name(),
-                })
-            }
-        };
+        let source = required_source(self.type_name(), base, source)?;
         let sel = Resolved::new(
             selection,
             &InterchangeDim::Dims(self.dims.clone()),
@@ -350,10 +344,7 @@ impl Intervention for AutoencoderIntervention {
             .into_iter()
             .map(|(n, t)| (format!("autoencoder.{n}"), t))
             .collect();
-        out.push((
-            "embed_dim".into(),
-            Tensor::new(self.embed_dim() as i64, &dev)?,
-        ));
+        out.push(embed_dim_entry(self.embed_dim())?);
         out.push((
             "interchange_dim".into(),
             InterchangeDim::Dims(self.dims.clone()).to_tensor(&dev)?,

@@ -4,9 +4,10 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::ops::sigmoid;
 
 use crate::orthogonal::OrthogonalParam;
-use crate::rotated::{project, required_source};
-use crate::swap::check_base;
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::rotated::{in_rotated_basis, square_rotation};
+use crate::state::{embed_dim_entry, temperature_entry, var_to};
+use crate::swap::{blend, check_base, required_source};
+use crate::{Intervention, Result, Selection};
 
 /// Boundless DAS (pyvene's `BoundlessRotatedSpaceIntervention`): in the rotated basis,
 /// `((1 - m) * rb + m * rs) @ Rᵀ` with the soft boundary mask
@@ -48,18 +49,11 @@ impl BoundlessRotatedSpaceIntervention {
 
     /// From a rotation `[d, d]`, a boundary and a temperature (e.g. saved ones).
     pub fn from_parts(rotation: &Tensor, boundary: f64, temperature: f64) -> Result<Self> {
-        let (n, k) = rotation.dims2()?;
-        if n != k {
-            return Err(InterventionError::Shape {
-                what: "rotate_layer.weight",
-                expected: "a square matrix".into(),
-                got: vec![n, k],
-            });
-        }
+        let (n, param) = square_rotation(rotation)?;
         let b = Tensor::new(&[boundary], rotation.device())?.to_dtype(rotation.dtype())?;
         Ok(Self {
             embed_dim: n,
-            rotation: OrthogonalParam::from_tensor(rotation)?,
+            rotation: param,
             boundary: Var::from_tensor(&b)?,
             temperature,
         })
@@ -112,36 +106,26 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
     ) -> Result<Tensor> {
         check_base(base, self.embed_dim)?;
         let source = required_source(self.type_name(), base, source)?;
-        let r = self.rotation.matrix()?;
-        let rb = project(base, &r)?;
-        let rs = project(&source, &r)?;
-        let m = self.mask()?.to_dtype(rb.dtype())?;
-        let mixed = (rb.broadcast_mul(&(1.0 - &m)?)? + rs.broadcast_mul(&m)?)?;
-        Ok(project(&mixed, &r.t()?)?.to_dtype(base.dtype())?)
+        in_rotated_basis(&self.rotation, base, &source, |rb, rs| {
+            blend(rb, rs, &self.mask()?.to_dtype(rb.dtype())?)
+        })
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.rotation.var().clone(), self.boundary.clone()]
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        let dev = Device::Cpu;
         Ok(vec![
             ("rotate_layer.weight".into(), self.rotation.matrix()?),
             (
                 "intervention_boundaries".into(),
                 self.boundary.as_tensor().clone(),
             ),
-            (
-                "temperature".into(),
-                Tensor::new(self.temperature as f32, &dev)?,
-            ),
+            temperature_entry(self.temperature)?,
             (
                 "intervention_population".into(),
-                Tensor::arange(0i64, self.embed_dim as i64, &dev)?,
+                Tensor::arange(0i64, self.embed_dim as i64, &Device::Cpu)?,
             ),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &dev)?,
-            ),
+            embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
@@ -151,7 +135,7 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
         let dtype = self.boundary.dtype();
         Ok(Box::new(Self {
             rotation: self.rotation.to(device, dtype)?,
-            boundary: Var::from_tensor(&self.boundary.as_tensor().to_device(device)?)?,
+            boundary: var_to(&self.boundary, device, dtype)?,
             ..self.clone()
         }))
     }
@@ -159,7 +143,7 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
         let device = self.boundary.device().clone();
         Ok(Box::new(Self {
             rotation: self.rotation.to(&device, dtype)?,
-            boundary: Var::from_tensor(&self.boundary.as_tensor().to_dtype(dtype)?)?,
+            boundary: var_to(&self.boundary, &device, dtype)?,
             ..self.clone()
         }))
     }

@@ -7,7 +7,8 @@ use vene_autoencoder::{Autoencoder, JumpReLUAutoencoder};
 
 use crate::autoencoder::{AeCore, AutoencoderMode};
 use crate::selection::{InterchangeDim, Resolved};
-use crate::swap::{check_base, prepare_source};
+use crate::state::embed_dim_entry;
+use crate::swap::{check_base, required_source};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 /// Interchange in a JumpReLU SAE's latent space (pyvene's `JumpReLUAutoencoderIntervention`,
@@ -151,14 +152,7 @@ impl Intervention for JumpReLUAutoencoderIntervention {
         selection: &Selection,
     ) -> Result<Tensor> {
         let batch = check_base(base, self.embed_dim())?;
-        let source = match source {
-            Some(s) => prepare_source(base, s)?,
-            None => {
-                return Err(InterventionError::MissingSource {
-                    type_name: self.type_name(),
-                })
-            }
-        };
+        let source = required_source(self.type_name(), base, source)?;
         let sel = Resolved::new(
             selection,
             &self.interchange_dim,
@@ -171,10 +165,7 @@ impl Intervention for JumpReLUAutoencoderIntervention {
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         let dev = Device::Cpu;
         let mut out = self.tensors()?;
-        out.push((
-            "embed_dim".into(),
-            Tensor::new(self.embed_dim() as i64, &dev)?,
-        ));
+        out.push(embed_dim_entry(self.embed_dim())?);
         out.push((
             "interchange_dim".into(),
             self.interchange_dim.to_tensor(&dev)?,

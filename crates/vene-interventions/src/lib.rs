@@ -30,6 +30,7 @@ mod rng;
 mod rotated;
 mod selection;
 mod sigmoid_mask;
+mod state;
 mod swap;
 mod vanilla;
 

@@ -3,9 +3,10 @@
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::orthogonal::OrthogonalParam;
-use crate::rotated::{project, required_source};
+use crate::rotated::project;
 use crate::selection::{InterchangeDim, Resolved};
-use crate::swap::check_base;
+use crate::state::embed_dim_entry;
+use crate::swap::{check_base, required_source};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 /// Interchange in a learned low-rank subspace (pyvene's `LowRankRotatedSpaceIntervention`):
@@ -115,10 +116,7 @@ impl Intervention for LowRankRotatedSpaceIntervention {
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
             ("rotate_layer.weight".into(), self.rotation.matrix()?),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &Device::Cpu)?,
-            ),
+            embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {

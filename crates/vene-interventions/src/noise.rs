@@ -4,6 +4,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::rng::NumpyRandomState;
 use crate::selection::{InterchangeDim, Resolved};
+use crate::state::embed_dim_entry;
 use crate::swap::{check_base, combine, Op};
 use crate::{Intervention, InterventionError, Result, Selection};
 
@@ -137,10 +138,7 @@ impl Intervention for NoiseIntervention {
         Ok(vec![
             ("noise".into(), self.noise.unsqueeze(0)?),
             ("noise_level".into(), Tensor::new(self.level, &dev)?),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &dev)?,
-            ),
+            embed_dim_entry(self.embed_dim)?,
             (
                 "interchange_dim".into(),
                 self.interchange_dim.to_tensor(&dev)?,

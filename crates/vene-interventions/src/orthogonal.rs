@@ -18,6 +18,7 @@
 use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::rng::NumpyRandomState;
+use crate::state::var_to;
 use crate::{InterventionError, Result};
 
 const MAX_ITERS: usize = 30;
@@ -144,9 +145,8 @@ impl OrthogonalParam {
 
     /// A copy on `device`, in `dtype`.
     pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
-        let t = self.w.as_tensor().to_device(device)?.to_dtype(dtype)?;
         Ok(Self {
-            w: Var::from_tensor(&t)?,
+            w: var_to(&self.w, device, dtype)?,
         })
     }
 }

@@ -4,7 +4,8 @@ use candle_core::{DType, Device, Tensor, Var};
 
 use crate::orthogonal::OrthogonalParam;
 use crate::selection::{InterchangeDim, Resolved};
-use crate::swap::{check_base, combine, prepare_source, Op};
+use crate::state::embed_dim_entry;
+use crate::swap::{check_base, combine, required_source, Op};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 /// `x` `[B, n, d]` times `m` `[d, k]`, computed in `m`'s dtype: `[B, n, k]`.
@@ -15,16 +16,32 @@ pub(crate) fn project(x: &Tensor, m: &Tensor) -> Result<Tensor> {
     Ok(x.matmul(m)?.reshape((b, n, k))?)
 }
 
-/// The source of a call to a rotated intervention, broadcast to the base.
-pub(crate) fn required_source(
-    type_name: &'static str,
+/// `f(base @ R, source @ R) @ Rᵀ` in `base`'s dtype, `R` = `rotation`'s matrix: `base` and
+/// `source` combined by `f` in the rotated basis.
+pub(crate) fn in_rotated_basis(
+    rotation: &OrthogonalParam,
     base: &Tensor,
-    source: Option<&Tensor>,
+    source: &Tensor,
+    f: impl FnOnce(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    match source {
-        Some(s) => prepare_source(base, s),
-        None => Err(InterventionError::MissingSource { type_name }),
+    let r = rotation.matrix()?;
+    let rb = project(base, &r)?;
+    let rs = project(source, &r)?;
+    let mixed = f(&rb, &rs)?;
+    Ok(project(&mixed, &r.t()?)?.to_dtype(base.dtype())?)
+}
+
+/// A full rotation from a given square `r` `[d, d]` (a saved `rotate_layer.weight`), with `d`.
+pub(crate) fn square_rotation(r: &Tensor) -> Result<(usize, OrthogonalParam)> {
+    let (n, k) = r.dims2()?;
+    if n != k {
+        return Err(InterventionError::Shape {
+            what: "rotate_layer.weight",
+            expected: "a square matrix".into(),
+            got: vec![n, k],
+        });
     }
+    Ok((n, OrthogonalParam::from_tensor(r)?))
 }
 
 /// Swap in a learned orthogonal basis (pyvene's `RotatedSpaceIntervention`):
@@ -65,17 +82,10 @@ impl RotatedSpaceIntervention {
 
     /// From a given rotation `r` `[d, d]` (e.g. a saved `rotate_layer.weight`).
     pub fn from_rotation(r: &Tensor) -> Result<Self> {
-        let (n, k) = r.dims2()?;
-        if n != k {
-            return Err(InterventionError::Shape {
-                what: "rotate_layer.weight",
-                expected: "a square matrix".into(),
-                got: vec![n, k],
-            });
-        }
+        let (n, rotation) = square_rotation(r)?;
         Ok(Self {
             embed_dim: n,
-            rotation: OrthogonalParam::from_tensor(r)?,
+            rotation,
             interchange_dim: InterchangeDim::First(n),
         })
     }
@@ -121,11 +131,9 @@ impl Intervention for RotatedSpaceIntervention {
             batch,
             "rotated space",
         )?;
-        let r = self.rotation.matrix()?;
-        let rb = project(base, &r)?;
-        let rs = project(&source, &r)?;
-        let swapped = combine(&rb, &rs, &sel, Op::Replace)?;
-        Ok(project(&swapped, &r.t()?)?.to_dtype(base.dtype())?)
+        in_rotated_basis(&self.rotation, base, &source, |rb, rs| {
+            combine(rb, rs, &sel, Op::Replace)
+        })
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.rotation.var().clone()]
@@ -133,10 +141,7 @@ impl Intervention for RotatedSpaceIntervention {
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
             ("rotate_layer.weight".into(), self.rotation.matrix()?),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &Device::Cpu)?,
-            ),
+            embed_dim_entry(self.embed_dim)?,
             (
                 "interchange_dim".into(),
                 self.interchange_dim.to_tensor(&Device::Cpu)?,

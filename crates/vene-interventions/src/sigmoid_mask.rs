@@ -4,8 +4,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::ops::sigmoid;
 
 use crate::orthogonal::OrthogonalParam;
-use crate::rotated::{project, required_source};
-use crate::swap::check_base;
+use crate::rotated::in_rotated_basis;
+use crate::state::{embed_dim_entry, temperature_entry, var_to};
+use crate::swap::{blend, check_base, required_source};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 fn mask_var(values: f32, n: usize, dtype: DType, device: &Device) -> Result<Var> {
@@ -25,9 +26,9 @@ fn check_mask(what: &'static str, mask: &Tensor) -> Result<usize> {
 }
 
 /// `(1 - m) * b + m * s` with `m = sigmoid(mask / T)` broadcast over `[B, n, d]`.
-fn blend(b: &Tensor, s: &Tensor, mask: &Tensor, temperature: f64) -> Result<Tensor> {
+fn sigmoid_blend(b: &Tensor, s: &Tensor, mask: &Tensor, temperature: f64) -> Result<Tensor> {
     let m = sigmoid(&(mask / temperature)?)?.to_dtype(b.dtype())?;
-    Ok((b.broadcast_mul(&(1.0 - &m)?)? + s.broadcast_mul(&m)?)?)
+    blend(b, s, &m)
 }
 
 /// In a learned rotated basis, a per-dim soft mask (pyvene's
@@ -94,28 +95,19 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
     ) -> Result<Tensor> {
         check_base(base, self.embed_dim)?;
         let source = required_source(self.type_name(), base, source)?;
-        let r = self.rotation.matrix()?;
-        let rb = project(base, &r)?;
-        let rs = project(&source, &r)?;
-        let mixed = blend(&rb, &rs, self.masks.as_tensor(), self.temperature)?;
-        Ok(project(&mixed, &r.t()?)?.to_dtype(base.dtype())?)
+        in_rotated_basis(&self.rotation, base, &source, |rb, rs| {
+            sigmoid_blend(rb, rs, self.masks.as_tensor(), self.temperature)
+        })
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.rotation.var().clone(), self.masks.clone()]
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        let dev = Device::Cpu;
         Ok(vec![
             ("rotate_layer.weight".into(), self.rotation.matrix()?),
             ("masks".into(), self.masks.as_tensor().clone()),
-            (
-                "temperature".into(),
-                Tensor::new(self.temperature as f32, &dev)?,
-            ),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &dev)?,
-            ),
+            temperature_entry(self.temperature)?,
+            embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
@@ -125,7 +117,7 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
         let dtype = self.masks.dtype();
         Ok(Box::new(Self {
             rotation: self.rotation.to(device, dtype)?,
-            masks: Var::from_tensor(&self.masks.as_tensor().to_device(device)?)?,
+            masks: var_to(&self.masks, device, dtype)?,
             ..self.clone()
         }))
     }
@@ -133,7 +125,7 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
         let device = self.masks.device().clone();
         Ok(Box::new(Self {
             rotation: self.rotation.to(&device, dtype)?,
-            masks: Var::from_tensor(&self.masks.as_tensor().to_dtype(dtype)?)?,
+            masks: var_to(&self.masks, &device, dtype)?,
             ..self.clone()
         }))
     }
@@ -204,23 +196,16 @@ impl Intervention for SigmoidMaskIntervention {
     ) -> Result<Tensor> {
         check_base(base, self.embed_dim)?;
         let source = required_source(self.type_name(), base, source)?;
-        blend(base, &source, self.mask.as_tensor(), self.temperature)
+        sigmoid_blend(base, &source, self.mask.as_tensor(), self.temperature)
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.mask.clone()]
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        let dev = Device::Cpu;
         Ok(vec![
             ("mask".into(), self.mask.as_tensor().clone()),
-            (
-                "temperature".into(),
-                Tensor::new(self.temperature as f32, &dev)?,
-            ),
-            (
-                "embed_dim".into(),
-                Tensor::new(self.embed_dim as i64, &dev)?,
-            ),
+            temperature_entry(self.temperature)?,
+            embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
@@ -228,13 +213,13 @@ impl Intervention for SigmoidMaskIntervention {
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            mask: Var::from_tensor(&self.mask.as_tensor().to_device(device)?)?,
+            mask: var_to(&self.mask, device, self.mask.dtype())?,
             ..self.clone()
         }))
     }
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            mask: Var::from_tensor(&self.mask.as_tensor().to_dtype(dtype)?)?,
+            mask: var_to(&self.mask, self.mask.device(), dtype)?,
             ..self.clone()
         }))
     }

@@ -1,4 +1,4 @@
-//! Shape checks, source broadcasting and the masked combine of selected dims.
+//! Shape checks, source broadcasting, the masked combine of selected dims and the soft blend.
 
 use candle_core::Tensor;
 use vene_kernels::Combine;
@@ -47,6 +47,25 @@ pub(crate) fn prepare_source(base: &Tensor, source: &Tensor) -> Result<Tensor> {
     source
         .broadcast_as(base.shape())
         .map_err(|_| unbroadcastable())
+}
+
+/// The source of a call to an intervention that needs one, broadcast to the base (see
+/// [`prepare_source`]); a missing source is an error naming `type_name`.
+pub(crate) fn required_source(
+    type_name: &'static str,
+    base: &Tensor,
+    source: Option<&Tensor>,
+) -> Result<Tensor> {
+    match source {
+        Some(s) => prepare_source(base, s),
+        None => Err(InterventionError::MissingSource { type_name }),
+    }
+}
+
+/// The soft blend `(1 - m) * base + m * source`, with the mask `m` (already in their dtype)
+/// broadcast over `[B, n, d]`.
+pub(crate) fn blend(base: &Tensor, source: &Tensor, m: &Tensor) -> Result<Tensor> {
+    Ok((base.broadcast_mul(&(1.0 - m)?)? + source.broadcast_mul(m)?)?)
 }
 
 /// `base` `[B, n, d]` with the selected dims combined with `source` (same shape): the fused

@@ -3,7 +3,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::selection::{InterchangeDim, Resolved};
-use crate::swap::{check_base, combine, prepare_source, Op};
+use crate::state::embed_dim_entry;
+use crate::swap::{check_base, combine, required_source, Op};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,22 +70,15 @@ impl Basic {
             Kind::Zero => return combine(base, &base.zeros_like()?, &sel, Op::Replace),
             Kind::Collect => return collect(base, &sel),
         };
-        let source = match (&self.constant, source) {
-            (Some(c), _) => c,
-            (None, Some(s)) => s,
-            (None, None) => return Err(InterventionError::MissingSource { type_name }),
-        };
-        let source = prepare_source(base, source)?;
+        // A constant source, when set, wins over the call's.
+        let source = required_source(type_name, base, self.constant.as_ref().or(source))?;
         combine(base, &source, &sel, op)
     }
 
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         let dev = Device::Cpu;
         let mut out = vec![
-            (
-                "embed_dim".to_string(),
-                Tensor::new(self.embed_dim as i64, &dev)?,
-            ),
+            embed_dim_entry(self.embed_dim)?,
             (
                 "interchange_dim".to_string(),
                 self.interchange_dim.to_tensor(&dev)?,

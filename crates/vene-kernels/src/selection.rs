@@ -55,23 +55,33 @@ impl Selection {
         let mut offsets = Vec::with_capacity(lists.len() + 1);
         let mut indices = Vec::with_capacity(total);
         let mut full = Vec::with_capacity(lists.len());
-        // Stamp `k + 1` marks an index seen in list `k`: O(width) once, O(len) per list.
-        let mut stamp = vec![0usize; width];
+        // Bit `i` of `seen` marks index `i` seen in the current list (cleared after it).
+        let mut seen = vec![0u64; width.div_ceil(64)];
         offsets.push(0);
-        for (k, list) in lists.iter().enumerate() {
+        for list in lists {
             let list = list.as_ref();
-            for &index in list {
-                let slot = stamp
-                    .get_mut(index)
-                    .ok_or(KernelError::IndexOutOfRange { index, width })?;
-                if *slot == k + 1 {
-                    return Err(KernelError::DuplicateIndex { index });
+            let is_full = list.len() == width && list.iter().enumerate().all(|(i, &d)| i == d);
+            if !is_full {
+                for &index in list {
+                    let word = seen
+                        .get_mut(index / 64)
+                        .filter(|_| index < width)
+                        .ok_or(KernelError::IndexOutOfRange { index, width })?;
+                    let bit = 1u64 << (index % 64);
+                    if *word & bit != 0 {
+                        return Err(KernelError::DuplicateIndex { index });
+                    }
+                    *word |= bit;
                 }
-                *slot = k + 1;
-                indices.push(index);
+                for &index in list {
+                    if let Some(word) = seen.get_mut(index / 64) {
+                        *word = 0;
+                    }
+                }
             }
+            indices.extend_from_slice(list);
             offsets.push(indices.len());
-            full.push(list.len() == width && list.iter().enumerate().all(|(i, &d)| i == d));
+            full.push(is_full);
         }
         Ok(Self {
             offsets,

@@ -82,7 +82,7 @@ impl KvCache {
     }
 
     /// The slot of one layer.
-    pub(crate) fn layer_mut(&mut self, layer: usize) -> Option<&mut Option<(Tensor, Tensor)>> {
+    pub(crate) fn layer_mut(&mut self, layer: usize) -> CacheSlot<'_> {
         self.layers.get_mut(layer)
     }
 
@@ -92,12 +92,11 @@ impl KvCache {
     }
 }
 
+/// One layer's slot in a [`KvCache`] (`None` when a pass runs without a cache).
+pub(crate) type CacheSlot<'a> = Option<&'a mut Option<(Tensor, Tensor)>>;
+
 /// Appends `k`, `v` (`[B, H, T, hd]`) to a layer slot; returns the full keys and values.
-pub(crate) fn append(
-    slot: Option<&mut Option<(Tensor, Tensor)>>,
-    k: Tensor,
-    v: Tensor,
-) -> Result<(Tensor, Tensor)> {
+pub(crate) fn append(slot: CacheSlot<'_>, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
     let Some(slot) = slot else {
         return Ok((k, v));
     };

@@ -10,6 +10,7 @@
 //! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`Tokenizer`].
 
 mod cache;
+mod decoder;
 mod error;
 mod generate;
 mod gpt2;

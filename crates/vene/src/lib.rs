@@ -42,3 +42,8 @@ pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::state_file_name;
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
+
+/// The README's code blocks, compiled as doctests so the README cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -8,7 +8,7 @@ use super::{
     dir_and_file, expect_len, layer_from_name, orient_of, take, vector_len, LoadOptions, LoadedSae,
     SaeFormat,
 };
-use crate::core::Part;
+use crate::core::{saelens_parts, Part};
 use crate::util::Orient;
 use crate::{AutoencoderError, JumpReLUAutoencoder, Result};
 
@@ -38,13 +38,13 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     let to_device = |t: candle_core::Tensor| t.to_device(&opts.device);
     let sae = JumpReLUAutoencoder::from_parts(
         &fname,
-        [
-            Part::new("W_enc", to_device(w_enc)?),
-            Part::new("b_enc", to_device(b_enc)?),
-            Part::new("W_dec", to_device(w_dec)?),
-            Part::new("b_dec", to_device(b_dec)?),
-            Part::new("threshold", to_device(threshold)?),
-        ],
+        saelens_parts(
+            to_device(w_enc)?,
+            to_device(b_enc)?,
+            to_device(w_dec)?,
+            to_device(b_dec)?,
+        ),
+        Part::new("threshold", to_device(threshold)?),
         enc_orient,
         dec_orient,
     )?;

@@ -17,7 +17,7 @@ use super::{
     cfg_str, cfg_usize, dir_and_file, expect_len, layer_from_name, orient_of, read_json, take,
     LoadOptions, LoadedSae, SaeFormat,
 };
-use crate::core::Part;
+use crate::core::{saelens_parts, Part};
 use crate::io::read_safetensors;
 use crate::util::Orient;
 use crate::{
@@ -125,12 +125,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             })
         }
     }
-    let parts4 = [
-        Part::new("W_enc", w_enc),
-        Part::new("b_enc", b_enc),
-        Part::new("W_dec", w_dec),
-        Part::new("b_dec", b_dec),
-    ];
+    let parts4 = saelens_parts(w_enc, b_enc, w_dec, b_dec);
     let autoencoder: Box<dyn Autoencoder> = match architecture.as_str() {
         "standard" => Box::new(
             ReluAutoencoder::from_parts(&wfile, parts4, enc_orient, dec_orient)?
@@ -149,11 +144,11 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                     }
                 },
             };
-            let [we, be, wd, bd] = parts4;
             Box::new(
                 JumpReLUAutoencoder::from_parts(
                     &wfile,
-                    [we, be, wd, bd, Part::new("threshold", threshold)],
+                    parts4,
+                    Part::new("threshold", threshold),
                     enc_orient,
                     dec_orient,
                 )?

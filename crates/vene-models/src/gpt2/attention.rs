@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use candle_nn::{Init, VarBuilder};
 use vene_hooks::{Component, Hooks};
 
-use crate::cache::append;
+use crate::cache::{append, CacheSlot};
 use crate::ops::{conv1d_linear, mask_scores, softmax_last_dim, Positions};
 use crate::weights::{get, hook, normal};
 use crate::{Gpt2Config, Result};
@@ -61,7 +61,7 @@ impl Gpt2Attention {
         x: &Tensor,
         pos: &Positions,
         offset: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: CacheSlot<'_>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;

@@ -6,6 +6,8 @@ use vene_hooks::{Component, Hooks};
 
 use super::attention::Gpt2Attention;
 use super::mlp::Gpt2Mlp;
+use crate::cache::CacheSlot;
+use crate::decoder::DecoderLayer;
 use crate::ops::{layer_norm, Positions};
 use crate::weights::{self, hook};
 use crate::{Gpt2Config, Result};
@@ -30,13 +32,18 @@ impl Gpt2Block {
             layer,
         })
     }
+}
 
-    pub(crate) fn forward(
+impl DecoderLayer for Gpt2Block {
+    type Shared = ();
+
+    fn forward(
         &self,
         x: Tensor,
+        _shared: &(),
         pos: &Positions,
         offset: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: CacheSlot<'_>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
         let l = self.layer;

@@ -6,8 +6,8 @@ use vene_hooks::{Component, ComponentShape, HookError, HookableModel, Hooks};
 
 use super::block::Gpt2Block;
 use crate::cache::KvCache;
-use crate::inputs::check_ids;
-use crate::ops::{layer_norm, positions};
+use crate::decoder::{self, Decoder};
+use crate::ops::{layer_norm, Positions};
 use crate::weights::{self, get, normal};
 use crate::{Gpt2Config, LanguageModel, ModelError, Result};
 
@@ -92,50 +92,39 @@ impl Gpt2 {
     pub fn config(&self) -> &Gpt2Config {
         &self.cfg
     }
+}
 
-    fn run(
-        &self,
-        input_ids: &Tensor,
-        mask: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
-        hooks: &mut dyn Hooks,
-    ) -> Result<Tensor> {
-        let (ids, b, t) = check_ids(input_ids, self.cfg.vocab_size)?;
-        let offset = match cache.as_deref() {
-            Some(c) => {
-                c.check(self.blocks.len(), b)?;
-                c.len()
-            }
-            None => 0,
-        };
-        if offset + t > self.cfg.n_positions {
+impl Decoder for Gpt2 {
+    type Layer = Gpt2Block;
+
+    fn layers(&self) -> &[Gpt2Block] {
+        &self.blocks
+    }
+
+    fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len > self.cfg.n_positions {
             return Err(ModelError::InvalidInput(format!(
-                "sequence of {} tokens is longer than GPT-2's n_positions {}",
-                offset + t,
+                "sequence of {len} tokens is longer than GPT-2's n_positions {}",
                 self.cfg.n_positions
             )));
         }
-        let ids = ids.to_device(&self.device)?;
-        let mask = match mask {
-            Some(m) => Some(m.to_device(&self.device)?),
-            None => None,
-        };
-        let pos = positions(b, t, offset, mask.as_ref(), &self.device)?;
-        let mut x = self
+        Ok(())
+    }
+
+    fn embed(&self, ids: &Tensor, pos: &Positions) -> Result<(Tensor, ())> {
+        let x = self
             .wte
-            .forward(&ids)?
+            .forward(ids)?
             .broadcast_add(&self.wpe.forward(&pos.ids)?)?;
-        for (i, block) in self.blocks.iter().enumerate() {
-            let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
-            x = block.forward(x, &pos, offset, slot, hooks)?;
-        }
-        let x = layer_norm(&x, &self.ln_f)?;
-        let d = self.cfg.n_embd;
-        let logits = x.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
-        if let Some(c) = cache {
-            c.advance(t);
-        }
-        Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
+        Ok((x, ()))
+    }
+
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        layer_norm(x, &self.ln_f)
     }
 }
 
@@ -182,7 +171,7 @@ impl LanguageModel for Gpt2 {
         attention_mask: Option<&Tensor>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.run(input_ids, attention_mask, None, hooks)
+        decoder::run(self, input_ids, attention_mask, None, hooks)
     }
 
     fn forward_cached(
@@ -192,7 +181,7 @@ impl LanguageModel for Gpt2 {
         cache: &mut KvCache,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.run(input_ids, attention_mask, Some(cache), hooks)
+        decoder::run(self, input_ids, attention_mask, Some(cache), hooks)
     }
 
     fn new_cache(&self) -> KvCache {

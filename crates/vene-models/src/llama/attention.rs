@@ -4,7 +4,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
 use vene_hooks::{Component, Hooks};
 
-use crate::cache::append;
+use crate::cache::{append, CacheSlot};
 use crate::ops::{mask_scores, rope, softmax_last_dim, Positions};
 use crate::weights::{hook, linear_no_bias};
 use crate::{LlamaConfig, Result};
@@ -54,7 +54,7 @@ impl LlamaAttention {
         sin: &Tensor,
         pos: &Positions,
         offset: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: CacheSlot<'_>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;

@@ -6,6 +6,8 @@ use vene_hooks::{Component, Hooks};
 
 use super::attention::LlamaAttention;
 use super::mlp::LlamaMlp;
+use crate::cache::CacheSlot;
+use crate::decoder::DecoderLayer;
 use crate::ops::{rms_norm, Positions};
 use crate::weights::{self, hook};
 use crate::{LlamaConfig, Result};
@@ -34,16 +36,19 @@ impl LlamaBlock {
             layer,
         })
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn forward(
+impl DecoderLayer for LlamaBlock {
+    /// Rotary `cos`, `sin` in the activation dtype.
+    type Shared = (Tensor, Tensor);
+
+    fn forward(
         &self,
         x: Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        (cos, sin): &(Tensor, Tensor),
         pos: &Positions,
         offset: usize,
-        cache: Option<&mut Option<(Tensor, Tensor)>>,
+        cache: CacheSlot<'_>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
         let l = self.layer;

@@ -7,8 +7,8 @@ use vene_hooks::{Component, ComponentShape, HookError, HookableModel, Hooks};
 use super::block::LlamaBlock;
 use super::config::{inv_freq, validate};
 use crate::cache::KvCache;
-use crate::inputs::check_ids;
-use crate::ops::{positions, rms_norm, Positions};
+use crate::decoder::{self, Decoder};
+use crate::ops::{rms_norm, Positions};
 use crate::weights::{self, get, normal};
 use crate::{LanguageModel, LlamaConfig, Result};
 
@@ -109,42 +109,26 @@ impl Llama {
         let sin = freqs.sin()?.to_dtype(self.dtype)?.contiguous()?;
         Ok((cos, sin))
     }
+}
 
-    fn run(
-        &self,
-        input_ids: &Tensor,
-        mask: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
-        hooks: &mut dyn Hooks,
-    ) -> Result<Tensor> {
-        let (ids, b, t) = check_ids(input_ids, self.cfg.vocab_size)?;
-        let offset = match cache.as_deref() {
-            Some(c) => {
-                c.check(self.layers.len(), b)?;
-                c.len()
-            }
-            None => 0,
-        };
-        let ids = ids.to_device(&self.device)?;
-        let mask = match mask {
-            Some(m) => Some(m.to_device(&self.device)?),
-            None => None,
-        };
-        let pos = positions(b, t, offset, mask.as_ref(), &self.device)?;
-        let (cos, sin) = self.cos_sin(&pos)?;
-        let mut x = self.embed.forward(&ids)?;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
-            x = layer.forward(x, &cos, &sin, &pos, offset, slot, hooks)?;
-        }
-        let x = rms_norm(&x, &self.norm)?;
-        let logits = x
-            .reshape((b * t, self.cfg.hidden_size))?
-            .matmul(&self.lm_head.t()?)?;
-        if let Some(c) = cache {
-            c.advance(t);
-        }
-        Ok(logits.reshape((b, t, self.cfg.vocab_size))?)
+impl Decoder for Llama {
+    type Layer = LlamaBlock;
+
+    fn layers(&self) -> &[LlamaBlock] {
+        &self.layers
+    }
+
+    fn lm_head(&self) -> &Tensor {
+        &self.lm_head
+    }
+
+    fn embed(&self, ids: &Tensor, pos: &Positions) -> Result<(Tensor, (Tensor, Tensor))> {
+        let cos_sin = self.cos_sin(pos)?;
+        Ok((self.embed.forward(ids)?, cos_sin))
+    }
+
+    fn final_norm(&self, x: &Tensor) -> Result<Tensor> {
+        rms_norm(x, &self.norm)
     }
 }
 
@@ -189,7 +173,7 @@ impl LanguageModel for Llama {
         attention_mask: Option<&Tensor>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.run(input_ids, attention_mask, None, hooks)
+        decoder::run(self, input_ids, attention_mask, None, hooks)
     }
 
     fn forward_cached(
@@ -199,7 +183,7 @@ impl LanguageModel for Llama {
         cache: &mut KvCache,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.run(input_ids, attention_mask, Some(cache), hooks)
+        decoder::run(self, input_ids, attention_mask, Some(cache), hooks)
     }
 
     fn new_cache(&self) -> KvCache {
