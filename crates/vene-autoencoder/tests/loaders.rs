@@ -12,6 +12,7 @@ use vene_autoencoder::{
     load_sae, load_sae_from_hub, load_sae_with, load_sparsify_dir, AutoencoderError, HubOptions,
     LoadOptions, SaeFormat,
 };
+use vene_testutil::fixtures;
 
 const D: usize = 5;
 const L: usize = 8;

@@ -5,14 +5,10 @@ mod common;
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor};
-use common::{assert_close, fixtures, ref_dec, ref_pre, ref_relu, to_mat, transpose};
+use candle_core::Tensor;
+use common::{assert_close, ref_dec, ref_pre, ref_relu, to_mat, transpose};
 use vene_autoencoder::{load_sae, Autoencoder, AutoencoderLayer, SaeFormat};
-
-fn oracle(model: &str) -> HashMap<String, Tensor> {
-    let path = fixtures().join(format!("pyvene/oracle_{model}.safetensors"));
-    candle_core::safetensors::load(path, &Device::Cpu).unwrap()
-}
+use vene_testutil::{fixtures, oracle};
 
 fn check_case(model: &str, case: &str) {
     let o = oracle(model);

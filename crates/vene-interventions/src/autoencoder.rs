@@ -45,6 +45,30 @@ impl AeCore {
         })
     }
 
+    /// [`Intervention::forward`] of an autoencoder intervention named `type_name`: checks
+    /// `base`, broadcasts the (required) source, resolves `selection` over the latents with
+    /// `default` as the default dims, and runs the swap.
+    pub(crate) fn intervene(
+        &self,
+        type_name: &'static str,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        selection: &Selection,
+        default: &InterchangeDim,
+        selective: bool,
+    ) -> Result<Tensor> {
+        let batch = check_base(base, self.ae.input_dim())?;
+        let source = required_source(type_name, base, source)?;
+        let sel = Resolved::new(
+            selection,
+            default,
+            self.ae.latent_dim(),
+            batch,
+            "latent space",
+        )?;
+        self.run(base, &source, &sel, selective)
+    }
+
     /// `base`, `source`: `[B, n, d]` (source already broadcast); `sel` over latents.
     pub(crate) fn run(
         &self,
@@ -316,16 +340,10 @@ impl Intervention for AutoencoderIntervention {
         source: Option<&Tensor>,
         selection: &Selection,
     ) -> Result<Tensor> {
-        let batch = check_base(base, self.embed_dim())?;
-        let source = required_source(self.type_name(), base, source)?;
-        let sel = Resolved::new(
-            selection,
-            &InterchangeDim::Dims(self.dims.clone()),
-            self.latent_dim(),
-            batch,
-            "latent space",
-        )?;
-        self.core.run(base, &source, &sel, self.selective)
+        let default = InterchangeDim::Dims(self.dims.clone());
+        let (name, selective) = (self.type_name(), self.selective);
+        self.core
+            .intervene(name, base, source, selection, &default, selective)
     }
     fn vars(&self) -> Vec<Var> {
         self.layer.as_ref().map(|l| l.vars()).unwrap_or_default()

@@ -6,9 +6,8 @@ use candle_core::{DType, Device, Tensor};
 use vene_autoencoder::{Autoencoder, JumpReLUAutoencoder};
 
 use crate::autoencoder::{AeCore, AutoencoderMode};
-use crate::selection::{InterchangeDim, Resolved};
+use crate::selection::InterchangeDim;
 use crate::state::embed_dim_entry;
-use crate::swap::{check_base, required_source};
 use crate::{Intervention, InterventionError, Result, Selection};
 
 /// Interchange in a JumpReLU SAE's latent space (pyvene's `JumpReLUAutoencoderIntervention`,
@@ -151,16 +150,15 @@ impl Intervention for JumpReLUAutoencoderIntervention {
         source: Option<&Tensor>,
         selection: &Selection,
     ) -> Result<Tensor> {
-        let batch = check_base(base, self.embed_dim())?;
-        let source = required_source(self.type_name(), base, source)?;
-        let sel = Resolved::new(
+        let (name, selective) = (self.type_name(), self.selective);
+        self.core.intervene(
+            name,
+            base,
+            source,
             selection,
             &self.interchange_dim,
-            self.sae.latent_dim(),
-            batch,
-            "latent space",
-        )?;
-        self.core.run(base, &source, &sel, self.selective)
+            selective,
+        )
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         let dev = Device::Cpu;

@@ -8,22 +8,10 @@ use vene_autoencoder::{Autoencoder, AutoencoderLayer};
 use vene_interventions::{
     AutoencoderIntervention, AutoencoderMode, Intervention, InterventionError, Selection,
 };
+use vene_testutil::max_abs_diff;
 
 fn dev() -> Device {
     Device::Cpu
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
 }
 
 fn inputs(n: usize, d: usize) -> (Tensor, Tensor) {

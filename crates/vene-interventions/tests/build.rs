@@ -7,19 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use vene_interventions::{
     build_intervention, parse_type_name, InterventionError, Selection, TYPE_NAMES,
 };
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
+use vene_testutil::{max_abs_diff, oracle};
 
 #[test]
 fn every_type_round_trips() {
@@ -119,14 +107,7 @@ fn pyvene_type_names_parse() {
 #[test]
 fn pyvene_ae_state_dict_loads_with_pyvene_semantics() {
     let dev = Device::Cpu;
-    let o = candle_core::safetensors::load(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/pyvene/oracle_gpt2.safetensors"
-        ),
-        &dev,
-    )
-    .unwrap();
+    let o = oracle("gpt2");
     let prefix = "gpt2.ae_default_dim.";
     let mut state: HashMap<String, Tensor> = o
         .iter()

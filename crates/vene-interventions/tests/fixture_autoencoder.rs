@@ -2,40 +2,12 @@
 
 use std::collections::HashMap;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use vene_autoencoder::AutoencoderLayer;
 use vene_interventions::{
     AutoencoderIntervention, Intervention, JumpReLUAutoencoderIntervention, Selection,
 };
-
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene");
-
-fn oracle(model: &str) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(
-        format!("{FIXTURES}/oracle_{model}.safetensors"),
-        &Device::Cpu,
-    )
-    .expect("fixture oracle")
-}
-
-fn get(o: &HashMap<String, Tensor>, key: &str) -> Tensor {
-    o.get(key)
-        .unwrap_or_else(|| panic!("fixture tensor {key}"))
-        .clone()
-}
-
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar()
-        .unwrap()
-}
+use vene_testutil::{get, max_abs_diff, oracle};
 
 fn ae_from(o: &HashMap<String, Tensor>, case: &str) -> AutoencoderLayer {
     AutoencoderLayer::from_state_dict(o, &format!("{case}.autoencoder."), case).unwrap()

@@ -108,7 +108,7 @@ pub(crate) fn combine_new<T: Elem>(
     check(base, source, src_stride, sel)?;
     let width = sel.width();
     let n = base.len();
-    let mut out: Vec<T> = Vec::with_capacity(n);
+    let mut out: Vec<T> = crate::alloc::output_buffer(n);
     if n == 0 {
         return Ok(out);
     }

@@ -1,13 +1,11 @@
 //! Bad inputs give typed errors that name what is wrong.
 
-mod common;
-
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixture, oracle};
 use vene_hooks::{Component, HookCall, HookError, HookableModel, Hooks, NoHooks, Site};
 use vene_models::{LanguageModel, Model, ModelError};
+use vene_testutil::{fixture, load_tensors, oracle};
 
 fn load(name: &str) -> Model {
     Model::from_dir(fixture(&format!("tiny-{name}")), DType::F32, &Device::Cpu).unwrap()
@@ -142,9 +140,7 @@ fn dir_with(config: &str, tensors: &HashMap<String, Tensor>) -> tempfile::TempDi
 #[test]
 fn missing_weight_is_named() {
     let config = std::fs::read_to_string(fixture("tiny-gpt2/config.json")).unwrap();
-    let mut w =
-        candle_core::safetensors::load(fixture("tiny-gpt2/model.safetensors"), &Device::Cpu)
-            .unwrap();
+    let mut w = load_tensors(fixture("tiny-gpt2/model.safetensors"));
     w.remove("transformer.h.1.ln_2.bias");
     let dir = dir_with(&config, &w);
     let err = Model::from_dir(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
@@ -162,8 +158,7 @@ fn config_not_matching_weights_names_tensor_and_shapes() {
     let config = std::fs::read_to_string(fixture("tiny-gpt2/config.json"))
         .unwrap()
         .replace("\"n_embd\": 16", "\"n_embd\": 32");
-    let w = candle_core::safetensors::load(fixture("tiny-gpt2/model.safetensors"), &Device::Cpu)
-        .unwrap();
+    let w = load_tensors(fixture("tiny-gpt2/model.safetensors"));
     let dir = dir_with(&config, &w);
     let err = Model::from_dir(dir.path(), DType::F32, &Device::Cpu).unwrap_err();
     match &err {

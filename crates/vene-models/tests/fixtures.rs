@@ -4,9 +4,10 @@
 mod common;
 
 use candle_core::{DType, Device};
-use common::{fixture, max_abs_diff, oracle, Collect};
+use common::Collect;
 use vene_hooks::{Component, NoHooks, Site};
 use vene_models::{LanguageModel, Model};
+use vene_testutil::{fixture, load_tensors, max_abs_diff, oracle};
 
 fn load(name: &str) -> Model {
     Model::from_dir(fixture(&format!("tiny-{name}")), DType::F32, &Device::Cpu).unwrap()
@@ -133,8 +134,7 @@ fn hook_replacement_is_used_downstream() {
     let logits = model
         .forward(&o["gpt2.base_input_ids"], None, &mut Zero)
         .unwrap();
-    let w = candle_core::safetensors::load(fixture("tiny-gpt2/model.safetensors"), &Device::Cpu)
-        .unwrap();
+    let w = load_tensors(fixture("tiny-gpt2/model.safetensors"));
     let want = w["transformer.ln_f.bias"]
         .unsqueeze(0)
         .unwrap()

@@ -4,9 +4,10 @@
 mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use common::{fixture, Collect};
+use common::Collect;
 use vene_hooks::{Component, NoHooks, Site};
 use vene_models::{generate, GenerationConfig, LanguageModel, Model};
+use vene_testutil::fixture;
 
 fn load(name: &str) -> Model {
     Model::from_dir(fixture(&format!("tiny-{name}")), DType::F32, &Device::Cpu).unwrap()

@@ -1,21 +1,15 @@
 //! Loading: local folder, sharded weights, hub cache layout, bad files; tokenizers.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixture, max_abs_diff, oracle};
 use vene_hooks::NoHooks;
 use vene_models::{LanguageModel, Model, ModelError, Tokenizer};
+use vene_testutil::{fixture, load_tensors, max_abs_diff, oracle};
 
 fn weights(name: &str) -> HashMap<String, Tensor> {
-    candle_core::safetensors::load(
-        fixture(&format!("tiny-{name}/model.safetensors")),
-        &Device::Cpu,
-    )
-    .unwrap()
+    load_tensors(fixture(&format!("tiny-{name}/model.safetensors")))
 }
 
 fn base_logits_match(model: &Model, name: &str) {

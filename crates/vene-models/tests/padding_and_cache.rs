@@ -3,9 +3,10 @@
 mod common;
 
 use candle_core::{DType, Device, IndexOp, Tensor};
-use common::{fixture, max_abs_diff, oracle, Collect};
+use common::Collect;
 use vene_hooks::{Component, NoHooks, Site};
 use vene_models::{LanguageModel, Model};
+use vene_testutil::{fixture, max_abs_diff, oracle};
 
 fn load(name: &str) -> Model {
     Model::from_dir(fixture(&format!("tiny-{name}")), DType::F32, &Device::Cpu).unwrap()

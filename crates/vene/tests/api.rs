@@ -112,22 +112,9 @@ fn skip_replaces_output_by_input_and_groups_share_a_source() {
     ));
 }
 
-fn ae_intervenable() -> IntervenableModel<vene::models::Model> {
-    let o = oracle("gpt2");
-    let t = |n: &str| get(&o, &format!("gpt2.ae_idx.autoencoder.{n}"));
-    let layer = AutoencoderLayer::from_tensors(
-        t("encoder.0.weight"),
-        t("encoder.0.bias"),
-        t("decoder.0.weight"),
-        t("decoder.0.bias"),
-    )
-    .unwrap();
-    get_intervenable_with_autoencoder(model("gpt2"), layer, vec![3, 7, 11, 20, 31], 1).unwrap()
-}
-
 #[test]
 fn forwards_from_threads_match_sequential() {
-    let im = ae_intervenable();
+    let im = gpt2_ae_idx_model();
     let o = oracle("gpt2");
     let (base, src) = ids(&o, "gpt2");
     let reqs: Vec<ForwardRequest> = (0..4)
@@ -360,7 +347,7 @@ fn bad_input_gets_typed_errors() {
 fn left_padded_batch_matches_the_fixture() {
     let o = oracle("gpt2");
     let (base, src) = ids(&o, "gpt2");
-    let im = ae_intervenable();
+    let im = gpt2_ae_idx_model();
     // example 1 keeps its first 5 tokens, left-padded by one
     let b = base.to_dtype(DType::U32).unwrap().to_vec2::<u32>().unwrap();
     let rows = vec![b[0].clone(), [vec![0], b[1][..5].to_vec()].concat()];

@@ -3,25 +3,8 @@
 mod common;
 
 use common::*;
-use vene::autoencoder::AutoencoderLayer;
 use vene::hooks::Component;
-use vene::{
-    get_intervenable_with_autoencoder, ForwardRequest, IntervenableModel, UnitLoc, UnitLocations,
-    VeneError,
-};
-
-fn ae_model() -> IntervenableModel<vene::models::Model> {
-    let o = oracle("gpt2");
-    let t = |n: &str| get(&o, &format!("gpt2.ae_idx.autoencoder.{n}"));
-    let layer = AutoencoderLayer::from_tensors(
-        t("encoder.0.weight"),
-        t("encoder.0.bias"),
-        t("decoder.0.weight"),
-        t("decoder.0.bias"),
-    )
-    .unwrap();
-    get_intervenable_with_autoencoder(model("gpt2"), layer, vec![3, 7, 11, 20, 31], 1).unwrap()
-}
+use vene::{ForwardRequest, IntervenableModel, UnitLoc, UnitLocations, VeneError};
 
 fn state_of(im: &IntervenableModel<vene::models::Model>) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
@@ -42,7 +25,7 @@ fn state_of(im: &IntervenableModel<vene::models::Model>) -> Vec<(String, Vec<f32
 
 #[test]
 fn vene_round_trip_is_bit_exact() {
-    let im = ae_model();
+    let im = gpt2_ae_idx_model();
     assert_eq!(im.count_parameters(), 1072);
     let dir = tempfile::tempdir().unwrap();
     im.save(dir.path()).unwrap();
@@ -78,7 +61,7 @@ fn vene_round_trip_is_bit_exact() {
 
 #[test]
 fn newer_format_is_a_typed_error() {
-    let im = ae_model();
+    let im = gpt2_ae_idx_model();
     let dir = tempfile::tempdir().unwrap();
     im.save(dir.path()).unwrap();
     let path = dir.path().join("config.json");

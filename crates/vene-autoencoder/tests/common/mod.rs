@@ -114,7 +114,3 @@ pub fn assert_close(got: &Mat, want: &Mat, tol: f32, what: &str) {
         }
     }
 }
-
-pub fn fixtures() -> std::path::PathBuf {
-    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))
-}

@@ -1,0 +1,94 @@
+//! Test helpers shared by vene's crates, used only as a dev-dependency: paths of the
+//! fixtures in `tests/fixtures/`, the pyvene oracle tensors, and tensor comparisons.
+//!
+//! The helpers panic on failure (they are meant for tests), naming what went wrong.
+//!
+//! ```
+//! let o = vene_testutil::oracle("gpt2");
+//! let logits = vene_testutil::get(&o, "gpt2.base_logits");
+//! assert_eq!(vene_testutil::max_abs_diff(&logits, &logits), 0.0);
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+
+/// The folder of the pyvene-made fixtures: `tests/fixtures/pyvene` of the workspace.
+pub const PYVENE_FIXTURES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene");
+
+/// The workspace's `tests/fixtures` folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))
+}
+
+/// `rel` inside the pyvene fixtures folder ([`PYVENE_FIXTURES`]).
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(PYVENE_FIXTURES).join(rel)
+}
+
+/// Every tensor of a safetensors file, on the CPU.
+pub fn load_tensors(path: impl AsRef<Path>) -> HashMap<String, Tensor> {
+    let path = path.as_ref();
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+}
+
+/// The oracle tensors pyvene computed for `model` (`"gpt2"` or `"llama"`), named as in
+/// `manifest.json` (`gpt2.base_logits`, ...).
+pub fn oracle(model: &str) -> HashMap<String, Tensor> {
+    load_tensors(fixture(&format!("oracle_{model}.safetensors")))
+}
+
+/// The tensor `key` of `tensors` (an oracle), panicking with its name when absent.
+pub fn get(tensors: &HashMap<String, Tensor>, key: &str) -> Tensor {
+    tensors
+        .get(key)
+        .unwrap_or_else(|| panic!("oracle has no {key}"))
+        .clone()
+}
+
+/// `max |a|` over every element, computed in f32.
+pub fn max_abs(a: &Tensor) -> f32 {
+    a.to_dtype(DType::F32)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+/// `max |a - b|` over every element, computed in f32; `a` and `b` must have the same shape.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a = a.to_dtype(DType::F32).unwrap();
+    let b = b.to_dtype(DType::F32).unwrap();
+    max_abs(&(a - b).unwrap())
+}
+
+/// Checks an intervened output against pyvene's: within 1e-5 of `expected`, and
+/// `(ours - base)` within 2% (of the largest entry of `expected - base`) of
+/// `(expected - base)`, which must not be zero (the fixture's intervention must change
+/// something).
+pub fn assert_intervened(what: &str, ours: &Tensor, expected: &Tensor, base: &Tensor) {
+    let d = max_abs_diff(ours, expected);
+    assert!(d <= 1e-5, "{what}: max abs diff {d} > 1e-5");
+    let ours_delta = (ours - base).unwrap();
+    let exp_delta = (expected - base).unwrap();
+    let scale = max_abs(&exp_delta);
+    assert!(
+        scale > 0.0,
+        "{what}: the fixture's intervention changes nothing"
+    );
+    let dd = max_abs_diff(&ours_delta, &exp_delta);
+    assert!(
+        dd <= 0.02 * scale,
+        "{what}: delta differs by {dd}, 2% of the fixture's delta {scale} is {}",
+        0.02 * scale
+    );
+}
