@@ -3,7 +3,7 @@
 //! one site (block_output of the middle layer).
 //!
 //! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257) on
-//! batch 1 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
+//! batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -62,11 +62,12 @@ fn forward(c: &mut Criterion) {
     let device = Device::Cpu;
     let (small, _vars) =
         Model::random_gpt2(&Gpt2Config::gpt2_small(), DType::F32, &device).expect("random model");
-    let ids = Tensor::arange(0u32, 128, &device)
-        .and_then(|t| t.affine(389.0, 7.0))
-        .and_then(|t| t.unsqueeze(0))
-        .expect("ids");
-    bench_model(c, "gpt2_small_1x128", &small, &ids);
+    let (batch, seq, vocab) = (8usize, 128usize, 50257usize);
+    let tokens: Vec<u32> = (0..batch * seq)
+        .map(|i| ((i * 389 + 7) % vocab) as u32)
+        .collect();
+    let ids = Tensor::from_vec(tokens, (batch, seq), &device).expect("ids");
+    bench_model(c, "gpt2_small_8x128", &small, &ids);
 
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
