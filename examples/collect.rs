@@ -125,29 +125,12 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
 
 fn main() {
     let args = Args::parse();
-    let mut root = None;
-    let result = (|| -> Result<String> {
-        let dir = match &args.model {
-            Some(m) => m.clone(),
-            None => {
-                let r = common::offline::temp_root("collect")?;
-                let dir = common::offline::write_model(&r, 0)?;
-                root = Some(r);
-                dir.display().to_string()
-            }
-        };
-        Ok(run(&args, &dir)?.text)
-    })();
-    if let Some(r) = root {
-        let _ = std::fs::remove_dir_all(r);
-    }
-    match result {
-        Ok(text) => print!("{text}"),
-        Err(e) => {
-            eprintln!("error: {}", e.one_line());
-            std::process::exit(1);
-        }
-    }
+    common::offline::run_main(
+        "collect",
+        Ok(args.model.clone()),
+        |root| Ok(common::offline::write_model(root, 0)?.display().to_string()),
+        |dir| Ok(run(&args, dir)?.text),
+    );
 }
 
 #[cfg(test)]

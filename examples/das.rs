@@ -225,30 +225,16 @@ fn run(args: &Args, model_dir: &str) -> Result<(Report, String)> {
 
 fn main() {
     let args = Args::parse();
-    let mut root = None;
-    let result = (|| -> Result<String> {
-        let dir = match &args.model {
-            Some(m) => m.clone(),
-            None => {
-                let r = common::offline::temp_root("das")?;
-                println!("training an offline tiny GPT-2 on the city prompts...");
-                let dir = common::offline::write_trained_model(&r, args.seed, args.model_steps)?;
-                root = Some(r);
-                dir.display().to_string()
-            }
-        };
-        Ok(run(&args, &dir)?.1)
-    })();
-    if let Some(r) = root {
-        let _ = std::fs::remove_dir_all(r);
-    }
-    match result {
-        Ok(text) => print!("{text}"),
-        Err(e) => {
-            eprintln!("error: {}", e.one_line());
-            std::process::exit(1);
-        }
-    }
+    common::offline::run_main(
+        "das",
+        Ok(args.model.clone()),
+        |root| {
+            println!("training an offline tiny GPT-2 on the city prompts...");
+            let dir = common::offline::write_trained_model(root, args.seed, args.model_steps)?;
+            Ok(dir.display().to_string())
+        },
+        |dir| Ok(run(&args, dir)?.1),
+    );
 }
 
 #[cfg(test)]

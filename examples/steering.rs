@@ -142,34 +142,19 @@ fn offline(root: &std::path::Path, seed: u64) -> Result<(String, String)> {
 
 fn main() {
     let args = Args::parse();
-    let mut root = None;
-    let result = (|| -> Result<String> {
-        let (model, sae) = match (&args.model, &args.sae) {
-            (Some(m), Some(s)) => (m.clone(), s.clone()),
-            (None, None) => {
-                let r = common::offline::temp_root("steering")?;
-                let dirs = offline(&r, 0)?;
-                root = Some(r);
-                dirs
-            }
-            _ => {
-                return Err(CliError::invalid(
-                    "give both --model and --sae, or neither (offline)",
-                ))
-            }
-        };
-        Ok(run(&args, &model, &sae)?.text)
-    })();
-    if let Some(r) = root {
-        let _ = std::fs::remove_dir_all(r);
-    }
-    match result {
-        Ok(text) => print!("{text}"),
-        Err(e) => {
-            eprintln!("error: {}", e.one_line());
-            std::process::exit(1);
-        }
-    }
+    let given = match (&args.model, &args.sae) {
+        (Some(m), Some(s)) => Ok(Some((m.clone(), s.clone()))),
+        (None, None) => Ok(None),
+        _ => Err(CliError::invalid(
+            "give both --model and --sae, or neither (offline)",
+        )),
+    };
+    common::offline::run_main(
+        "steering",
+        given,
+        |root| offline(root, 0),
+        |(model, sae)| Ok(run(&args, model, sae)?.text),
+    );
 }
 
 #[cfg(test)]

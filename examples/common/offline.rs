@@ -171,3 +171,36 @@ pub fn parse_hook_name(hook: &str) -> Option<(usize, Component)> {
     };
     Some((layer.parse().ok()?, component))
 }
+
+/// The body of an example's `main`: `run` on the folders the user gave (`given`), or, when
+/// none were given, on folders `make` writes into a temporary root that is removed afterwards.
+/// Prints the report, or the error as one line with exit code 1.
+pub fn run_main<T>(
+    name: &str,
+    given: Result<Option<T>>,
+    make: impl FnOnce(&Path) -> Result<T>,
+    run: impl FnOnce(&T) -> Result<String>,
+) {
+    let mut root = None;
+    let result = (|| -> Result<String> {
+        let target = match given? {
+            Some(target) => target,
+            None => {
+                let r = temp_root(name)?;
+                root = Some(r.clone());
+                make(&r)?
+            }
+        };
+        run(&target)
+    })();
+    if let Some(r) = root {
+        let _ = std::fs::remove_dir_all(r);
+    }
+    match result {
+        Ok(text) => print!("{text}"),
+        Err(e) => {
+            eprintln!("error: {}", e.one_line());
+            std::process::exit(1);
+        }
+    }
+}
