@@ -22,6 +22,27 @@ pub fn read_safetensors(path: &Path, device: &Device) -> Result<HashMap<String, 
         .map_err(|e| AutoencoderError::invalid_file(path, e))
 }
 
+/// Reads the state dict of a torch zip pickle (`torch.save`: `ae.pt`, pyvene's `intkey_*.bin`)
+/// onto `device`. A missing file is [`AutoencoderError::Io`]; a file that is not a readable
+/// torch pickle is [`AutoencoderError::InvalidFile`], also when the pickle reader panics on it.
+pub fn read_torch_pickle(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    if !path.is_file() {
+        return Err(AutoencoderError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let tensors = std::panic::catch_unwind(|| candle_core::pickle::read_all(path))
+        .map_err(|_| AutoencoderError::invalid_file(path, "malformed torch pickle"))?
+        .map_err(|e| {
+            AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}"))
+        })?;
+    tensors
+        .into_iter()
+        .map(|(n, t)| Ok((n, t.to_device(device)?)))
+        .collect()
+}
+
 /// Writes `tensors` to a safetensors file.
 pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
     candle_core::safetensors::save(tensors, path).map_err(|e| match e {

@@ -24,7 +24,7 @@ mod util;
 pub use autoencoder::Autoencoder;
 pub use error::{AutoencoderError, Result};
 pub use hub::{cached_path, load_sae_from_hub, HubOptions};
-pub use io::{read_safetensors, write_safetensors};
+pub use io::{read_safetensors, read_torch_pickle, write_safetensors};
 pub use jumprelu::JumpReLUAutoencoder;
 pub use layer::{AutoencoderLayer, DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, ENCODER_WEIGHT};
 pub use loaders::{

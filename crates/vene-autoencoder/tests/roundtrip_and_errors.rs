@@ -237,3 +237,40 @@ fn corrupt_files_give_typed_errors() {
         Err(AutoencoderError::UnknownFormat { .. })
     ));
 }
+
+#[test]
+fn malformed_torch_pickles_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // a zip holding a data.pkl that is not a pickle, and a file that is not a zip at all
+    let not_pickle = dir.path().join("ae.pt");
+    {
+        use std::io::Write;
+        let file = std::fs::File::create(&not_pickle).unwrap();
+        let mut zip = zip::ZipWriter::new(file);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("archive/data.pkl", stored).unwrap();
+        zip.write_all(b"garbage\x00\xff").unwrap();
+        zip.finish().unwrap();
+    }
+    let not_zip = dir.path().join("other.pt");
+    std::fs::write(&not_zip, b"not a zip file").unwrap();
+    for path in [&not_pickle, &not_zip] {
+        let err = vene_autoencoder::read_torch_pickle(path, &Device::Cpu).unwrap_err();
+        assert!(
+            matches!(err, vene_autoencoder::AutoencoderError::InvalidFile { .. }),
+            "{path:?}: {err}"
+        );
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+    let missing = dir.path().join("missing.pt");
+    assert!(matches!(
+        vene_autoencoder::read_torch_pickle(&missing, &Device::Cpu),
+        Err(vene_autoencoder::AutoencoderError::Io { .. })
+    ));
+    // through the format-detecting entry point too
+    assert!(vene_autoencoder::load_sae(dir.path()).is_err());
+}

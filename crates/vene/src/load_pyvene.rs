@@ -181,16 +181,14 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
     for key in keys.iter().flatten() {
         let file = dir.join(format!("intkey_{key}.bin"));
         if file.exists() {
-            let tensors =
-                candle_core::pickle::read_all(&file).map_err(|e| VeneError::SavedFile {
+            let device = vene_models::LanguageModel::device(&model);
+            let tensors = vene_autoencoder::read_torch_pickle(&file, device).map_err(|e| {
+                VeneError::SavedFile {
                     path: file.display().to_string(),
-                    reason: format!("cannot read the torch pickle: {e}"),
-                })?;
-            let tensors = tensors
-                .into_iter()
-                .map(|(k, t)| Ok((k, t.to_device(vene_models::LanguageModel::device(&model))?)))
-                .collect::<Result<Vec<_>>>()?;
-            states.insert(key.clone(), tensors);
+                    reason: e.to_string(),
+                }
+            })?;
+            states.insert(key.clone(), tensors.into_iter().collect());
         }
     }
     for (i, r) in out.iter_mut().enumerate() {

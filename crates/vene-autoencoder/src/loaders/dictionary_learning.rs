@@ -6,7 +6,6 @@
 //! [`crate::AutoencoderLayer`]). `AutoEncoderTopK` (`b_dec` and a `k` buffer instead of `bias`):
 //! a [`crate::TopKAutoencoder`].
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
@@ -19,30 +18,10 @@ use crate::core::Part;
 use crate::util::Orient;
 use crate::{Autoencoder, AutoencoderError, AutoencoderLayer, Result, TopKAutoencoder};
 
-/// Reads a torch zip pickle's state dict onto `device`.
-pub(crate) fn read_torch(
-    path: &Path,
-    device: &candle_core::Device,
-) -> Result<HashMap<String, Tensor>> {
-    if !path.is_file() {
-        return Err(AutoencoderError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        ));
-    }
-    let tensors = candle_core::pickle::read_all(path).map_err(|e| {
-        AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}"))
-    })?;
-    tensors
-        .into_iter()
-        .map(|(n, t)| Ok((n, t.to_device(device)?)))
-        .collect()
-}
-
 pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     let (dir, file) = dir_and_file(path, "ae.pt");
     let fname = file.display().to_string();
-    let mut map = read_torch(&file, &opts.device)?;
+    let mut map = crate::io::read_torch_pickle(&file, &opts.device)?;
     let cfg_path = dir.join("config.json");
     let trainer = if cfg_path.is_file() {
         read_json(&cfg_path)?.get("trainer").cloned()

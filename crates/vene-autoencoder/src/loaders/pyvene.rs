@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 
-use super::dictionary_learning::read_torch;
 use super::{list_files, LoadOptions, LoadedSae, SaeFormat};
 use crate::io::{layer_from_map, read_safetensors};
 use crate::layer::ENCODER_WEIGHT;
@@ -40,7 +39,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     let map = if file.extension().is_some_and(|e| e == "safetensors") {
         read_safetensors(&file, &opts.device)?
     } else {
-        read_torch(&file, &opts.device)?
+        crate::io::read_torch_pickle(&file, &opts.device)?
     };
     let prefix = if map.contains_key(ENCODER_WEIGHT) {
         ""
