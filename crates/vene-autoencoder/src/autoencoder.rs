@@ -51,4 +51,23 @@ pub trait Autoencoder: Send + Sync + std::fmt::Debug {
         let _ = dims;
         Ok(None)
     }
+
+    /// What it takes to save this autoencoder and rebuild it with
+    /// [`crate::autoencoder_from_state`], or `None` (the default) for autoencoders vene does
+    /// not know how to rebuild.
+    fn state(&self) -> Result<Option<AutoencoderState>> {
+        Ok(None)
+    }
+}
+
+/// Everything needed to rebuild a saved autoencoder: its kind, its settings and its tensors.
+#[derive(Debug, Clone)]
+pub struct AutoencoderState {
+    /// `"relu"`, `"topk"` or `"jumprelu"`.
+    pub kind: String,
+    /// Settings beyond the tensors: `apply_b_dec_to_input`, and `k` for TopK.
+    pub settings: serde_json::Value,
+    /// The tensors by SAELens's names and layout: `W_enc [d, L]`, `b_enc [L]`,
+    /// `W_dec [L, d]`, `b_dec [d]`, and `threshold [L]` for JumpReLU.
+    pub tensors: Vec<(String, Tensor)>,
 }

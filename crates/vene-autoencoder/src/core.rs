@@ -340,6 +340,39 @@ impl LinearSae {
         self.b_dec = b_dec;
     }
 
+    /// The state to save: kind, settings, and the tensors in SAELens's layout.
+    pub(crate) fn state(&self) -> Result<crate::AutoencoderState> {
+        let in_out = |w: &Tensor, orient: Orient| -> Result<Tensor> {
+            Ok(match orient {
+                Orient::InOut => w.clone(),
+                Orient::OutIn => w.t()?.contiguous()?,
+            })
+        };
+        let mut tensors = vec![
+            ("W_enc".to_string(), in_out(&self.w_enc, self.enc_orient)?),
+            ("b_enc".to_string(), self.b_enc.clone()),
+            ("W_dec".to_string(), in_out(&self.w_dec, self.dec_orient)?),
+            ("b_dec".to_string(), self.b_dec.clone()),
+        ];
+        let mut settings = serde_json::json!({ "apply_b_dec_to_input": self.subtract_b_dec });
+        let kind = match &self.act {
+            Activation::Relu => "relu",
+            Activation::JumpRelu { threshold } => {
+                tensors.push(("threshold".to_string(), threshold.clone()));
+                "jumprelu"
+            }
+            Activation::TopK { k } => {
+                settings["k"] = serde_json::json!(k);
+                "topk"
+            }
+        };
+        Ok(crate::AutoencoderState {
+            kind: kind.to_string(),
+            settings,
+            tensors,
+        })
+    }
+
     pub(crate) fn decoder_rows(&self, dims: &[usize]) -> Result<Tensor> {
         let idx = dims_index(dims, self.latent_dim, self.device())?;
         if dims.is_empty() {
@@ -414,6 +447,10 @@ macro_rules! impl_autoencoder_via_core {
                 } else {
                     Ok(None)
                 }
+            }
+
+            fn state(&self) -> $crate::Result<Option<$crate::AutoencoderState>> {
+                self.core.state().map(Some)
             }
         }
     };

@@ -17,11 +17,12 @@ mod layer;
 mod loaders;
 pub mod metrics;
 mod relu;
+mod state;
 mod topk;
 mod train;
 mod util;
 
-pub use autoencoder::Autoencoder;
+pub use autoencoder::{Autoencoder, AutoencoderState};
 pub use error::{AutoencoderError, Result};
 pub use hub::{cached_path, load_sae_from_hub, HubOptions};
 pub use io::{read_safetensors, read_torch_pickle, write_safetensors};
@@ -32,5 +33,6 @@ pub use loaders::{
     SaeFormat,
 };
 pub use relu::ReluAutoencoder;
+pub use state::autoencoder_from_state;
 pub use topk::TopKAutoencoder;
 pub use train::{train, TrainConfig, TrainProgress};

@@ -214,7 +214,8 @@ pub struct AutoencoderIntervention {
 
 impl AutoencoderIntervention {
     /// Around any autoencoder (a custom one, a loaded SAE). Its parameters are not exposed
-    /// as trainable and it cannot be saved by vene (only [`Self::from_layer`] can).
+    /// as trainable. It can be saved when the autoencoder describes itself
+    /// ([`Autoencoder::state`]: vene-autoencoder's ReLU, TopK and JumpReLU SAEs do).
     pub fn new(autoencoder: Arc<dyn Autoencoder>) -> Result<Self> {
         Ok(Self {
             core: AeCore::new(autoencoder)?,
@@ -349,16 +350,24 @@ impl Intervention for AutoencoderIntervention {
         self.layer.as_ref().map(|l| l.vars()).unwrap_or_default()
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
-        let Some(layer) = &self.layer else {
-            return Err(InterventionError::Unsupported(
-                "AutoencoderIntervention around a custom autoencoder cannot be saved; build it \
-                 with AutoencoderIntervention::from_layer to save it"
-                    .into(),
-            ));
+        let tensors = match &self.layer {
+            Some(layer) => layer.state_dict(),
+            None => {
+                self.core
+                    .ae
+                    .state()?
+                    .ok_or_else(|| {
+                        InterventionError::Unsupported(
+                            "AutoencoderIntervention around a custom autoencoder that does not \
+                             implement Autoencoder::state cannot be saved"
+                                .into(),
+                        )
+                    })?
+                    .tensors
+            }
         };
         let dev = Device::Cpu;
-        let mut out: Vec<(String, Tensor)> = layer
-            .state_dict()
+        let mut out: Vec<(String, Tensor)> = tensors
             .into_iter()
             .map(|(n, t)| (format!("autoencoder.{n}"), t))
             .collect();
@@ -370,12 +379,20 @@ impl Intervention for AutoencoderIntervention {
         Ok(out)
     }
     fn hyperparams(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut h = serde_json::json!({
             "embed_dim": self.embed_dim(),
             "latent_dim": self.latent_dim(),
             "interchange_dim": InterchangeDim::Dims(self.dims.clone()),
             "mode": self.core.mode,
-        })
+        });
+        // an autoencoder other than pyvene's layer: what kind to rebuild on load
+        if self.layer.is_none() {
+            if let Ok(Some(state)) = self.core.ae.state() {
+                h["autoencoder_kind"] = serde_json::json!(state.kind);
+                h["autoencoder_settings"] = state.settings;
+            }
+        }
+        h
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(self.rebuild_layer(|t| t.to_device(device))?))

@@ -318,6 +318,24 @@ pub fn build_intervention(
             iv.set_temperature(t);
             Box::new(iv)
         }
+        "AutoencoderIntervention" if hyperparams.get("autoencoder_kind").is_some() => {
+            let kind = hyperparams
+                .get("autoencoder_kind")
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| c.bad("autoencoder_kind", "not a string"))?;
+            let settings = hyperparams
+                .get("autoencoder_settings")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let tensors: HashMap<String, Tensor> = state
+                .iter()
+                .filter_map(|(k, t)| k.strip_prefix("autoencoder.").map(|n| (n, t)))
+                .map(|(n, t)| Ok((n.to_string(), t.to_device(device)?.to_dtype(dtype)?)))
+                .collect::<Result<_>>()?;
+            let ae = vene_autoencoder::autoencoder_from_state(kind, &settings, &tensors)?;
+            let iv = AutoencoderIntervention::new(std::sync::Arc::from(ae))?;
+            Box::new(with_saved_settings(iv, idim, hyperparams, &c)?)
+        }
         "AutoencoderIntervention" => {
             let layer = if state.contains_key("autoencoder.encoder.0.weight") {
                 let moved: HashMap<String, Tensor> = state
@@ -332,18 +350,8 @@ pub fn build_intervention(
                     .ok_or_else(|| c.bad("latent_dim", "missing (pyvene: 'Missing latent_dim')"))?;
                 AutoencoderLayer::new(embed_dim, l, dtype, device)?
             };
-            let mut iv = AutoencoderIntervention::from_layer(layer)?;
-            match idim {
-                Some(InterchangeDim::Dims(d)) => iv.set_interchange_dim(d)?,
-                Some(InterchangeDim::First(k)) => iv.set_interchange_dim(vec![k])?,
-                None => {}
-            }
-            if let Some(m) = hyperparams.get("mode").filter(|v| !v.is_null()) {
-                let mode: AutoencoderMode =
-                    serde_json::from_value(m.clone()).map_err(|e| c.bad("mode", e.to_string()))?;
-                iv = iv.with_mode(mode);
-            }
-            Box::new(iv)
+            let iv = AutoencoderIntervention::from_layer(layer)?;
+            Box::new(with_saved_settings(iv, idim, hyperparams, &c)?)
         }
         "JumpReLUAutoencoderIntervention" => {
             let (we, wd, be, bd, th) = if state.contains_key("W_enc") {
@@ -390,6 +398,26 @@ pub fn build_intervention(
                 iv.embed_dim()
             ),
         });
+    }
+    Ok(iv)
+}
+
+/// The saved dims and mode of an autoencoder intervention, applied to a rebuilt one.
+fn with_saved_settings(
+    mut iv: AutoencoderIntervention,
+    idim: Option<InterchangeDim>,
+    hyperparams: &serde_json::Value,
+    c: &Ctx<'_>,
+) -> Result<AutoencoderIntervention> {
+    match idim {
+        Some(InterchangeDim::Dims(d)) => iv.set_interchange_dim(d)?,
+        Some(InterchangeDim::First(k)) => iv.set_interchange_dim(vec![k])?,
+        None => {}
+    }
+    if let Some(m) = hyperparams.get("mode").filter(|v| !v.is_null()) {
+        let mode: AutoencoderMode =
+            serde_json::from_value(m.clone()).map_err(|e| c.bad("mode", e.to_string()))?;
+        iv = iv.with_mode(mode);
     }
     Ok(iv)
 }

@@ -138,3 +138,82 @@ fn pyvene_ae_state_dict_loads_with_pyvene_semantics() {
         .unwrap();
     assert!(max_abs_diff(&out, &g("ae_out")) < 1e-5);
 }
+
+/// SAEs loaded from other libraries' formats (ReLU, TopK, JumpReLU) inside an
+/// `AutoencoderIntervention` save their kind, settings (`k`, `apply_b_dec_to_input`) and
+/// tensors (thresholds included), and rebuild to bit-identical outputs.
+#[test]
+fn autoencoder_interventions_around_loaded_saes_round_trip() {
+    use std::sync::Arc;
+    use vene_autoencoder::{Autoencoder, JumpReLUAutoencoder, ReluAutoencoder, TopKAutoencoder};
+    use vene_interventions::{AutoencoderIntervention, AutoencoderMode, Intervention};
+
+    let dev = Device::Cpu;
+    let (d, l) = (6, 10);
+    let w_enc = Tensor::randn(0f32, 1., (d, l), &dev).unwrap();
+    let b_enc = Tensor::randn(0f32, 0.1, l, &dev).unwrap();
+    let w_dec = Tensor::randn(0f32, 1., (l, d), &dev).unwrap();
+    let b_dec = Tensor::randn(0f32, 0.1, d, &dev).unwrap();
+    let threshold = Tensor::full(0.3f32, l, &dev).unwrap();
+    let (ew, eb, dw, db) = (w_enc.clone(), b_enc.clone(), w_dec.clone(), b_dec.clone());
+    let saes: Vec<(&str, Arc<dyn Autoencoder>)> = vec![
+        (
+            "relu",
+            Arc::new(
+                ReluAutoencoder::from_tensors(ew.clone(), eb.clone(), dw.clone(), db.clone())
+                    .unwrap()
+                    .with_apply_b_dec_to_input(false),
+            ),
+        ),
+        (
+            "topk",
+            Arc::new(
+                TopKAutoencoder::from_tensors(ew.clone(), eb.clone(), dw.clone(), db.clone(), 3)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "jumprelu",
+            Arc::new(JumpReLUAutoencoder::from_tensors(ew, eb, dw, db, threshold).unwrap()),
+        ),
+    ];
+    let base = Tensor::randn(0f32, 1., (2, 3, d), &dev).unwrap();
+    let source = Tensor::randn(0f32, 1., (2, 3, d), &dev).unwrap();
+    for (kind, sae) in saes {
+        let mut iv = AutoencoderIntervention::new(sae)
+            .unwrap()
+            .with_mode(AutoencoderMode::ErrorPreserving);
+        iv.set_interchange_dim(vec![1, 4, 9]).unwrap();
+        let hp = iv.hyperparams();
+        assert_eq!(hp["autoencoder_kind"], kind);
+        let state: HashMap<String, Tensor> = iv.state_dict().unwrap().into_iter().collect();
+        let again = build_intervention("AutoencoderIntervention", d, &hp, &state, &dev, DType::F32)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(again.hyperparams(), hp, "{kind}");
+        let a = iv
+            .forward(&base, Some(&source), &Selection::Default)
+            .unwrap();
+        let b = again
+            .forward(&base, Some(&source), &Selection::Default)
+            .unwrap();
+        assert_eq!(
+            a.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            b.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{kind}"
+        );
+    }
+    // an unknown kind is a typed error, not a silent fallback
+    let mut hp = serde_json::json!({"autoencoder_kind": "gated", "latent_dim": l});
+    hp["interchange_dim"] = serde_json::json!([0]);
+    let state: HashMap<String, Tensor> = [
+        ("autoencoder.W_enc".to_string(), w_enc),
+        ("autoencoder.b_enc".to_string(), b_enc),
+        ("autoencoder.W_dec".to_string(), w_dec),
+        ("autoencoder.b_dec".to_string(), b_dec),
+    ]
+    .into_iter()
+    .collect();
+    let err = build_intervention("AutoencoderIntervention", d, &hp, &state, &dev, DType::F32)
+        .unwrap_err();
+    assert!(err.to_string().contains("gated"), "{err}");
+}

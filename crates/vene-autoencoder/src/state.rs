@@ -1,0 +1,89 @@
+//! Rebuilding a saved autoencoder from its [`crate::AutoencoderState`].
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+use crate::{
+    Autoencoder, AutoencoderError, JumpReLUAutoencoder, ReluAutoencoder, Result, TopKAutoencoder,
+};
+
+/// Rebuilds the autoencoder that [`Autoencoder::state`] described: `kind` and `settings` as
+/// saved, `tensors` by SAELens's names (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use vene_autoencoder::{autoencoder_from_state, Autoencoder, TopKAutoencoder};
+/// let dev = Device::Cpu;
+/// let sae = TopKAutoencoder::from_tensors(
+///     Tensor::new(&[[1f32, -1., 2.]], &dev)?,
+///     Tensor::zeros(3, candle_core::DType::F32, &dev)?,
+///     Tensor::new(&[[1f32], [1.], [1.]], &dev)?,
+///     Tensor::zeros(1, candle_core::DType::F32, &dev)?,
+///     1,
+/// )?;
+/// let state = sae.state()?.expect("TopK autoencoders can be saved");
+/// let tensors = state.tensors.iter().cloned().collect();
+/// let back = autoencoder_from_state(&state.kind, &state.settings, &tensors)?;
+/// let x = Tensor::new(&[[3f32]], &dev)?;
+/// assert_eq!(back.encode(&x)?.to_vec2::<f32>()?, sae.encode(&x)?.to_vec2::<f32>()?);
+/// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+/// ```
+pub fn autoencoder_from_state(
+    kind: &str,
+    settings: &serde_json::Value,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<Box<dyn Autoencoder>> {
+    let get = |name: &str| -> Result<Tensor> {
+        tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| AutoencoderError::MissingTensor {
+                file: format!("saved {kind} autoencoder"),
+                tensor: name.to_string(),
+            })
+    };
+    let (w_enc, b_enc, w_dec, b_dec) = (get("W_enc")?, get("b_enc")?, get("W_dec")?, get("b_dec")?);
+    let apply_b_dec = settings
+        .get("apply_b_dec_to_input")
+        .and_then(serde_json::Value::as_bool);
+    Ok(match kind {
+        "relu" => {
+            let sae = ReluAutoencoder::from_tensors(w_enc, b_enc, w_dec, b_dec)?;
+            Box::new(match apply_b_dec {
+                Some(on) => sae.with_apply_b_dec_to_input(on),
+                None => sae,
+            })
+        }
+        "topk" => {
+            let k = settings
+                .get("k")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| AutoencoderError::InvalidConfig {
+                    file: "saved topk autoencoder".into(),
+                    key: "k".into(),
+                    message: format!("missing or not an integer in {settings}"),
+                })?;
+            let sae = TopKAutoencoder::from_tensors(w_enc, b_enc, w_dec, b_dec, k as usize)?;
+            Box::new(match apply_b_dec {
+                Some(on) => sae.with_apply_b_dec_to_input(on),
+                None => sae,
+            })
+        }
+        "jumprelu" => {
+            let sae =
+                JumpReLUAutoencoder::from_tensors(w_enc, b_enc, w_dec, b_dec, get("threshold")?)?;
+            Box::new(match apply_b_dec {
+                Some(on) => sae.with_apply_b_dec_to_input(on),
+                None => sae,
+            })
+        }
+        other => {
+            return Err(AutoencoderError::InvalidConfig {
+                file: "saved autoencoder".into(),
+                key: "kind".into(),
+                message: format!("unknown kind '{other}' (known: relu, topk, jumprelu)"),
+            })
+        }
+    })
+}
