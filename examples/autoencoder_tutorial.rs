@@ -189,8 +189,7 @@ fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model,
         n_positions: 8,
         ..Gpt2Config::tiny(world.vocab.len(), 64, 2, 4)
     };
-    let (gpt2, varmap) = toy::seeded_gpt2(&cfg, opts.seed, device)?;
-    let model = Model::Gpt2(gpt2);
+    let (model, varmap) = toy::seeded_gpt2(&cfg, opts.seed, device)?;
     let (ids, answers) = world.batch(&world.prompts(), device)?;
     let params = ParamsAdamW {
         lr: 3e-3,

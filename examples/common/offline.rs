@@ -65,7 +65,7 @@ pub fn write_trained_model(root: &Path, seed: u64, steps: usize) -> Result<PathB
     };
     let (gpt2, varmap) = toy::seeded_gpt2(&cfg, seed, &Device::Cpu)?;
     if steps > 0 {
-        train_on_cities(&Model::Gpt2(gpt2), &varmap, &words, steps)?;
+        train_on_cities(&gpt2, &varmap, &words, steps)?;
     }
     varmap.save(dir.join("model.safetensors"))?;
     let mut config =

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::AutoencoderLayer;
-use vene::models::{Gpt2, Gpt2Config};
+use vene::models::{Gpt2Config, Model};
 
 use crate::Result;
 
@@ -37,10 +37,10 @@ fn normal(rng: &mut StdRng, n: usize, std: f64) -> Vec<f32> {
 /// assert_eq!(wa, wb);
 /// # Ok::<(), vene_cli::CliError>(())
 /// ```
-pub fn seeded_gpt2(cfg: &Gpt2Config, seed: u64, device: &Device) -> Result<(Gpt2, VarMap)> {
+pub fn seeded_gpt2(cfg: &Gpt2Config, seed: u64, device: &Device) -> Result<(Model, VarMap)> {
     // A first build tells the names and shapes of every weight.
     let probe = VarMap::new();
-    Gpt2::new_random(cfg, &probe, DType::F32, device)?;
+    Model::gpt2_in_varmap(cfg, &probe, DType::F32, device)?;
     let mut shapes: Vec<(String, Vec<usize>)> = probe
         .data()
         .lock()
@@ -76,7 +76,7 @@ pub fn seeded_gpt2(cfg: &Gpt2Config, seed: u64, device: &Device) -> Result<(Gpt2
             data.insert(name, Var::from_tensor(&t)?);
         }
     }
-    let model = Gpt2::new_random(cfg, &varmap, DType::F32, device)?;
+    let model = Model::gpt2_in_varmap(cfg, &varmap, DType::F32, device)?;
     Ok((model, varmap))
 }
 

@@ -19,6 +19,25 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor>;
 
+    /// As [`LanguageModel::forward`], with explicit position ids `[B, T]` (as HF's
+    /// `position_ids`); `None` gives `forward`'s positions. Models without positions to set
+    /// refuse explicit ones.
+    fn forward_with_positions(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        match position_ids {
+            None => self.forward(input_ids, attention_mask, hooks),
+            Some(_) => Err(crate::ModelError::InvalidInput(format!(
+                "{} does not take explicit position ids",
+                self.model_type()
+            ))),
+        }
+    }
+
     /// Logits for the new tokens `input_ids` `[B, T_new]` after the tokens in `cache`, which is
     /// extended with them. `attention_mask`, when given, covers the cached and the new tokens
     /// (`[B, cache.len() + T_new]`). Hooks see only the new tokens, with `seq_offset` =

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use crate::{Gpt2, Gpt2Config, Llama, LlamaConfig, Model, ModelError, Result, Tokenizer};
+use crate::{Model, ModelError, Result, Tokenizer};
 
 pub(crate) fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
@@ -100,82 +100,19 @@ fn var_builder(files: &[PathBuf], dtype: DType, device: &Device) -> Result<VarBu
     })
 }
 
-fn check_llama_extras(cfg: &serde_json::Value, parsed: &LlamaConfig) -> Result<()> {
-    if let Some(hd) = cfg.get("head_dim").and_then(|v| v.as_u64()) {
-        let implied = parsed.hidden_size / parsed.num_attention_heads.max(1);
-        if hd as usize != implied {
-            return Err(ModelError::InvalidConfig(format!(
-                "head_dim {hd} differs from hidden_size / num_attention_heads = {implied}: not supported"
-            )));
-        }
-    }
-    for key in ["attention_bias", "mlp_bias"] {
-        if cfg.get(key).and_then(|v| v.as_bool()) == Some(true) {
-            return Err(ModelError::InvalidConfig(format!(
-                "{key} = true is not supported"
-            )));
-        }
-    }
-    if let Some(act) = cfg.get("hidden_act").and_then(|v| v.as_str()) {
-        if act != "silu" {
-            return Err(ModelError::InvalidConfig(format!(
-                "hidden_act '{act}' is not supported (only silu)"
-            )));
-        }
-    }
-    if let Some(rt) = cfg
-        .get("rope_scaling")
-        .and_then(|r| r.get("rope_type").or_else(|| r.get("type")))
-        .and_then(|v| v.as_str())
-    {
-        if rt != "llama3" && rt != "default" {
-            return Err(ModelError::InvalidConfig(format!(
-                "rope_scaling type '{rt}' is not supported (llama3 or default)"
-            )));
-        }
-    }
-    Ok(())
-}
-
 /// Builds the model described by `config.json` in `dir` from the weights in `dir`.
 pub(crate) fn model_from_dir(dir: &Path, dtype: DType, device: &Device) -> Result<Model> {
     let config_path = dir.join("config.json");
     let cfg = read_json(&config_path)?;
-    let model_type = cfg
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| {
-            ModelError::InvalidConfig(format!("{}: no 'model_type'", config_path.display()))
-        })?
-        .to_string();
-    let json_err = |source| ModelError::Json {
-        path: config_path.clone(),
-        source,
-    };
-    if model_type != "gpt2" && model_type != "llama" {
-        return Err(ModelError::InvalidConfig(format!(
-            "model_type '{model_type}' is not supported (gpt2, llama)"
-        )));
-    }
+    let spec = crate::families::spec_from_config(&cfg).map_err(|e| match e {
+        ModelError::InvalidConfig(msg) => {
+            ModelError::InvalidConfig(format!("{}: {msg}", config_path.display()))
+        }
+        other => other,
+    })?;
     let files = weight_files(dir)?;
     let vb = var_builder(&files, dtype, device)?;
-    let model = match model_type.as_str() {
-        "gpt2" => {
-            let c: Gpt2Config = serde_json::from_value(cfg).map_err(json_err)?;
-            Model::Gpt2(Gpt2::load(vb, &c).map_err(|e| e.with_file(&describe(&files)))?)
-        }
-        "llama" => {
-            let c: LlamaConfig = serde_json::from_value(cfg.clone()).map_err(json_err)?;
-            check_llama_extras(&cfg, &c)?;
-            Model::Llama(Llama::load(vb, &c).map_err(|e| e.with_file(&describe(&files)))?)
-        }
-        other => {
-            return Err(ModelError::InvalidConfig(format!(
-                "model_type '{other}' is not supported (gpt2, llama)"
-            )))
-        }
-    };
-    Ok(model)
+    Model::from_spec(spec, vb).map_err(|e| e.with_file(&describe(&files)))
 }
 
 /// A model with its tokenizer (when the folder has `tokenizer.json`) and the folder it came from.

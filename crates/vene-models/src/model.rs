@@ -1,14 +1,24 @@
-//! [`Model`]: GPT-2 or Llama behind one type, with the loaders.
+//! [`Model`]: a decoder-only language model of any supported family, built from a
+//! [`DecoderSpec`], with a hook call at every component.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarMap;
-use vene_hooks::{Component, ComponentShape, HookableModel, Hooks};
+use candle_nn::{VarBuilder, VarMap};
+use vene_hooks::{Component, ComponentShape, HookError, HookableModel, Hooks};
 
-use crate::{Gpt2, Gpt2Config, KvCache, LanguageModel, Llama, LlamaConfig, Result};
+use crate::cache::KvCache;
+use crate::decoder::block::Block;
+use crate::decoder::build::Builder;
+use crate::decoder::norm::Norm;
+use crate::decoder::positions::{positions, PositionRequest};
+use crate::decoder::rotary::Rotary;
+use crate::decoder::spec::{DecoderSpec, PositionEncoding};
+use crate::inputs::check_ids;
+use crate::{families, Gpt2Config, LanguageModel, LlamaConfig, ModelError, Result};
 
-/// A loaded model of any supported architecture.
+/// A loaded model of any supported family (see [`supported_model_types`](crate::supported_model_types)).
 ///
 /// ```
 /// use candle_core::{DType, Device};
@@ -22,16 +32,56 @@ use crate::{Gpt2, Gpt2Config, KvCache, LanguageModel, Llama, LlamaConfig, Result
 /// # Ok::<(), vene_models::ModelError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub enum Model {
-    /// GPT-2.
-    Gpt2(Gpt2),
-    /// Llama.
-    Llama(Llama),
+pub struct Model {
+    spec: Arc<DecoderSpec>,
+    embed: Tensor,
+    pos_embed: Option<Tensor>,
+    layers: Vec<Block>,
+    final_norm: Norm,
+    lm_head: Tensor,
+    rotary: Option<Rotary>,
+    device: Device,
+    dtype: DType,
 }
 
 impl Model {
-    /// Loads `config.json` (its `model_type` picks the architecture) and `model.safetensors`
-    /// (or the shards of `model.safetensors.index.json`) from `dir`, casting weights to `dtype`.
+    /// Builds the model a spec describes from weights named as the family's HF checkpoints
+    /// name them. On a var builder over a [`VarMap`], missing weights are created with HF's
+    /// init (normal with std `init_std`, norms at their identity).
+    pub fn from_spec(spec: DecoderSpec, vb: VarBuilder) -> Result<Model> {
+        families::validate(&spec)?;
+        let device = vb.device().clone();
+        let dtype = vb.dtype();
+        let (embed, pos_embed, layers, final_norm, lm_head) = {
+            let b = Builder::new(&spec, vb);
+            let embed = b.embed()?;
+            let pos_embed = b.pos_embed()?;
+            let layers = (0..spec.n_layers)
+                .map(|i| b.block(i))
+                .collect::<Result<Vec<_>>>()?;
+            let final_norm = b.final_norm()?;
+            let lm_head = b.lm_head(&embed)?;
+            (embed, pos_embed, layers, final_norm, lm_head)
+        };
+        let rotary = match &spec.positions {
+            PositionEncoding::Rotary(r) => Some(Rotary::new(r, &device)?),
+            PositionEncoding::Learned { .. } => None,
+        };
+        Ok(Model {
+            spec: Arc::new(spec),
+            embed,
+            pos_embed,
+            layers,
+            final_norm,
+            lm_head,
+            rotary,
+            device,
+            dtype,
+        })
+    }
+
+    /// Loads `config.json` (its `model_type` picks the family) and `model.safetensors` (or the
+    /// shards of `model.safetensors.index.json`) from `dir`, casting weights to `dtype`.
     pub fn from_dir(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Model> {
         crate::loader::model_from_dir(dir.as_ref(), dtype, device)
     }
@@ -62,12 +112,53 @@ impl Model {
         Self::from_dir(dir, dtype, device)
     }
 
+    /// A model of the family and sizes an HF `config.json` describes, with fresh random
+    /// weights (HF init) held by the returned [`VarMap`] (trainable with candle autograd).
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_hooks::HookableModel;
+    ///
+    /// let cfg = serde_json::json!({
+    ///     "model_type": "gemma2", "vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 2,
+    ///     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 4,
+    ///     "intermediate_size": 32, "sliding_window": 4
+    /// });
+    /// let (model, _vars) = vene_models::Model::random_from_config(&cfg, DType::F32, &Device::Cpu)?;
+    /// assert_eq!(model.model_type(), "gemma2");
+    /// # Ok::<(), vene_models::ModelError>(())
+    /// ```
+    pub fn random_from_config(
+        config: &serde_json::Value,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<(Model, VarMap)> {
+        let spec = families::spec_from_config(config)?;
+        families::check_random_size(&spec)?;
+        let varmap = VarMap::new();
+        let model = Self::from_spec(spec, VarBuilder::from_varmap(&varmap, dtype, device))?;
+        Ok((model, varmap))
+    }
+
     /// A GPT-2 with fresh random weights (HF init); the returned [`VarMap`] holds them, for
     /// training or saving.
     pub fn random_gpt2(cfg: &Gpt2Config, dtype: DType, device: &Device) -> Result<(Model, VarMap)> {
         let varmap = VarMap::new();
-        let model = Gpt2::new_random(cfg, &varmap, dtype, device)?;
-        Ok((Model::Gpt2(model), varmap))
+        let model = Self::gpt2_in_varmap(cfg, &varmap, dtype, device)?;
+        Ok((model, varmap))
+    }
+
+    /// A GPT-2 whose weights live in `varmap` (taken from it when present, created with HF's
+    /// init when not), named as HF names them (`transformer.h.0.attn.c_attn.weight`, ...).
+    pub fn gpt2_in_varmap(
+        cfg: &Gpt2Config,
+        varmap: &VarMap,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Model> {
+        let spec = families::gpt2::spec_from_typed(cfg)?;
+        families::check_random_size(&spec)?;
+        Self::from_spec(spec, VarBuilder::from_varmap(varmap, dtype, device))
     }
 
     /// A Llama with fresh random weights (HF init); the returned [`VarMap`] holds them.
@@ -76,33 +167,186 @@ impl Model {
         dtype: DType,
         device: &Device,
     ) -> Result<(Model, VarMap)> {
+        let spec = families::llama::spec_from_typed(cfg)?;
+        families::check_random_size(&spec)?;
         let varmap = VarMap::new();
-        let model = Llama::new_random(cfg, &varmap, dtype, device)?;
-        Ok((Model::Llama(model), varmap))
+        let model = Self::from_spec(spec, VarBuilder::from_varmap(&varmap, dtype, device))?;
+        Ok((model, varmap))
     }
 
-    fn inner(&self) -> &dyn LanguageModel {
-        match self {
-            Model::Gpt2(m) => m,
-            Model::Llama(m) => m,
-        }
+    /// The architecture the model was built from.
+    pub fn spec(&self) -> &DecoderSpec {
+        &self.spec
     }
+
+    /// The same model with every weight mapped by `f` (which must keep shapes).
+    fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<Model> {
+        Ok(Model {
+            spec: self.spec.clone(),
+            embed: f(&self.embed)?,
+            pos_embed: self.pos_embed.as_ref().map(f).transpose()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.map(f))
+                .collect::<Result<Vec<_>>>()?,
+            final_norm: self.final_norm.map(f)?,
+            lm_head: f(&self.lm_head)?,
+            rotary: self.rotary.as_ref().map(|r| r.map(f)).transpose()?,
+            device: self.device.clone(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// The same weights, detached from autograd: a model made in a [`VarMap`] runs the
+    /// untracked fast path (fused norms, softmax, rope) and keeps no graph.
+    pub fn detached(&self) -> Result<Model> {
+        self.map(&|t| Ok(t.detach()))
+    }
+
+    /// The model moved to `device` and cast to `dtype` (norm parameters that the family keeps
+    /// in f32 stay in f32).
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_models::{LanguageModel, Model};
+    ///
+    /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
+    /// let model = Model::from_dir(dir, DType::F32, &Device::Cpu)?.to(&Device::Cpu, DType::BF16)?;
+    /// assert_eq!(model.dtype(), DType::BF16);
+    /// # Ok::<(), vene_models::ModelError>(())
+    /// ```
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Model> {
+        let mut m = self.map(&|t| {
+            let t = t.to_device(device)?;
+            Ok(if t.dtype().is_float() { t.to_dtype(dtype)? } else { t })
+        })?;
+        m.device = device.clone();
+        m.dtype = dtype;
+        Ok(m)
+    }
+
+    /// Every weight tensor of the model (for checks that a move left nothing behind).
+    pub fn weights(&self) -> Vec<Tensor> {
+        let out = std::sync::Mutex::new(Vec::new());
+        let _ = self.map(&|t| {
+            if let Ok(mut v) = out.lock() {
+                v.push(t.clone());
+            }
+            Ok(t.clone())
+        });
+        out.into_inner().unwrap_or_default()
+    }
+
+    /// Logits for `input_ids` after the tokens in `cache` (extended with the new ones).
+    fn run(
+        &self,
+        input_ids: &Tensor,
+        mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        let s = &*self.spec;
+        let (ids, b, t) = check_ids(input_ids, s.vocab_size)?;
+        let offset = match cache.as_deref() {
+            Some(c) => {
+                c.check(self.layers.len(), b)?;
+                c.len()
+            }
+            None => 0,
+        };
+        let ids = ids.to_device(&self.device)?;
+        let window = s.attention.windows.iter().flatten().copied().min();
+        let pos = positions(
+            &PositionRequest {
+                batch: b,
+                t_new: t,
+                offset,
+                mask,
+                position_ids,
+                window,
+            },
+            &self.device,
+        )?;
+        let mut x = embedding(&self.embed, &ids)?;
+        if let Some(scale) = s.head.embed_scale {
+            // HF multiplies by the scale as a tensor of the activation dtype.
+            let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(x.dtype())?;
+            x = x.broadcast_mul(&scale)?;
+        }
+        if let (Some(table), Some(max)) = (&self.pos_embed, s.max_positions()) {
+            let last = pos.ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
+            if last >= max {
+                return Err(ModelError::InvalidInput(format!(
+                    "position {last} is past the {max} positions of this {} model",
+                    s.model_type
+                )));
+            }
+            x = x.broadcast_add(&embedding(table, &pos.ids)?)?;
+        }
+        let tables = match &self.rotary {
+            Some(r) => Some(r.tables(&pos.ids, pos.shared, self.dtype)?),
+            None => None,
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
+            x = layer.forward(x, tables.as_ref(), &pos, offset, slot, hooks)?;
+        }
+        let x = self.final_norm.forward(&x)?;
+        let mut logits = x
+            .reshape((b * t, s.hidden_size))?
+            .matmul(&self.lm_head.t()?)?;
+        if let Some(cap) = s.head.final_softcap {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        if let Some(c) = cache {
+            c.advance(t);
+        }
+        Ok(logits.reshape((b, t, s.vocab_size))?)
+    }
+}
+
+/// Rows `ids` `[B, T]` of the table `[n, d]`, as `[B, T, d]`.
+fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let (b, t) = ids.dims2()?;
+    let d = table.dim(1)?;
+    let rows = table.index_select(&ids.flatten_all()?, 0)?;
+    Ok(rows.reshape((b, t, d))?)
 }
 
 impl HookableModel for Model {
     fn n_layers(&self) -> usize {
-        self.inner().n_layers()
+        self.spec.n_layers
     }
 
     fn model_type(&self) -> &str {
-        match self {
-            Model::Gpt2(m) => m.model_type(),
-            Model::Llama(m) => m.model_type(),
-        }
+        &self.spec.model_type
     }
 
     fn component_shape(&self, component: Component) -> vene_hooks::Result<ComponentShape> {
-        self.inner().component_shape(component)
+        let s = &self.spec;
+        let shape = |width, n_heads| ComponentShape { width, n_heads };
+        Ok(match component.tap() {
+            Component::QueryOutput | Component::AttentionValueOutput => {
+                shape(s.q_width(), s.n_heads)
+            }
+            Component::KeyOutput | Component::ValueOutput => shape(s.kv_width(), s.n_kv_heads),
+            Component::MlpActivation => shape(s.intermediate_size, 1),
+            Component::AttentionWeight => shape(0, s.n_heads),
+            Component::BlockInput
+            | Component::BlockOutput
+            | Component::AttentionInput
+            | Component::AttentionOutput
+            | Component::MlpInput
+            | Component::MlpOutput => shape(s.hidden_size, 1),
+            other => {
+                return Err(HookError::ComponentUnavailable {
+                    component: other,
+                    model: s.model_type.clone(),
+                })
+            }
+        })
     }
 }
 
@@ -113,7 +357,17 @@ impl LanguageModel for Model {
         attention_mask: Option<&Tensor>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.inner().forward(input_ids, attention_mask, hooks)
+        self.run(input_ids, attention_mask, None, None, hooks)
+    }
+
+    fn forward_with_positions(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        self.run(input_ids, attention_mask, position_ids, None, hooks)
     }
 
     fn forward_cached(
@@ -123,27 +377,26 @@ impl LanguageModel for Model {
         cache: &mut KvCache,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        self.inner()
-            .forward_cached(input_ids, attention_mask, cache, hooks)
+        self.run(input_ids, attention_mask, None, Some(cache), hooks)
     }
 
     fn new_cache(&self) -> KvCache {
-        self.inner().new_cache()
+        KvCache::new(self.spec.n_layers)
     }
 
     fn device(&self) -> &Device {
-        self.inner().device()
+        &self.device
     }
 
     fn dtype(&self) -> DType {
-        self.inner().dtype()
+        self.dtype
     }
 
     fn vocab_size(&self) -> usize {
-        self.inner().vocab_size()
+        self.spec.vocab_size
     }
 
     fn hidden_size(&self) -> usize {
-        self.inner().hidden_size()
+        self.spec.hidden_size
     }
 }

@@ -24,30 +24,6 @@ pub(crate) fn normal(std: f64) -> Init {
     }
 }
 
-/// A layer norm (`weight`, `bias`) of width `d`.
-pub(crate) fn layer_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<candle_nn::LayerNorm> {
-    let w = get(vb, d, "weight", Init::Const(1.0))?;
-    let b = get(vb, d, "bias", Init::Const(0.0))?;
-    Ok(candle_nn::LayerNorm::new(w, b, eps))
-}
-
-/// An RMS norm (`weight`) of width `d`.
-pub(crate) fn rms_norm(vb: &VarBuilder, d: usize, eps: f64) -> Result<candle_nn::RmsNorm> {
-    let w = get(vb, d, "weight", Init::Const(1.0))?;
-    Ok(candle_nn::RmsNorm::new(w, eps))
-}
-
-/// A bias-free linear layer (weight `[out, in]`).
-pub(crate) fn linear_no_bias(
-    vb: &VarBuilder,
-    d_in: usize,
-    d_out: usize,
-    std: f64,
-) -> Result<candle_nn::Linear> {
-    let w = get(vb, (d_out, d_in), "weight", normal(std))?;
-    Ok(candle_nn::Linear::new(w, None))
-}
-
 /// Calls the hook of `layer`/`component` and continues with what it returns.
 #[inline]
 pub(crate) fn hook(

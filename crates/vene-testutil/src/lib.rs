@@ -18,6 +18,58 @@ use candle_core::{DType, Device, Tensor};
 pub const PYVENE_FIXTURES: &str =
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene");
 
+/// The folder of the pyvene-made fixtures of the other decoder families (Gemma, Gemma 2,
+/// Mistral, Qwen2, Qwen3, GPT-NeoX, GPT-Neo, OLMo, OLMo 2): `tests/fixtures/pyvene-families`.
+pub const FAMILY_FIXTURES: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene-families");
+
+/// The oracle tensors pyvene computed for `family` (`"gemma2"`, `"gpt_neox"`, ...).
+pub fn family_oracle(family: &str) -> HashMap<String, Tensor> {
+    load_tensors(Path::new(FAMILY_FIXTURES).join(format!("oracle_{family}.safetensors")))
+}
+
+/// `max |a - b|` over the rows whose `mask` (`[B, T]`, 0/1) is 1, for `a`, `b` of shape
+/// `[B, T, ...]`, computed in f32.
+pub fn masked_max_abs_diff(a: &Tensor, b: &Tensor, mask: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let (bsz, t) = mask.dims2().unwrap();
+    let m = mask.to_dtype(DType::F32).unwrap().to_vec2::<f32>().unwrap();
+    let mut worst = 0f32;
+    for (i, row) in m.iter().enumerate().take(bsz) {
+        for (j, &keep) in row.iter().enumerate().take(t) {
+            if keep != 0.0 {
+                let x = a.get(i).unwrap().get(j).unwrap();
+                let y = b.get(i).unwrap().get(j).unwrap();
+                worst = worst.max(max_abs_diff(&x, &y));
+            }
+        }
+    }
+    worst
+}
+
+/// [`assert_intervened`] over the positions whose base `mask` is 1.
+pub fn assert_intervened_masked(
+    what: &str,
+    ours: &Tensor,
+    expected: &Tensor,
+    base: &Tensor,
+    mask: &Tensor,
+) {
+    let d = masked_max_abs_diff(ours, expected, mask);
+    assert!(d <= 1e-5, "{what}: max abs diff {d} > 1e-5 at real positions");
+    let ours_delta = (ours - base).unwrap();
+    let exp_delta = (expected - base).unwrap();
+    let zeros = exp_delta.zeros_like().unwrap();
+    let scale = masked_max_abs_diff(&exp_delta, &zeros, mask);
+    assert!(scale > 0.0, "{what}: the fixture's intervention changes nothing");
+    let dd = masked_max_abs_diff(&ours_delta, &exp_delta, mask);
+    assert!(
+        dd <= 0.02 * scale,
+        "{what}: delta differs by {dd}, 2% of the fixture's delta {scale} is {}",
+        0.02 * scale
+    );
+}
+
 /// The workspace's `tests/fixtures` folder.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))

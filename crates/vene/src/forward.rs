@@ -12,19 +12,27 @@ use crate::hooks_impl::{Getter, Phase, RunHooks, Setter};
 use crate::locations::{Resolved, UnitLoc, UnitLocations};
 use crate::{IntervenableModel, Result, Subspaces, VeneError};
 
-/// Token ids `[B, T]` and an optional 0/1 attention mask `[B, T]` (padding).
+/// Token ids `[B, T]`, an optional 0/1 attention mask `[B, T]` (padding) and optional
+/// position ids `[B, T]`.
 #[derive(Debug, Clone)]
 pub struct Input {
     /// Token ids `[B, T]`.
     pub ids: Tensor,
     /// 1 for real tokens, 0 for padding.
     pub mask: Option<Tensor>,
+    /// Explicit position ids (HF's `position_ids`). Without them, positions count the real
+    /// tokens of each row (`cumsum(mask) - 1`), so a padded row gets the logits it gets alone.
+    pub position_ids: Option<Tensor>,
 }
 
 impl Input {
     /// Ids without padding.
     pub fn new(ids: Tensor) -> Self {
-        Self { ids, mask: None }
+        Self {
+            ids,
+            mask: None,
+            position_ids: None,
+        }
     }
 
     /// Ids with an attention mask.
@@ -32,7 +40,24 @@ impl Input {
         Self {
             ids,
             mask: Some(mask),
+            position_ids: None,
         }
+    }
+
+    /// The same input with explicit position ids `[B, T]` (e.g. `arange(T)` on every row, as
+    /// Hugging Face uses when no `position_ids` are passed).
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// let ids = Tensor::new(&[[0u32, 5, 6]], &Device::Cpu)?;
+    /// let mask = Tensor::new(&[[0u32, 1, 1]], &Device::Cpu)?;
+    /// let input = vene::Input::with_mask(ids, mask).positions(Tensor::new(&[[0u32, 1, 2]], &Device::Cpu)?);
+    /// assert!(input.position_ids.is_some());
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn positions(mut self, position_ids: Tensor) -> Self {
+        self.position_ids = Some(position_ids);
+        self
     }
 
     fn batch(&self) -> Result<usize> {
@@ -165,11 +190,21 @@ impl<M: LanguageModel> IntervenableModel<M> {
         let mut hooks = hooks;
         let intervened = self
             .model
-            .forward(&req.base.ids, req.base.mask.as_ref(), &mut hooks)?;
+            .forward_with_positions(
+                &req.base.ids,
+                req.base.mask.as_ref(),
+                req.base.position_ids.as_ref(),
+                &mut hooks,
+            )?;
         let original = if req.output_original {
             Some(
                 self.model
-                    .forward(&req.base.ids, req.base.mask.as_ref(), &mut NoHooks)?,
+                    .forward_with_positions(
+                        &req.base.ids,
+                        req.base.mask.as_ref(),
+                        req.base.position_ids.as_ref(),
+                        &mut NoHooks,
+                    )?,
             )
         } else {
             None
@@ -325,7 +360,12 @@ impl<M: LanguageModel> IntervenableModel<M> {
             ..RunHooks::default()
         };
         self.model
-            .forward(&source.ids, source.mask.as_ref(), &mut hooks)?;
+            .forward_with_positions(
+                &source.ids,
+                source.mask.as_ref(),
+                source.position_ids.as_ref(),
+                &mut hooks,
+            )?;
         Ok(hooks.gathered)
     }
 

@@ -63,6 +63,24 @@ impl SlotSite {
         }
     }
 
+    /// Collected units as pyvene returns them: `[B, n, d]`, or `[B, heads, positions, hd]`
+    /// for head components.
+    pub fn collected_layout(
+        &self,
+        x: &Tensor,
+        loc: Option<&UnitLoc>,
+        units: Tensor,
+    ) -> Result<Tensor, HookError> {
+        if self.n_heads.is_none() {
+            return Ok(units);
+        }
+        let hp = self.head_loc(x, loc)?;
+        let (b, _, hd) = units.dims3()?;
+        let nh = hp.heads.first().map_or(0, Vec::len);
+        let np = hp.positions.first().map_or(0, Vec::len);
+        Ok(units.reshape((b, nh, np, hd))?)
+    }
+
     fn head_loc(&self, x: &Tensor, loc: Option<&UnitLoc>) -> Result<HeadPositions, HookError> {
         let (b, t, _) = x.dims3()?;
         let all_pos = || vec![(0..t).collect::<Vec<_>>(); b];
@@ -204,6 +222,7 @@ impl RunHooks {
             .forward(&base, source.as_ref(), &s.selection)
             .map_err(|e| HookError::Hook(Box::new(e)))?;
         if s.intervention.is_collect() {
+            let out = s.site.collected_layout(&x, loc, out)?;
             self.collected.push((s.slot, out));
             return Ok(x);
         }

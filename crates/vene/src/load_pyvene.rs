@@ -33,43 +33,22 @@ pub fn pyvene_type_name(s: &str) -> &str {
 
 /// Maps a HuggingFace module path of pyvene's string components
 /// (`transformer.h[0].mlp.output`, `model.layers[1].self_attn.o_proj.input`) to a layer and a
-/// component, for the model type `model_type` ("gpt2" or "llama").
+/// component, for the model type `model_type` (any supported family, through its module
+/// names).
 ///
 /// ```
 /// use vene::{module_path_component, hooks::Component};
 /// assert_eq!(module_path_component("transformer.h[0].mlp.output", "gpt2")?, (0, Component::MlpOutput));
 /// assert_eq!(module_path_component("model.layers[1].self_attn.o_proj.input", "llama")?,
 ///            (1, Component::AttentionValueOutput));
+/// assert_eq!(module_path_component("gpt_neox.layers[0].attention.dense.input", "gpt_neox")?,
+///            (0, Component::AttentionValueOutput));
 /// assert!(module_path_component("transformer.h[0].attn.c_attn.output", "gpt2").is_err());
 /// # Ok::<(), vene::VeneError>(())
 /// ```
 pub fn module_path_component(path: &str, model_type: &str) -> Result<(usize, Component)> {
-    let unmapped = || VeneError::UnmappedModulePath(path.to_string());
-    let prefix = match model_type {
-        "gpt2" => "transformer.h[",
-        "llama" => "model.layers[",
-        _ => return Err(unmapped()),
-    };
-    let rest = path.strip_prefix(prefix).ok_or_else(unmapped)?;
-    let (layer, rest) = rest.split_once("].").ok_or_else(unmapped)?;
-    let layer: usize = layer.parse().map_err(|_| unmapped())?;
-    let c = match (model_type, rest) {
-        (_, "output") => Component::BlockOutput,
-        (_, "input") => Component::BlockInput,
-        (_, "mlp.output") => Component::MlpOutput,
-        (_, "mlp.input") => Component::MlpInput,
-        ("gpt2", "attn.output") | ("llama", "self_attn.output") => Component::AttentionOutput,
-        ("gpt2", "attn.input") | ("llama", "self_attn.input") => Component::AttentionInput,
-        ("gpt2", "mlp.act.output") | ("llama", "mlp.act_fn.output") => Component::MlpActivation,
-        ("gpt2", "attn.c_proj.input") | ("llama", "self_attn.o_proj.input") => {
-            Component::AttentionValueOutput
-        }
-        ("llama", "self_attn.q_proj.output") => Component::QueryOutput,
-        ("llama", "self_attn.k_proj.output") => Component::KeyOutput,
-        ("llama", "self_attn.v_proj.output") => Component::ValueOutput,
-        _ => return Err(unmapped()),
-    };
-    Ok((layer, c))
+    vene_models::module_path_component(model_type, path)
+        .ok_or_else(|| VeneError::UnmappedModulePath(path.to_string()))
 }
 
 fn cfg_err(path: &Path, msg: String) -> VeneError {

@@ -1,0 +1,198 @@
+//! Every family of `tests/fixtures/pyvene-families`: cached decoding (sliding windows and
+//! soft-capping included) equals the full forward, padded rows get their own logits, half
+//! precision tracks f32, and a random model of each family's config runs.
+
+use candle_core::{DType, Device, IndexOp, Tensor};
+use vene_hooks::{HookableModel, NoHooks};
+use vene_models::{LanguageModel, Model};
+use vene_testutil::{family_oracle, max_abs, max_abs_diff, FAMILY_FIXTURES};
+
+const FAMILIES: [&str; 10] = [
+    "gpt_neo",
+    "gpt_neox",
+    "gpt_neox_sequential",
+    "mistral",
+    "gemma",
+    "gemma2",
+    "qwen2",
+    "qwen3",
+    "olmo",
+    "olmo2",
+];
+
+fn dir(family: &str) -> String {
+    format!("{FAMILY_FIXTURES}/tiny-{family}")
+}
+
+fn load(family: &str, dtype: DType) -> Model {
+    Model::from_dir(dir(family), dtype, &Device::Cpu).unwrap_or_else(|e| panic!("{family}: {e}"))
+}
+
+/// The 8 real tokens of the fixture's first source row, `[1, 8]`.
+fn tokens(family: &str) -> Tensor {
+    let o = family_oracle(family);
+    o[&format!("{family}.source_input_ids")]
+        .to_dtype(DType::U32)
+        .unwrap()
+        .narrow(0, 0, 1)
+        .unwrap()
+}
+
+#[test]
+fn cached_decoding_equals_the_full_forward() {
+    for f in FAMILIES {
+        let model = load(f, DType::F32);
+        let ids = tokens(f);
+        let t = ids.dim(1).unwrap();
+        let full = model.forward(&ids, None, &mut NoHooks).unwrap();
+        let mut cache = model.new_cache();
+        let mut parts = vec![model
+            .forward_cached(&ids.narrow(1, 0, 2).unwrap(), None, &mut cache, &mut NoHooks)
+            .unwrap()];
+        for i in 2..t {
+            parts.push(
+                model
+                    .forward_cached(&ids.narrow(1, i, 1).unwrap(), None, &mut cache, &mut NoHooks)
+                    .unwrap(),
+            );
+        }
+        let cached = Tensor::cat(&parts, 1).unwrap();
+        let d = max_abs_diff(&cached, &full);
+        assert!(d < 1e-5, "{f}: cached logits differ by {d}");
+        assert_eq!(cache.len(), t);
+    }
+}
+
+#[test]
+fn padded_rows_get_the_logits_they_get_alone() {
+    // vene's default positions count the real tokens of each row, so even learned-position
+    // families (GPT-Neo) give a left-padded row its unpadded logits.
+    for f in FAMILIES {
+        let model = load(f, DType::F32);
+        let ids = tokens(f);
+        let row: Vec<u32> = ids.i(0).unwrap().to_vec1().unwrap();
+        let short = &row[..5];
+        let alone = model
+            .forward(
+                &Tensor::new(short, &Device::Cpu).unwrap().unsqueeze(0).unwrap(),
+                None,
+                &mut NoHooks,
+            )
+            .unwrap();
+        for left in [true, false] {
+            let (padded, mask, start): (Vec<u32>, Vec<u32>, usize) = if left {
+                ([&[0u32; 3][..], short].concat(), [[0u32; 3].to_vec(), vec![1; 5]].concat(), 3)
+            } else {
+                ([short, &[0u32; 3][..]].concat(), [vec![1u32; 5], vec![0; 3]].concat(), 0)
+            };
+            let batch_ids =
+                Tensor::from_vec([row.clone(), padded].concat(), (2, 8), &Device::Cpu).unwrap();
+            let batch_mask =
+                Tensor::from_vec([vec![1u32; 8], mask].concat(), (2, 8), &Device::Cpu).unwrap();
+            let out = model
+                .forward(&batch_ids, Some(&batch_mask), &mut NoHooks)
+                .unwrap();
+            let got = out.i((1..2, start..start + 5, ..)).unwrap();
+            let d = max_abs_diff(&got, &alone);
+            assert!(d < 1e-5, "{f} left={left}: padded row differs by {d}");
+            let full = model.forward(&ids, None, &mut NoHooks).unwrap();
+            let d0 = max_abs_diff(&out.i(0..1).unwrap(), &full);
+            assert!(d0 < 1e-5, "{f} left={left}: unpadded row differs by {d0}");
+        }
+    }
+}
+
+#[test]
+fn half_precision_tracks_f32() {
+    for f in FAMILIES {
+        let ids = tokens(f);
+        let reference = load(f, DType::F32).forward(&ids, None, &mut NoHooks).unwrap();
+        let scale = max_abs(&reference);
+        for (dtype, tol) in [(DType::BF16, 0.08), (DType::F16, 0.02)] {
+            let m = load(f, dtype);
+            assert_eq!(m.dtype(), dtype);
+            let out = m.forward(&ids, None, &mut NoHooks).unwrap();
+            assert_eq!(out.dtype(), dtype);
+            let d = max_abs_diff(&out, &reference);
+            assert!(
+                d <= tol * scale,
+                "{f} {dtype:?}: differs from f32 by {d} (logit scale {scale})"
+            );
+            // and a model moved after loading equals one loaded in that dtype
+            let moved = load(f, DType::F32).to(&Device::Cpu, dtype).unwrap();
+            let d = max_abs_diff(&moved.forward(&ids, None, &mut NoHooks).unwrap(), &out);
+            assert!(d == 0.0, "{f} {dtype:?}: moved model differs by {d}");
+        }
+    }
+}
+
+#[test]
+fn random_models_of_every_family_config_run() {
+    for f in FAMILIES {
+        let text = std::fs::read_to_string(format!("{}/config.json", dir(f))).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let (model, vars) = Model::random_from_config(&cfg, DType::F32, &Device::Cpu).unwrap();
+        let loaded = load(f, DType::F32);
+        assert_eq!(model.model_type(), loaded.model_type());
+        assert_eq!(model.spec(), loaded.spec());
+        // the random model holds a weight for every weight of the checkpoint
+        let file = vene_testutil::load_tensors(format!("{}/model.safetensors", dir(f)));
+        let data = vars.data().lock().unwrap();
+        for (name, t) in &file {
+            let v = data
+                .get(name)
+                .unwrap_or_else(|| panic!("{f}: random model lacks {name}"));
+            assert_eq!(v.dims(), t.dims(), "{f}: {name}");
+        }
+        assert_eq!(data.len(), file.len(), "{f}: extra random weights");
+        drop(data);
+        let out = model.forward(&tokens(f), None, &mut NoHooks).unwrap();
+        assert_eq!(out.dims(), &[1, 8, loaded.vocab_size()]);
+        let detached = model.detached().unwrap();
+        let d = max_abs_diff(&detached.forward(&tokens(f), None, &mut NoHooks).unwrap(), &out);
+        assert!(d < 1e-5, "{f}: detached model differs by {d}");
+    }
+}
+
+#[test]
+fn unsupported_and_broken_configs_are_clear_errors() {
+    let base = serde_json::json!({
+        "vocab_size": 64, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 32
+    });
+    let with = |k: &str, v: serde_json::Value| {
+        let mut c = base.clone();
+        c[k] = v;
+        c
+    };
+    let err = |c: serde_json::Value| {
+        match Model::random_from_config(&c, DType::F32, &Device::Cpu) {
+            Ok(_) => panic!("accepted {c}"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let e = err(with("model_type", "mamba".into()));
+    assert!(e.contains("mamba") && e.contains("gemma2") && e.contains("gpt_neox"), "{e}");
+    let mut c = with("model_type", "llama".into());
+    c["num_key_value_heads"] = 3.into();
+    assert!(err(c).contains("num_key_value_heads"));
+    let mut c = with("model_type", "llama".into());
+    c["num_hidden_layers"] = serde_json::json!(1u64 << 40);
+    assert!(err(c).contains("num_hidden_layers"));
+    let mut c = with("model_type", "llama".into());
+    c["hidden_act"] = "swiglu_foo".into();
+    let e = err(c);
+    assert!(e.contains("swiglu_foo") && e.contains("silu"), "{e}");
+    let mut c = with("model_type", "gemma2".into());
+    c["layer_types"] = serde_json::json!(["sliding_attention"]);
+    assert!(err(c).contains("layer_types"));
+    let mut c = with("model_type", "llama".into());
+    c["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
+    let e = err(c);
+    assert!(e.contains("yarn") && e.contains("llama3"), "{e}");
+    let mut c = with("model_type", "llama".into());
+    c["vocab_size"] = serde_json::json!(1u64 << 23);
+    c["hidden_size"] = serde_json::json!(1u64 << 16);
+    c["num_attention_heads"] = 256.into();
+    assert!(err(c).contains("random model"));
+}
