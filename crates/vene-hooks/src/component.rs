@@ -50,7 +50,7 @@ pub enum Component {
     MlpOutput,
     /// Output of the MLP's activation function (width d_ff).
     MlpActivation,
-    /// Attention probabilities `[batch, heads, query, key]` (GPT-2 only).
+    /// Attention probabilities `[batch, heads, query, key]`.
     AttentionWeight,
 }
 

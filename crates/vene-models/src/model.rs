@@ -179,8 +179,8 @@ impl Model {
         &self.spec
     }
 
-    /// The same model with every weight mapped by `f` (which must keep shapes).
-    fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<Model> {
+    /// The same model with every weight mapped by `f` (which must keep shapes), on `device`.
+    fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>, device: &Device) -> Result<Model> {
         Ok(Model {
             spec: self.spec.clone(),
             embed: f(&self.embed)?,
@@ -192,8 +192,12 @@ impl Model {
                 .collect::<Result<Vec<_>>>()?,
             final_norm: self.final_norm.map(f)?,
             lm_head: f(&self.lm_head)?,
-            rotary: self.rotary.as_ref().map(|r| r.map(f)).transpose()?,
-            device: self.device.clone(),
+            rotary: self
+                .rotary
+                .as_ref()
+                .map(|r| r.to_device(device))
+                .transpose()?,
+            device: device.clone(),
             dtype: self.dtype,
         })
     }
@@ -201,7 +205,7 @@ impl Model {
     /// The same weights, detached from autograd: a model made in a [`VarMap`] runs the
     /// untracked fast path (fused norms, softmax, rope) and keeps no graph.
     pub fn detached(&self) -> Result<Model> {
-        self.map(&|t| Ok(t.detach()))
+        self.map(&|t| Ok(t.detach()), &self.device)
     }
 
     /// The model moved to `device` and cast to `dtype` (norm parameters that the family keeps
@@ -217,11 +221,17 @@ impl Model {
     /// # Ok::<(), vene_models::ModelError>(())
     /// ```
     pub fn to(&self, device: &Device, dtype: DType) -> Result<Model> {
-        let mut m = self.map(&|t| {
-            let t = t.to_device(device)?;
-            Ok(if t.dtype().is_float() { t.to_dtype(dtype)? } else { t })
-        })?;
-        m.device = device.clone();
+        let mut m = self.map(
+            &|t| {
+                let t = t.to_device(device)?;
+                Ok(if t.dtype().is_float() {
+                    t.to_dtype(dtype)?
+                } else {
+                    t
+                })
+            },
+            device,
+        )?;
         m.dtype = dtype;
         Ok(m)
     }
@@ -229,12 +239,15 @@ impl Model {
     /// Every weight tensor of the model (for checks that a move left nothing behind).
     pub fn weights(&self) -> Vec<Tensor> {
         let out = std::sync::Mutex::new(Vec::new());
-        let _ = self.map(&|t| {
-            if let Ok(mut v) = out.lock() {
-                v.push(t.clone());
-            }
-            Ok(t.clone())
-        });
+        let _ = self.map(
+            &|t| {
+                if let Ok(mut v) = out.lock() {
+                    v.push(t.clone());
+                }
+                Ok(t.clone())
+            },
+            &self.device,
+        );
         out.into_inner().unwrap_or_default()
     }
 
@@ -279,7 +292,8 @@ impl Model {
             let last = pos.ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
             if last >= max {
                 return Err(ModelError::InvalidInput(format!(
-                    "position {last} is past the {max} positions of this {} model",
+                    "the sequence reaches position {last}, past the {} model's n_positions {max} \
+                     (its learned position table)",
                     s.model_type
                 )));
             }

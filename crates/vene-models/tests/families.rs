@@ -47,12 +47,22 @@ fn cached_decoding_equals_the_full_forward() {
         let full = model.forward(&ids, None, &mut NoHooks).unwrap();
         let mut cache = model.new_cache();
         let mut parts = vec![model
-            .forward_cached(&ids.narrow(1, 0, 2).unwrap(), None, &mut cache, &mut NoHooks)
+            .forward_cached(
+                &ids.narrow(1, 0, 2).unwrap(),
+                None,
+                &mut cache,
+                &mut NoHooks,
+            )
             .unwrap()];
         for i in 2..t {
             parts.push(
                 model
-                    .forward_cached(&ids.narrow(1, i, 1).unwrap(), None, &mut cache, &mut NoHooks)
+                    .forward_cached(
+                        &ids.narrow(1, i, 1).unwrap(),
+                        None,
+                        &mut cache,
+                        &mut NoHooks,
+                    )
                     .unwrap(),
             );
         }
@@ -74,16 +84,27 @@ fn padded_rows_get_the_logits_they_get_alone() {
         let short = &row[..5];
         let alone = model
             .forward(
-                &Tensor::new(short, &Device::Cpu).unwrap().unsqueeze(0).unwrap(),
+                &Tensor::new(short, &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap(),
                 None,
                 &mut NoHooks,
             )
             .unwrap();
         for left in [true, false] {
             let (padded, mask, start): (Vec<u32>, Vec<u32>, usize) = if left {
-                ([&[0u32; 3][..], short].concat(), [[0u32; 3].to_vec(), vec![1; 5]].concat(), 3)
+                (
+                    [&[0u32; 3][..], short].concat(),
+                    [[0u32; 3].to_vec(), vec![1; 5]].concat(),
+                    3,
+                )
             } else {
-                ([short, &[0u32; 3][..]].concat(), [vec![1u32; 5], vec![0; 3]].concat(), 0)
+                (
+                    [short, &[0u32; 3][..]].concat(),
+                    [vec![1u32; 5], vec![0; 3]].concat(),
+                    0,
+                )
             };
             let batch_ids =
                 Tensor::from_vec([row.clone(), padded].concat(), (2, 8), &Device::Cpu).unwrap();
@@ -106,7 +127,9 @@ fn padded_rows_get_the_logits_they_get_alone() {
 fn half_precision_tracks_f32() {
     for f in FAMILIES {
         let ids = tokens(f);
-        let reference = load(f, DType::F32).forward(&ids, None, &mut NoHooks).unwrap();
+        let reference = load(f, DType::F32)
+            .forward(&ids, None, &mut NoHooks)
+            .unwrap();
         let scale = max_abs(&reference);
         for (dtype, tol) in [(DType::BF16, 0.08), (DType::F16, 0.02)] {
             let m = load(f, dtype);
@@ -149,7 +172,10 @@ fn random_models_of_every_family_config_run() {
         let out = model.forward(&tokens(f), None, &mut NoHooks).unwrap();
         assert_eq!(out.dims(), &[1, 8, loaded.vocab_size()]);
         let detached = model.detached().unwrap();
-        let d = max_abs_diff(&detached.forward(&tokens(f), None, &mut NoHooks).unwrap(), &out);
+        let d = max_abs_diff(
+            &detached.forward(&tokens(f), None, &mut NoHooks).unwrap(),
+            &out,
+        );
         assert!(d < 1e-5, "{f}: detached model differs by {d}");
     }
 }
@@ -165,14 +191,15 @@ fn unsupported_and_broken_configs_are_clear_errors() {
         c[k] = v;
         c
     };
-    let err = |c: serde_json::Value| {
-        match Model::random_from_config(&c, DType::F32, &Device::Cpu) {
-            Ok(_) => panic!("accepted {c}"),
-            Err(e) => e.to_string(),
-        }
+    let err = |c: serde_json::Value| match Model::random_from_config(&c, DType::F32, &Device::Cpu) {
+        Ok(_) => panic!("accepted {c}"),
+        Err(e) => e.to_string(),
     };
     let e = err(with("model_type", "mamba".into()));
-    assert!(e.contains("mamba") && e.contains("gemma2") && e.contains("gpt_neox"), "{e}");
+    assert!(
+        e.contains("mamba") && e.contains("gemma2") && e.contains("gpt_neox"),
+        "{e}"
+    );
     let mut c = with("model_type", "llama".into());
     c["num_key_value_heads"] = 3.into();
     assert!(err(c).contains("num_key_value_heads"));

@@ -20,8 +20,10 @@ pub const PYVENE_FIXTURES: &str =
 
 /// The folder of the pyvene-made fixtures of the other decoder families (Gemma, Gemma 2,
 /// Mistral, Qwen2, Qwen3, GPT-NeoX, GPT-Neo, OLMo, OLMo 2): `tests/fixtures/pyvene-families`.
-pub const FAMILY_FIXTURES: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene-families");
+pub const FAMILY_FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/fixtures/pyvene-families"
+);
 
 /// The oracle tensors pyvene computed for `family` (`"gemma2"`, `"gpt_neox"`, ...).
 pub fn family_oracle(family: &str) -> HashMap<String, Tensor> {
@@ -56,12 +58,18 @@ pub fn assert_intervened_masked(
     mask: &Tensor,
 ) {
     let d = masked_max_abs_diff(ours, expected, mask);
-    assert!(d <= 1e-5, "{what}: max abs diff {d} > 1e-5 at real positions");
+    assert!(
+        d <= 1e-5,
+        "{what}: max abs diff {d} > 1e-5 at real positions"
+    );
     let ours_delta = (ours - base).unwrap();
     let exp_delta = (expected - base).unwrap();
     let zeros = exp_delta.zeros_like().unwrap();
     let scale = masked_max_abs_diff(&exp_delta, &zeros, mask);
-    assert!(scale > 0.0, "{what}: the fixture's intervention changes nothing");
+    assert!(
+        scale > 0.0,
+        "{what}: the fixture's intervention changes nothing"
+    );
     let dd = masked_max_abs_diff(&ours_delta, &exp_delta, mask);
     assert!(
         dd <= 0.02 * scale,

@@ -188,24 +188,19 @@ impl<M: LanguageModel> IntervenableModel<M> {
     pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardOutput> {
         let (hooks, _) = self.prepare(req, None)?;
         let mut hooks = hooks;
-        let intervened = self
-            .model
-            .forward_with_positions(
+        let intervened = self.model.forward_with_positions(
+            &req.base.ids,
+            req.base.mask.as_ref(),
+            req.base.position_ids.as_ref(),
+            &mut hooks,
+        )?;
+        let original = if req.output_original {
+            Some(self.model.forward_with_positions(
                 &req.base.ids,
                 req.base.mask.as_ref(),
                 req.base.position_ids.as_ref(),
-                &mut hooks,
-            )?;
-        let original = if req.output_original {
-            Some(
-                self.model
-                    .forward_with_positions(
-                        &req.base.ids,
-                        req.base.mask.as_ref(),
-                        req.base.position_ids.as_ref(),
-                        &mut NoHooks,
-                    )?,
-            )
+                &mut NoHooks,
+            )?)
         } else {
             None
         };
@@ -359,13 +354,12 @@ impl<M: LanguageModel> IntervenableModel<M> {
             getters,
             ..RunHooks::default()
         };
-        self.model
-            .forward_with_positions(
-                &source.ids,
-                source.mask.as_ref(),
-                source.position_ids.as_ref(),
-                &mut hooks,
-            )?;
+        self.model.forward_with_positions(
+            &source.ids,
+            source.mask.as_ref(),
+            source.position_ids.as_ref(),
+            &mut hooks,
+        )?;
         Ok(hooks.gathered)
     }
 

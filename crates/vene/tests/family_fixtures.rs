@@ -72,11 +72,14 @@ fn component(case: &Value) -> Component {
 }
 
 fn layer(case: &Value, manifest: &Value) -> usize {
-    case["layer"].as_u64().map(|l| l as usize).unwrap_or_else(|| {
-        manifest["families"][case["family"].as_str().unwrap()]["layer"]
-            .as_u64()
-            .unwrap() as usize
-    })
+    case["layer"]
+        .as_u64()
+        .map(|l| l as usize)
+        .unwrap_or_else(|| {
+            manifest["families"][case["family"].as_str().unwrap()]["layer"]
+                .as_u64()
+                .unwrap() as usize
+        })
 }
 
 fn representation(case: &Value, manifest: &Value, ty: &str, width: usize) -> RepresentationConfig {
@@ -273,7 +276,10 @@ fn olmo2_module_inputs_edit_only_the_module() {
         let locs = &case["unit_locations"];
         let inplace_reading = vanilla("olmo2", 0, same_as, locs);
         let d = masked_max_abs_diff(&inplace_reading, &pyvene, &mask);
-        assert!(d <= 1e-5, "{name}: pyvene's reading is vene's {same_as}: {d}");
+        assert!(
+            d <= 1e-5,
+            "{name}: pyvene's reading is vene's {same_as}: {d}"
+        );
         let ours = vanilla("olmo2", 0, comp, locs);
         let clone_diff = case["manual_check"]["full_width.clone.max_abs_diff_valid"]
             .as_f64()
@@ -301,7 +307,10 @@ fn full_width_value_output_swap_equals_the_output_swap() {
         let full = vanilla(f, l, Component::AttentionValueOutput, locs);
         let out = vanilla(f, l, Component::AttentionOutput, locs);
         let d = masked_max_abs_diff(&full, &out, &mask);
-        assert!(d <= 1e-5, "{f}: full-width value-output swap vs output swap: {d}");
+        assert!(
+            d <= 1e-5,
+            "{f}: full-width value-output swap vs output swap: {d}"
+        );
     }
 }
 
@@ -344,7 +353,10 @@ fn gpt_neox_query_key_value_are_the_per_head_columns() {
                 m.clone(),
             )
             .unwrap();
-            im.forward(&ForwardRequest::new(base.clone())).unwrap().collected[0].clone()
+            im.forward(&ForwardRequest::new(base.clone()))
+                .unwrap()
+                .collected[0]
+                .clone()
         };
         let x = collect(Component::AttentionInput);
         for (part, c) in [

@@ -27,9 +27,15 @@ pub(crate) enum QkvProj {
 pub(crate) enum QkNorms {
     None,
     /// Over each head (width head_dim).
-    PerHead { q: Norm, k: Norm },
+    PerHead {
+        q: Norm,
+        k: Norm,
+    },
     /// Over the whole projection.
-    Whole { q: Norm, k: Norm },
+    Whole {
+        q: Norm,
+        k: Norm,
+    },
 }
 
 /// One layer's attention.

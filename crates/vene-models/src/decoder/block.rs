@@ -52,18 +52,36 @@ impl Block {
     ) -> Result<Tensor> {
         let l = self.layer;
         let x = hook(hooks, l, Component::BlockInput, offset, x)?;
-        let h = hook(hooks, l, Component::AttentionInput, offset, norm(&self.attn_pre, &x)?)?;
+        let h = hook(
+            hooks,
+            l,
+            Component::AttentionInput,
+            offset,
+            norm(&self.attn_pre, &x)?,
+        )?;
         let a = self.attn.forward(&h, rotary, pos, offset, cache, hooks)?;
         let a = norm(&self.attn_post, &a)?;
         let out = match self.residual {
             Residual::Sequential => {
                 let x = (x + a)?;
-                let h = hook(hooks, l, Component::MlpInput, offset, norm(&self.mlp_pre, &x)?)?;
+                let h = hook(
+                    hooks,
+                    l,
+                    Component::MlpInput,
+                    offset,
+                    norm(&self.mlp_pre, &x)?,
+                )?;
                 let m = norm(&self.mlp_post, &self.mlp.forward(&h, offset, hooks)?)?;
                 (x + m)?
             }
             Residual::Parallel => {
-                let h = hook(hooks, l, Component::MlpInput, offset, norm(&self.mlp_pre, &x)?)?;
+                let h = hook(
+                    hooks,
+                    l,
+                    Component::MlpInput,
+                    offset,
+                    norm(&self.mlp_pre, &x)?,
+                )?;
                 let m = norm(&self.mlp_post, &self.mlp.forward(&h, offset, hooks)?)?;
                 ((m + a)? + x)?
             }

@@ -40,7 +40,15 @@ impl<'a> Builder<'a> {
     }
 
     /// A linear layer `d_in → d_out` named `name` under `vb`.
-    fn linear(&self, vb: &VarBuilder, name: &str, d_in: usize, d_out: usize, bias: bool, std: f64) -> Result<Linear> {
+    fn linear(
+        &self,
+        vb: &VarBuilder,
+        name: &str,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        std: f64,
+    ) -> Result<Linear> {
         let vb = vb.pp(name);
         let conv1d = self.names().conv1d;
         let shape = if conv1d { (d_in, d_out) } else { (d_out, d_in) };
@@ -76,7 +84,13 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn opt_norm(&self, vb: &VarBuilder, present: bool, name: &str, width: usize) -> Result<Option<Norm>> {
+    fn opt_norm(
+        &self,
+        vb: &VarBuilder,
+        present: bool,
+        name: &str,
+        width: usize,
+    ) -> Result<Option<Norm>> {
         if present {
             Ok(Some(self.norm(vb, name, width)?))
         } else {
@@ -91,7 +105,9 @@ impl<'a> Builder<'a> {
         // q/k norms are RMS norms whatever the block norms are.
         let rms = |name: &str, width: usize| -> Result<Norm> {
             let kind = match s.norm {
-                NormKind::RmsNorm { eps } | NormKind::GemmaRmsNorm { eps } => NormKind::RmsNorm { eps },
+                NormKind::RmsNorm { eps } | NormKind::GemmaRmsNorm { eps } => {
+                    NormKind::RmsNorm { eps }
+                }
                 NormKind::LayerNorm { eps } | NormKind::LayerNormNoParams { eps } => {
                     NormKind::RmsNorm { eps }
                 }
@@ -158,7 +174,11 @@ impl<'a> Builder<'a> {
         let d = s.hidden_size;
         let (std, layers) = (s.init_std, s.n_layers as f64);
         // GPT-2 initialises the projections back into the residual stream smaller.
-        let out_std = if n.conv1d { std / (2.0 * layers).sqrt() } else { std };
+        let out_std = if n.conv1d {
+            std / (2.0 * layers).sqrt()
+        } else {
+            std
+        };
         let a = &s.attention;
         let mut scale = a.scale;
         if a.scale_by_inverse_layer {
@@ -230,7 +250,11 @@ impl<'a> Builder<'a> {
 
     /// The final norm.
     pub(crate) fn final_norm(&self) -> Result<Norm> {
-        self.norm(&self.base, self.spec.names.final_norm, self.spec.hidden_size)
+        self.norm(
+            &self.base,
+            self.spec.names.final_norm,
+            self.spec.hidden_size,
+        )
     }
 
     /// The output head `[vocab, hidden]` (the embedding when tied).

@@ -30,7 +30,12 @@ fn activate(act: Activation, x: &Tensor) -> Result<Tensor> {
 
 impl Mlp {
     /// `x` is the (hooked) mlp_input; returns the hooked mlp_output.
-    pub(crate) fn forward(&self, x: &Tensor, offset: usize, hooks: &mut dyn Hooks) -> Result<Tensor> {
+    pub(crate) fn forward(
+        &self,
+        x: &Tensor,
+        offset: usize,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
         let l = self.layer;
         let h = match &self.gate {
             None => {

@@ -47,11 +47,17 @@ impl Norm {
         let dtype = x.dtype();
         match self.kind {
             NormKind::LayerNorm { eps } => {
-                let bias = self.bias.as_ref().ok_or_else(|| missing("layer norm bias"))?;
+                let bias = self
+                    .bias
+                    .as_ref()
+                    .ok_or_else(|| missing("layer norm bias"))?;
                 layer_norm(x, &self.weight, bias, eps)
             }
             NormKind::LayerNormNoParams { eps } => {
-                let bias = self.bias.as_ref().ok_or_else(|| missing("layer norm bias"))?;
+                let bias = self
+                    .bias
+                    .as_ref()
+                    .ok_or_else(|| missing("layer norm bias"))?;
                 let y = layer_norm(&x.to_dtype(DType::F32)?, &self.weight, bias, eps)?;
                 Ok(y.to_dtype(dtype)?)
             }

@@ -42,7 +42,12 @@ pub(crate) struct PositionRequest<'a> {
 
 /// `[1, 1, T, T_total]` u8: query `offset + i` may see key `j` when `j <= offset + i` (and
 /// `offset + i - j < window`); `None` when nothing is masked.
-fn causal(t_new: usize, offset: usize, window: Option<usize>, device: &Device) -> Result<Option<Tensor>> {
+fn causal(
+    t_new: usize,
+    offset: usize,
+    window: Option<usize>,
+    device: &Device,
+) -> Result<Option<Tensor>> {
     let t_total = offset + t_new;
     let allowed = |i: usize, j: usize| {
         let q = offset + i;

@@ -95,9 +95,10 @@ impl Rotary {
         })
     }
 
-    pub(crate) fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<Self> {
+    /// The frequencies on `device` (they stay f32 whatever the model's dtype).
+    pub(crate) fn to_device(&self, device: &Device) -> Result<Self> {
         Ok(Self {
-            inv_freq: f(&self.inv_freq)?.to_dtype(DType::F32)?,
+            inv_freq: self.inv_freq.to_device(device)?,
             dims: self.dims,
         })
     }

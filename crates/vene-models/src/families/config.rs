@@ -64,7 +64,10 @@ impl<'a> HfConfig<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.as_f64().map(Some).ok_or_else(|| {
-                invalid(self.model_type, format!("'{key}' must be a number, got {v}"))
+                invalid(
+                    self.model_type,
+                    format!("'{key}' must be a number, got {v}"),
+                )
             }),
         }
     }
@@ -79,7 +82,10 @@ impl<'a> HfConfig<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.as_bool().map(Some).ok_or_else(|| {
-                invalid(self.model_type, format!("'{key}' must be true or false, got {v}"))
+                invalid(
+                    self.model_type,
+                    format!("'{key}' must be true or false, got {v}"),
+                )
             }),
         }
     }
@@ -94,7 +100,10 @@ impl<'a> HfConfig<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.as_str().map(Some).ok_or_else(|| {
-                invalid(self.model_type, format!("'{key}' must be a string, got {v}"))
+                invalid(
+                    self.model_type,
+                    format!("'{key}' must be a string, got {v}"),
+                )
             }),
         }
     }
@@ -112,7 +121,10 @@ impl<'a> HfConfig<'a> {
             return Ok(None);
         };
         let list = v.as_array().ok_or_else(|| {
-            invalid(self.model_type, format!("'layer_types' must be a list, got {v}"))
+            invalid(
+                self.model_type,
+                format!("'layer_types' must be a list, got {v}"),
+            )
         })?;
         if list.len() != n_layers {
             return Err(invalid(

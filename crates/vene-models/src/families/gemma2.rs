@@ -27,7 +27,7 @@ fn spec(cfg: &HfConfig) -> Result<DecoderSpec> {
         ..WeightNames::LLAMA
     };
     let scalar = cfg.f64_or("query_pre_attn_scalar", s.head_dim as f64)?;
-    if !(scalar > 0.0) {
+    if scalar.is_nan() || scalar <= 0.0 {
         return Err(cfg.error(format!("query_pre_attn_scalar {scalar} must be positive")));
     }
     s.attention.scale = scalar.powf(-0.5);

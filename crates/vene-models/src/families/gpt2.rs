@@ -1,7 +1,6 @@
 //! GPT-2 (`GPT2LMHeadModel`): learned positions, pre-LayerNorm blocks, fused Conv1D q/k/v,
 //! GELU MLP, tied head. Also the typed [`Gpt2Config`] for random models.
 
-
 use serde::{Deserialize, Serialize};
 
 use super::{Family, HfConfig};
@@ -158,32 +157,32 @@ pub(crate) const FAMILY: Family = Family {
 };
 
 const NAMES: WeightNames = WeightNames {
-        prefix: "transformer",
-        embed: "wte",
-        pos_embed: Some("wpe"),
-        layers: "h",
-        attn_pre_norm: "ln_1",
-        attn_post_norm: "",
-        mlp_pre_norm: "ln_2",
-        mlp_post_norm: "",
-        q: "attn.c_attn",
-        k: "",
-        v: "",
-        o: "attn.c_proj",
-        q_norm: "",
-        k_norm: "",
-        gate: "",
-        up: "mlp.c_fc",
-        down: "mlp.c_proj",
-        act: "mlp.act",
-        final_norm: "ln_f",
-        lm_head: "lm_head",
-        conv1d: true,
+    prefix: "transformer",
+    embed: "wte",
+    pos_embed: Some("wpe"),
+    layers: "h",
+    attn_pre_norm: "ln_1",
+    attn_post_norm: "",
+    mlp_pre_norm: "ln_2",
+    mlp_post_norm: "",
+    q: "attn.c_attn",
+    k: "",
+    v: "",
+    o: "attn.c_proj",
+    q_norm: "",
+    k_norm: "",
+    gate: "",
+    up: "mlp.c_fc",
+    down: "mlp.c_proj",
+    act: "mlp.act",
+    final_norm: "ln_f",
+    lm_head: "lm_head",
+    conv1d: true,
 };
 
 fn spec(cfg: &HfConfig) -> Result<DecoderSpec> {
-    let typed: Gpt2Config = serde_json::from_value(cfg.value.clone())
-        .map_err(|e| cfg.error(e.to_string()))?;
+    let typed: Gpt2Config =
+        serde_json::from_value(cfg.value.clone()).map_err(|e| cfg.error(e.to_string()))?;
     spec_from_typed(&typed)
 }
 

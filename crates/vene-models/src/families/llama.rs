@@ -6,7 +6,10 @@ use candle_transformers::models::llama::{Llama3RopeType, LlamaEosToks};
 pub use candle_transformers::models::llama::LlamaConfig;
 
 use super::{activation, rope_scaling, Family, HfConfig};
-use crate::decoder::spec::{AttentionSpec, BlockNorms, DecoderSpec, HeadSpec, MlpSpec, NormKind, PositionEncoding, QkNorm, QkvLayout, Residual, RopeScaling, RotarySpec, WeightNames};
+use crate::decoder::spec::{
+    AttentionSpec, BlockNorms, DecoderSpec, HeadSpec, MlpSpec, NormKind, PositionEncoding, QkNorm,
+    QkvLayout, Residual, RopeScaling, RotarySpec, WeightNames,
+};
 use crate::Result;
 
 pub(crate) const FAMILY: Family = Family {

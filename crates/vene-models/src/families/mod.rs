@@ -100,7 +100,12 @@ pub(crate) const MAX_RANDOM_PARAMS: usize = 1 << 32;
 
 /// Checks that a spec describes a model the decoder can build.
 pub(crate) fn validate(s: &DecoderSpec) -> Result<()> {
-    let bad = |msg: String| Err(ModelError::InvalidConfig(format!("{}: {msg}", s.model_type)));
+    let bad = |msg: String| {
+        Err(ModelError::InvalidConfig(format!(
+            "{}: {msg}",
+            s.model_type
+        )))
+    };
     for (name, v, max) in [
         ("vocab_size", s.vocab_size, MAX_VOCAB),
         ("hidden_size", s.hidden_size, MAX_WIDTH),
@@ -114,13 +119,16 @@ pub(crate) fn validate(s: &DecoderSpec) -> Result<()> {
             return bad(format!("{name} = {v} is out of range (1..={max})"));
         }
     }
-    if s.n_heads % s.n_kv_heads != 0 {
+    if s.n_heads.checked_rem(s.n_kv_heads) != Some(0) {
         return bad(format!(
             "num_attention_heads {} is not a multiple of num_key_value_heads {}",
             s.n_heads, s.n_kv_heads
         ));
     }
-    if s.n_heads.checked_mul(s.head_dim).is_none_or(|w| w > MAX_WIDTH) {
+    if s.n_heads
+        .checked_mul(s.head_dim)
+        .is_none_or(|w| w > MAX_WIDTH)
+    {
         return bad(format!(
             "{} heads of width {} are too wide",
             s.n_heads, s.head_dim
@@ -191,7 +199,8 @@ pub(crate) fn check_random_size(s: &DecoderSpec) -> Result<()> {
         d.checked_mul(s.q_width()),
         d.checked_mul(s.kv_width()).and_then(|x| x.checked_mul(2)),
         d.checked_mul(s.q_width()),
-        d.checked_mul(s.intermediate_size).and_then(|x| x.checked_mul(3)),
+        d.checked_mul(s.intermediate_size)
+            .and_then(|x| x.checked_mul(3)),
     ]
     .into_iter()
     .try_fold(0usize, |acc, x| x.and_then(|x| acc.checked_add(x)))

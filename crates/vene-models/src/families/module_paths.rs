@@ -24,7 +24,9 @@ fn parent(name: &str) -> &str {
 /// assert_eq!(module_path_component("gpt2", "transformer.h[0].attn.c_attn.output"), None);
 /// ```
 pub fn module_path_component(model_type: &str, path: &str) -> Option<(usize, Component)> {
-    let family = super::FAMILIES.iter().find(|f| f.model_type == model_type)?;
+    let family = super::FAMILIES
+        .iter()
+        .find(|f| f.model_type == model_type)?;
     let names: WeightNames = family.names;
     let rest = path.strip_prefix(&format!("{}.{}[", names.prefix, names.layers))?;
     let (layer, rest) = rest.split_once("].")?;
