@@ -43,12 +43,22 @@ pub fn read_torch_pickle(path: &Path, device: &Device) -> Result<HashMap<String,
         .collect()
 }
 
-/// Writes `tensors` to a safetensors file.
+/// `tensors` serialized as a safetensors file, in memory (each tensor made contiguous, its
+/// layout and bits kept).
+pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    let contiguous: Vec<(&str, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.as_str(), t.contiguous()?)))
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(contiguous, None)
+        .map_err(|e| AutoencoderError::InvalidArgument(format!("cannot serialize tensors: {e}")))
+}
+
+/// Writes `tensors` to a safetensors file, atomically (see [`crate::atomic::write_file`]):
+/// a failed write leaves an existing file as it was.
 pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    candle_core::safetensors::save(tensors, path).map_err(|e| match e {
-        candle_core::Error::Io(io) => AutoencoderError::io(path, io),
-        other => AutoencoderError::Candle(other),
-    })
+    let bytes = safetensors_bytes(tensors)?;
+    crate::atomic::write_file(path, &bytes).map_err(|e| AutoencoderError::io(path, e))
 }
 
 impl AutoencoderLayer {

@@ -36,6 +36,7 @@ impl NoiseIntervention {
 
     /// Noise of `units` rows from numpy `RandomState(seed)`, scaled by `level`.
     pub fn with_seed(embed_dim: usize, seed: u32, units: usize, level: f32) -> Result<Self> {
+        crate::state::check_new_size("NoiseIntervention", "units", &[units, embed_dim])?;
         let data = NumpyRandomState::new(seed).randn(units * embed_dim);
         Ok(Self {
             embed_dim,
