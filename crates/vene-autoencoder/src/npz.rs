@@ -93,7 +93,10 @@ pub(crate) fn check_npz(path: &Path) -> Result<()> {
         let mut entry = zip
             .by_index(i)
             .map_err(|e| bad(format!("cannot read archive entry {i}: {e}")))?;
-        let name = entry.name().to_string();
+        let name = entry
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("entry {i}"));
         let size = entry.size();
         let (header, used) =
             read_npy_header(&mut entry).map_err(|m| bad(format!("{name}: {m}")))?;

@@ -267,7 +267,15 @@ pub fn build_intervention(
                     .map_or(DEFAULT_NOISE_LEVEL, |l| l as f32),
             };
             let mut iv = match state.get("noise") {
-                Some(noise) => NoiseIntervention::from_noise(noise, level)?,
+                Some(noise) => {
+                    let mut iv = NoiseIntervention::from_noise(noise, level)?;
+                    if let Some(seed) = c.usize("seed")? {
+                        iv.set_seed(
+                            u32::try_from(seed).map_err(|_| c.bad("seed", "must fit in u32"))?,
+                        );
+                    }
+                    iv
+                }
                 None => {
                     let seed = c.usize("seed")?.unwrap_or(1);
                     let seed = u32::try_from(seed).map_err(|_| c.bad("seed", "must fit in u32"))?;

@@ -83,6 +83,11 @@ impl NoiseIntervention {
         self
     }
 
+    /// Records the seed the buffer was drawn from (for a buffer read back from a save).
+    pub(crate) fn set_seed(&mut self, seed: u32) {
+        self.seed = seed;
+    }
+
     /// The noise buffer `[units, d]` (f64).
     pub fn noise(&self) -> &Tensor {
         &self.noise

@@ -166,7 +166,9 @@ impl<M: LanguageModel> IntervenableModel<M> {
             let has_state = !iv.vars().is_empty()
                 || slot.constant_source.is_some()
                 || state.iter().any(|(k, _)| k == "source_representation")
-                || vene_interventions::needs_saved_state(iv.type_name());
+                || vene_interventions::needs_saved_state(iv.type_name())
+                // the noise buffer itself (it may not come from a seed: a pyvene save)
+                || iv.type_name() == "NoiseIntervention";
             if has_state {
                 let name = state_file_name(&slot.key);
                 let map: HashMap<String, Tensor> = state.into_iter().collect();
