@@ -72,21 +72,22 @@ fn check_pickle_sizes(path: &Path, pth: &candle_core::pickle::PthTensors) -> Res
         let have = zip.by_name(&info.path).map(|e| e.size()).map_err(|e| {
             AutoencoderError::invalid_file(
                 path,
-                format!("tensor `{}`: no storage entry {}: {e}", info.name, info.path),
+                format!(
+                    "tensor `{}`: no storage entry {}: {e}",
+                    info.name, info.path
+                ),
             )
         })?;
         match need {
             Some(n) if (n as u64) <= have => {}
-            _ => {
-                return Err(AutoencoderError::invalid_file(
-                    path,
-                    format!(
-                        "tensor `{}` of shape {:?} needs more bytes than its storage holds ({have})",
-                        info.name,
-                        layout.dims()
-                    ),
-                ))
-            }
+            _ => return Err(AutoencoderError::invalid_file(
+                path,
+                format!(
+                    "tensor `{}` of shape {:?} needs more bytes than its storage holds ({have})",
+                    info.name,
+                    layout.dims()
+                ),
+            )),
         }
     }
     Ok(())

@@ -7,7 +7,8 @@ use candle_core::Tensor;
 use crate::core::{saelens_parts, Part};
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, JumpReLUAutoencoder, ReluAutoencoder, Result, TopKAutoencoder,
+    Autoencoder, AutoencoderError, AutoencoderLayer, JumpReLUAutoencoder, ReluAutoencoder, Result,
+    TopKAutoencoder,
 };
 
 /// Rebuilds the autoencoder that [`Autoencoder::state`] described: `kind` and `settings` as
@@ -65,6 +66,11 @@ pub fn autoencoder_from_state(
         .get("apply_b_dec_to_input")
         .and_then(serde_json::Value::as_bool);
     Ok(match kind {
+        // pyvene's layer (torch layout, b_dec subtracted): rebuilt as that type, so that it
+        // computes exactly as the one saved
+        "relu" if enc == Orient::OutIn && dec == Orient::OutIn && apply_b_dec != Some(false) => {
+            Box::new(AutoencoderLayer::from_parts(&source, parts)?)
+        }
         "relu" => {
             let sae = ReluAutoencoder::from_parts(&source, parts, enc, dec)?;
             Box::new(match apply_b_dec {

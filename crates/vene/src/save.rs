@@ -23,6 +23,10 @@ pub fn state_file_name(key: &str) -> String {
     format!("intkey_{key}.safetensors")
 }
 
+/// The hyperparameter saying that a representation's saved `source_representation` is the
+/// config's constant source (held by the model), not the intervention object's own.
+const CONSTANT_SOURCE: &str = "constant_source";
+
 /// Options of [`IntervenableModel::save_with`].
 ///
 /// ```
@@ -156,6 +160,13 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 for (k, v) in h {
                     r.hyperparams.insert(k, v);
                 }
+            }
+            // where the saved `source_representation` lives: the model's slot (a constant
+            // source of the config) or the intervention object itself
+            r.hyperparams.remove(CONSTANT_SOURCE);
+            if slot.constant_source.is_some() {
+                r.hyperparams
+                    .insert(CONSTANT_SOURCE.into(), "config".into());
             }
             reprs.push(r);
             let mut state = iv.state_dict()?;
@@ -379,13 +390,22 @@ impl<M: LanguageModel> IntervenableModel<M> {
         let mut cfg = cfg;
         for (i, r) in cfg.representations.iter_mut().enumerate() {
             let key = keys.as_ref().and_then(|k| k.get(i));
-            if let Some(state) = key.and_then(|k| states.get(k)) {
-                if let Some((_, c)) = state
+            if let Some(state) = key.and_then(|k| states.get_mut(k)) {
+                let pos = state
                     .tensors
                     .iter()
-                    .find(|(k, _)| k == "source_representation")
-                {
-                    r.source_representation = Some(c.clone());
+                    .position(|(k, _)| k == "source_representation");
+                if let Some(pos) = pos {
+                    let from_config = r.hyperparams.get(CONSTANT_SOURCE).and_then(|v| v.as_str())
+                        == Some("config");
+                    if from_config {
+                        // the config's constant source, as it was: held by the model
+                        let (_, c) = state.tensors.remove(pos);
+                        r.source_representation = Some(c);
+                    } else if manifest.is_none() {
+                        // a folder of an earlier vene: as it loaded then
+                        r.source_representation = Some(state.tensors[pos].1.clone());
+                    }
                 }
             }
         }
