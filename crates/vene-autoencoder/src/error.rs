@@ -73,7 +73,7 @@ pub enum AutoencoderError {
         /// The value found.
         value: String,
         /// The values this crate supports for `key`.
-        supported: String,
+        supported: &'static str,
     },
     /// A configuration that is missing a required key or holds a value of the wrong type.
     #[error("{file}: config key `{key}`: {message}")]

@@ -107,7 +107,7 @@ pub fn autoencoder_from_state(
                 file: "saved autoencoder".into(),
                 key: "kind".into(),
                 value: other.to_string(),
-                supported: "relu, topk, jumprelu".into(),
+                supported: "relu, topk, jumprelu",
             })
         }
     })

@@ -30,7 +30,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             file: cfg_file,
             key: "activation".into(),
             value: activation.to_string(),
-            supported: "topk".into(),
+            supported: "topk",
         });
     }
     if cfg.get("skip_connection").and_then(|v| v.as_bool()) == Some(true) {
@@ -38,7 +38,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             file: cfg_file,
             key: "skip_connection".into(),
             value: "true".into(),
-            supported: "false (no skip connection)".into(),
+            supported: "false (no skip connection)",
         });
     }
     let mut map = read_safetensors(&weights, &opts.device)?;
