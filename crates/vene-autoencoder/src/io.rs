@@ -80,14 +80,16 @@ fn check_pickle_sizes(path: &Path, pth: &candle_core::pickle::PthTensors) -> Res
         })?;
         match need {
             Some(n) if (n as u64) <= have => {}
-            _ => return Err(AutoencoderError::invalid_file(
-                path,
-                format!(
+            _ => {
+                return Err(AutoencoderError::invalid_file(
+                    path,
+                    format!(
                     "tensor `{}` of shape {:?} needs more bytes than its storage holds ({have})",
                     info.name,
                     layout.dims()
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(())
