@@ -513,7 +513,9 @@ fn run(opts: &Options) -> Result<Report> {
             tmp.join("color-intervention")
         }
     };
-    intervenable.save(&dir)?;
+    // --out may hold the save of an earlier run: replace it (a folder of other files is
+    // never replaced).
+    intervenable.save_with(&dir, &vene::SaveOptions::default().overwrite(true))?;
     let loaded = IntervenableModel::load(&dir, model.clone())?;
     let (_, reloaded_logits) = score(&world, &loaded, None, &prompts, &sources, "reloaded")?;
     let reload_max_diff = (&sae_logits - &reloaded_logits)?

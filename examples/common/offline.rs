@@ -146,6 +146,7 @@ pub fn write_sae(
         &hook_name(layer, component),
         layer,
         "offline-gpt2",
+        true,
     )?;
     Ok(dir)
 }

@@ -335,7 +335,9 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
         Some(d) => d.clone(),
         None => crate::tempdir()?.join("country-intervention"),
     };
-    let reload_max_diff = match intervenable.save(&dir) {
+    let reload_max_diff = match intervenable
+        .save_with(&dir, &vene::SaveOptions::default().overwrite(true))
+    {
         Ok(()) => {
             let loaded = IntervenableModel::load(&dir, lm.model.clone())?;
             let (_, logits) = score(&enc, &loaded, None, &items, &sources, position, "reloaded")?;

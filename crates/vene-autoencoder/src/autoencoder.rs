@@ -65,9 +65,12 @@ pub trait Autoencoder: Send + Sync + std::fmt::Debug {
 pub struct AutoencoderState {
     /// `"relu"`, `"topk"` or `"jumprelu"`.
     pub kind: String,
-    /// Settings beyond the tensors: `apply_b_dec_to_input`, and `k` for TopK.
+    /// Settings beyond the tensors: `apply_b_dec_to_input`, `k` for TopK, and `layout`
+    /// (`{"W_enc": "in_out" | "out_in", "W_dec": ...}`; both `in_out` when absent).
     pub settings: serde_json::Value,
-    /// The tensors by SAELens's names and layout: `W_enc [d, L]`, `b_enc [L]`,
-    /// `W_dec [L, d]`, `b_dec [d]`, and `threshold [L]` for JumpReLU.
+    /// The tensors by SAELens's names: `W_enc`, `b_enc [L]`, `W_dec`, `b_dec [d]`, and
+    /// `threshold [L]` for JumpReLU. Each matrix is in the layout it is stored in (kept so
+    /// that a rebuilt autoencoder computes bit for bit the same): `in_out` is SAELens's
+    /// (`W_enc [d, L]`, `W_dec [L, d]`), `out_in` torch `nn.Linear`'s (`[L, d]`, `[d, L]`).
     pub tensors: Vec<(String, Tensor)>,
 }

@@ -98,7 +98,11 @@ impl LinearSae {
         act: ActSpec<'_>,
         subtract_b_dec: bool,
     ) -> Result<Self> {
-        let [w_enc, b_enc, w_dec, b_dec] = parts;
+        // Kept contiguous, so that the tensors saved are the tensors computed with.
+        let [w_enc, b_enc, w_dec, b_dec] = parts.map(|p| {
+            let tensor = p.tensor.contiguous().unwrap_or(p.tensor);
+            Part::new(p.name, tensor)
+        });
         let rank1 = |p: &Part<'_>| -> Result<usize> {
             match p.tensor.dims() {
                 [n] => Ok(*n),
@@ -340,21 +344,23 @@ impl LinearSae {
         self.b_dec = b_dec;
     }
 
-    /// The state to save: kind, settings, and the tensors in SAELens's layout.
+    /// The state to save: kind, settings, and the tensors by SAELens's names, each in the
+    /// layout it is stored in (`settings.layout` says which), so that a rebuilt autoencoder
+    /// computes bit for bit the same.
     pub(crate) fn state(&self) -> Result<crate::AutoencoderState> {
-        let in_out = |w: &Tensor, orient: Orient| -> Result<Tensor> {
-            Ok(match orient {
-                Orient::InOut => w.clone(),
-                Orient::OutIn => w.t()?.contiguous()?,
-            })
-        };
         let mut tensors = vec![
-            ("W_enc".to_string(), in_out(&self.w_enc, self.enc_orient)?),
+            ("W_enc".to_string(), self.w_enc.clone()),
             ("b_enc".to_string(), self.b_enc.clone()),
-            ("W_dec".to_string(), in_out(&self.w_dec, self.dec_orient)?),
+            ("W_dec".to_string(), self.w_dec.clone()),
             ("b_dec".to_string(), self.b_dec.clone()),
         ];
-        let mut settings = serde_json::json!({ "apply_b_dec_to_input": self.subtract_b_dec });
+        let mut settings = serde_json::json!({
+            "apply_b_dec_to_input": self.subtract_b_dec,
+            "layout": {
+                "W_enc": self.enc_orient.name(),
+                "W_dec": self.dec_orient.name(),
+            },
+        });
         let kind = match &self.act {
             Activation::Relu => "relu",
             Activation::JumpRelu { threshold } => {

@@ -64,7 +64,7 @@ pub enum AutoencoderError {
     },
     /// A configuration value this crate cannot honour (unknown architecture, activation,
     /// normalisation, ...).
-    #[error("{file}: unsupported {key} `{value}`")]
+    #[error("{file}: unsupported {key} `{value}` (supported: {supported})")]
     Unsupported {
         /// The configuration file.
         file: String,
@@ -72,6 +72,8 @@ pub enum AutoencoderError {
         key: String,
         /// The value found.
         value: String,
+        /// The values this crate supports for `key`.
+        supported: &'static str,
     },
     /// A configuration that is missing a required key or holds a value of the wrong type.
     #[error("{file}: config key `{key}`: {message}")]

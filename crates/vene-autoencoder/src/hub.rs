@@ -7,6 +7,21 @@ use hf_hub::{Cache, Repo, RepoType};
 
 use crate::{load_sae_with, AutoencoderError, LoadOptions, LoadedSae, Result};
 
+/// How to work without the network, appended to every hub failure.
+const OFFLINE_HINT: &str = "to work offline, pass a local SAE folder or file, put the SAE in the hub cache ($HF_HOME/hub or ~/.cache/huggingface/hub), or set HF_HUB_OFFLINE=1 (HubOptions::offline) to use only that cache";
+
+/// Whether `HF_HUB_OFFLINE` asks for the cache only.
+fn env_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
 /// Where to look on the hub.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
@@ -14,7 +29,7 @@ pub struct HubOptions {
     pub cache_dir: Option<PathBuf>,
     /// The revision (default `main`).
     pub revision: String,
-    /// Only look in the cache, never the network.
+    /// Only look in the cache, never the network (also when `HF_HUB_OFFLINE=1` is set).
     pub offline: bool,
     /// How to load what was found.
     pub load: LoadOptions,
@@ -69,7 +84,7 @@ pub fn load_sae_from_hub(
     if let Some(p) = cached_path(&cache_dir, repo_id, &opts.revision, path_in_repo) {
         return load_sae_with(p, &opts.load);
     }
-    if opts.offline {
+    if opts.offline || env_offline() {
         return Err(AutoencoderError::Hub(format!(
             "`{path_in_repo}` of `{repo_id}` (revision {}) is not in the cache {}",
             opts.revision,
@@ -80,7 +95,9 @@ pub fn load_sae_from_hub(
         .with_cache_dir(cache_dir.clone())
         .with_progress(false)
         .build()
-        .map_err(|e| AutoencoderError::Hub(e.to_string()))?;
+        .map_err(|e| {
+            AutoencoderError::Hub(format!("cannot start the hub client: {e}; {OFFLINE_HINT}"))
+        })?;
     let repo = api.repo(Repo::with_revision(
         repo_id.to_string(),
         RepoType::Model,
@@ -88,7 +105,12 @@ pub fn load_sae_from_hub(
     ));
     let info = repo
         .info()
-        .map_err(|e| AutoencoderError::Hub(format!("{repo_id}: {e}")))?;
+        .map_err(|e| {
+            AutoencoderError::Hub(format!(
+                "`{path_in_repo}` of `{repo_id}` is not in the cache {}, and the Hugging Face hub could not be reached or refused ({e}); {OFFLINE_HINT}",
+                cache_dir.display()
+            ))
+        })?;
     let prefix = format!("{path_in_repo}/");
     let wanted: Vec<&str> = info
         .siblings
@@ -103,10 +125,11 @@ pub fn load_sae_from_hub(
     }
     let mut last = None;
     for f in wanted {
-        last = Some(
-            repo.get(f)
-                .map_err(|e| AutoencoderError::Hub(format!("{repo_id}/{f}: {e}")))?,
-        );
+        last = Some(repo.get(f).map_err(|e| {
+            AutoencoderError::Hub(format!(
+                "could not download {repo_id}/{f} from the Hugging Face hub ({e}); {OFFLINE_HINT}"
+            ))
+        })?);
     }
     // The files now sit in the snapshot; load the path (file or folder) from there.
     match cached_path(&cache_dir, repo_id, &opts.revision, path_in_repo) {

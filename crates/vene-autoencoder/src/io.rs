@@ -32,23 +32,85 @@ pub fn read_torch_pickle(path: &Path, device: &Device) -> Result<HashMap<String,
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let tensors = std::panic::catch_unwind(|| candle_core::pickle::read_all(path))
-        .map_err(|_| AutoencoderError::invalid_file(path, "malformed torch pickle"))?
-        .map_err(|e| {
-            AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}"))
-        })?;
-    tensors
-        .into_iter()
-        .map(|(n, t)| Ok((n, t.to_device(device)?)))
-        .collect()
+    let malformed = || AutoencoderError::invalid_file(path, "malformed torch pickle");
+    let cannot = |e: candle_core::Error| {
+        AutoencoderError::invalid_file(path, format!("cannot read torch pickle: {e}"))
+    };
+    let pth = std::panic::catch_unwind(|| candle_core::pickle::PthTensors::new(path, None))
+        .map_err(|_| malformed())?
+        .map_err(cannot)?;
+    check_pickle_sizes(path, &pth)?;
+    let mut names: Vec<&String> = pth.tensor_infos().keys().collect();
+    names.sort();
+    let mut out = HashMap::new();
+    for name in names {
+        let t = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pth.get(name)))
+            .map_err(|_| malformed())?
+            .map_err(cannot)?;
+        if let Some(t) = t {
+            out.insert(name.clone(), t.to_device(device)?);
+        }
+    }
+    Ok(out)
 }
 
-/// Writes `tensors` to a safetensors file.
+/// Checks that every tensor a torch pickle declares fits in the bytes of its storage entry,
+/// before any tensor is read (a damaged shape cannot make the reader allocate more than the
+/// file holds).
+fn check_pickle_sizes(path: &Path, pth: &candle_core::pickle::PthTensors) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| AutoencoderError::io(path, e))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| AutoencoderError::invalid_file(path, format!("not a zip archive: {e}")))?;
+    for info in pth.tensor_infos().values() {
+        let layout = &info.layout;
+        let need = layout
+            .dims()
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_add(layout.start_offset()))
+            .and_then(|n| n.checked_mul(info.dtype.size_in_bytes()));
+        let have = zip.by_name(&info.path).map(|e| e.size()).map_err(|e| {
+            AutoencoderError::invalid_file(
+                path,
+                format!(
+                    "tensor `{}`: no storage entry {}: {e}",
+                    info.name, info.path
+                ),
+            )
+        })?;
+        match need {
+            Some(n) if (n as u64) <= have => {}
+            _ => {
+                return Err(AutoencoderError::invalid_file(
+                    path,
+                    format!(
+                    "tensor `{}` of shape {:?} needs more bytes than its storage holds ({have})",
+                    info.name,
+                    layout.dims()
+                ),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tensors` serialized as a safetensors file, in memory (each tensor made contiguous, its
+/// layout and bits kept).
+pub fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    let contiguous: Vec<(&str, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.as_str(), t.contiguous()?)))
+        .collect::<Result<_>>()?;
+    safetensors::tensor::serialize(contiguous, None)
+        .map_err(|e| AutoencoderError::InvalidArgument(format!("cannot serialize tensors: {e}")))
+}
+
+/// Writes `tensors` to a safetensors file, atomically (see [`crate::atomic::write_file`]):
+/// a failed write leaves an existing file as it was.
 pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    candle_core::safetensors::save(tensors, path).map_err(|e| match e {
-        candle_core::Error::Io(io) => AutoencoderError::io(path, io),
-        other => AutoencoderError::Candle(other),
-    })
+    let bytes = safetensors_bytes(tensors)?;
+    crate::atomic::write_file(path, &bytes).map_err(|e| AutoencoderError::io(path, e))
 }
 
 impl AutoencoderLayer {

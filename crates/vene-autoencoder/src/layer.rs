@@ -61,6 +61,12 @@ impl AutoencoderLayer {
                 "AutoencoderLayer needs input_dim > 0 and latent_dim > 0, got {input_dim}, {latent_dim}"
             )));
         }
+        if crate::limits::checked_elements(&[input_dim, latent_dim]).is_none() {
+            return Err(AutoencoderError::InvalidArgument(format!(
+                "AutoencoderLayer {input_dim} x {latent_dim} exceeds the cap of {} elements per tensor",
+                crate::limits::MAX_NEW_TENSOR_ELEMENTS
+            )));
+        }
         let enc_bound = 1.0 / (input_dim as f64).sqrt();
         let dec_bound = 1.0 / (latent_dim as f64).sqrt();
         let uni = |b: f64| Init::Uniform { lo: -b, up: b };

@@ -7,6 +7,7 @@
 //!   pyvene files; [`load_sae_from_hub`] for the Hugging Face hub.
 //! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
 
+pub mod atomic;
 mod autoencoder;
 mod core;
 mod error;
@@ -14,8 +15,10 @@ mod hub;
 mod io;
 mod jumprelu;
 mod layer;
+pub mod limits;
 mod loaders;
 pub mod metrics;
+mod npz;
 mod relu;
 mod state;
 mod topk;
@@ -25,7 +28,7 @@ mod util;
 pub use autoencoder::{Autoencoder, AutoencoderState};
 pub use error::{AutoencoderError, Result};
 pub use hub::{cached_path, load_sae_from_hub, HubOptions};
-pub use io::{read_safetensors, read_torch_pickle, write_safetensors};
+pub use io::{read_safetensors, read_torch_pickle, safetensors_bytes, write_safetensors};
 pub use jumprelu::JumpReLUAutoencoder;
 pub use layer::{AutoencoderLayer, DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, ENCODER_WEIGHT};
 pub use loaders::{

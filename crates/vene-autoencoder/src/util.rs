@@ -46,6 +46,25 @@ pub(crate) enum Orient {
     InOut,
 }
 
+impl Orient {
+    /// The name saved in an autoencoder's settings: `"out_in"` or `"in_out"`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Orient::OutIn => "out_in",
+            Orient::InOut => "in_out",
+        }
+    }
+
+    /// The orientation named `name` (see [`Orient::name`]).
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "out_in" => Some(Orient::OutIn),
+            "in_out" => Some(Orient::InOut),
+            _ => None,
+        }
+    }
+}
+
 /// `x @ W` (or `x @ W^T`) over the last dimension of `x`, any leading shape.
 pub(crate) fn matmul_last(x: &Tensor, w: &Tensor, orient: Orient) -> Result<Tensor> {
     let dims = x.dims();

@@ -115,7 +115,7 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
-            ("rotate_layer.weight".into(), self.rotation.matrix()?),
+            ("rotate_layer.weight".into(), self.rotation.parameter()),
             (
                 "intervention_boundaries".into(),
                 self.boundary.as_tensor().clone(),

@@ -33,6 +33,29 @@ pub const TYPE_NAMES: [&str; 14] = [
     "JumpReLUAutoencoderIntervention",
 ];
 
+/// Whether an intervention of type `type_name` has state that cannot be rebuilt from its
+/// hyperparameters (trained or loaded weights: rotations, masks, autoencoders), so that a
+/// saved folder without its state file is incomplete. pyvene's `TrainableIntervention`s.
+///
+/// ```
+/// use vene_interventions::needs_saved_state;
+/// assert!(needs_saved_state("RotatedSpaceIntervention"));
+/// assert!(needs_saved_state("<class 'pyvene.models.interventions.AutoencoderIntervention'>"));
+/// assert!(!needs_saved_state("VanillaIntervention"));
+/// ```
+pub fn needs_saved_state(type_name: &str) -> bool {
+    matches!(
+        parse_type_name(type_name),
+        Ok("RotatedSpaceIntervention"
+            | "LowRankRotatedSpaceIntervention"
+            | "BoundlessRotatedSpaceIntervention"
+            | "SigmoidMaskRotatedSpaceIntervention"
+            | "SigmoidMaskIntervention"
+            | "AutoencoderIntervention"
+            | "JumpReLUAutoencoderIntervention")
+    )
+}
+
 /// The built-in type name in `s`: `"VanillaIntervention"`, pyvene's
 /// `"<class 'pyvene.models.interventions.VanillaIntervention'>"` or a dotted path.
 ///
@@ -244,7 +267,15 @@ pub fn build_intervention(
                     .map_or(DEFAULT_NOISE_LEVEL, |l| l as f32),
             };
             let mut iv = match state.get("noise") {
-                Some(noise) => NoiseIntervention::from_noise(noise, level)?,
+                Some(noise) => {
+                    let mut iv = NoiseIntervention::from_noise(noise, level)?;
+                    if let Some(seed) = c.usize("seed")? {
+                        iv.set_seed(
+                            u32::try_from(seed).map_err(|_| c.bad("seed", "must fit in u32"))?,
+                        );
+                    }
+                    iv
+                }
                 None => {
                     let seed = c.usize("seed")?.unwrap_or(1);
                     let seed = u32::try_from(seed).map_err(|_| c.bad("seed", "must fit in u32"))?;
@@ -348,6 +379,7 @@ pub fn build_intervention(
                 let l = c
                     .usize("latent_dim")?
                     .ok_or_else(|| c.bad("latent_dim", "missing (pyvene: 'Missing latent_dim')"))?;
+                crate::state::check_new_size(type_name, "latent_dim", &[embed_dim, l])?;
                 AutoencoderLayer::new(embed_dim, l, dtype, device)?
             };
             let iv = AutoencoderIntervention::from_layer(layer)?;
@@ -367,6 +399,7 @@ pub fn build_intervention(
                 let l = c
                     .usize("low_rank_dimension")?
                     .ok_or_else(|| c.bad("low_rank_dimension", "missing"))?;
+                crate::state::check_new_size(type_name, "low_rank_dimension", &[embed_dim, l])?;
                 let z = |s: &[usize]| Tensor::zeros(s, dtype, device);
                 (
                     z(&[embed_dim, l])?,

@@ -36,7 +36,7 @@ mod vanilla;
 
 pub use autoencoder::{AutoencoderIntervention, AutoencoderMode};
 pub use boundless::BoundlessRotatedSpaceIntervention;
-pub use build::{build_intervention, parse_type_name, TYPE_NAMES};
+pub use build::{build_intervention, needs_saved_state, parse_type_name, TYPE_NAMES};
 pub use error::{InterventionError, Result};
 pub use intervention::{Intervention, Selection};
 pub use jumprelu::JumpReLUAutoencoderIntervention;

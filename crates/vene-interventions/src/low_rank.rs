@@ -115,7 +115,7 @@ impl Intervention for LowRankRotatedSpaceIntervention {
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
-            ("rotate_layer.weight".into(), self.rotation.matrix()?),
+            ("rotate_layer.weight".into(), self.rotation.parameter()),
             embed_dim_entry(self.embed_dim)?,
         ])
     }

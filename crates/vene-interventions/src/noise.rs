@@ -36,6 +36,7 @@ impl NoiseIntervention {
 
     /// Noise of `units` rows from numpy `RandomState(seed)`, scaled by `level`.
     pub fn with_seed(embed_dim: usize, seed: u32, units: usize, level: f32) -> Result<Self> {
+        crate::state::check_new_size("NoiseIntervention", "units", &[units, embed_dim])?;
         let data = NumpyRandomState::new(seed).randn(units * embed_dim);
         Ok(Self {
             embed_dim,
@@ -80,6 +81,11 @@ impl NoiseIntervention {
     pub fn with_interchange_dim(mut self, k: usize) -> Self {
         self.interchange_dim = InterchangeDim::First(k);
         self
+    }
+
+    /// Records the seed the buffer was drawn from (for a buffer read back from a save).
+    pub(crate) fn set_seed(&mut self, seed: u32) {
+        self.seed = seed;
     }
 
     /// The noise buffer `[units, d]` (f64).

@@ -32,6 +32,7 @@ pub(crate) fn random_orthonormal(n: usize, k: usize, seed: u64) -> Result<Vec<f3
             reason: format!("need 0 < rank <= width, got rank {k} for width {n}"),
         });
     }
+    crate::state::check_new_size("rotation", "embed_dim", &[n, k])?;
     let mut rs = NumpyRandomState::new((seed & 0xffff_ffff) as u32);
     let g = rs.randn(n * k); // row-major [n, k]
     let mut cols: Vec<Vec<f64>> = (0..k)
@@ -136,6 +137,12 @@ impl OrthogonalParam {
     /// The orthonormal-column matrix `polar(W)` `[n, k]`.
     pub fn matrix(&self) -> Result<Tensor> {
         polar(self.w.as_tensor())
+    }
+
+    /// The parameter `W` itself (detached), as saved: rebuilding from it with
+    /// [`Self::from_tensor`] gives the same `polar(W)` bit for bit.
+    pub fn parameter(&self) -> Tensor {
+        self.w.as_tensor().detach()
     }
 
     /// The unconstrained trainable `W`.

@@ -104,7 +104,7 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
     }
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
-            ("rotate_layer.weight".into(), self.rotation.matrix()?),
+            ("rotate_layer.weight".into(), self.rotation.parameter()),
             ("masks".into(), self.masks.as_tensor().clone()),
             temperature_entry(self.temperature)?,
             embed_dim_entry(self.embed_dim)?,

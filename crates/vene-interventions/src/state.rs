@@ -20,6 +20,26 @@ pub(crate) fn temperature_entry(temperature: f64) -> Result<(String, Tensor)> {
     ))
 }
 
+/// Checks that a tensor of shape `dims`, built from the hyperparameter `key` of `type_name`,
+/// fits under [`vene_autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS`] (before allocating it).
+pub(crate) fn check_new_size(
+    type_name: &'static str,
+    key: &'static str,
+    dims: &[usize],
+) -> Result<()> {
+    match vene_autoencoder::limits::checked_elements(dims) {
+        Some(_) => Ok(()),
+        None => Err(crate::InterventionError::BadHyperparam {
+            type_name,
+            key,
+            reason: format!(
+                "a tensor of shape {dims:?} exceeds the cap of {} elements",
+                vene_autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
+            ),
+        }),
+    }
+}
+
 /// `v` on `device` in `dtype`, as a `Var` (`v` itself when it is already there).
 pub(crate) fn var_to(v: &Var, device: &Device, dtype: DType) -> Result<Var> {
     let t = v.as_tensor().to_device(device)?.to_dtype(dtype)?;

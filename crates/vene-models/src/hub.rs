@@ -7,6 +7,37 @@ use hf_hub::{Cache, Repo, RepoType};
 
 use crate::{ModelError, Result};
 
+/// How to work without the network, appended to every hub failure.
+pub(crate) const OFFLINE_HINT: &str = "to work offline, pass a local model folder, put the model in the hub cache ($HF_HOME/hub or ~/.cache/huggingface/hub), or set HF_HUB_OFFLINE=1 to use only that cache";
+
+/// Whether `HF_HUB_OFFLINE` asks for the cache only.
+fn hub_offline() -> bool {
+    std::env::var("HF_HUB_OFFLINE")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
+        .unwrap_or(false)
+}
+
+/// Whether `s` is shaped like a hub repo id, `owner/name` (letters, digits, `-`, `_`, `.`;
+/// neither part empty nor starting with `.`).
+pub(crate) fn is_repo_id(s: &str) -> bool {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.len() <= 96
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    match s.split_once('/') {
+        Some((owner, name)) => part_ok(owner) && part_ok(name),
+        None => false,
+    }
+}
+
 /// The hub cache folder: `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
 fn default_cache_dir() -> Result<PathBuf> {
     if let Some(home) = std::env::var_os("HF_HOME") {
@@ -59,21 +90,31 @@ impl HubRepo {
         if let Some(p) = self.cached(file) {
             return Ok(p);
         }
+        if hub_offline() {
+            return Err(ModelError::Hub(format!(
+                "{}@{}: {file} is not in the hub cache {} and HF_HUB_OFFLINE is set; pass a local model folder or fill the cache",
+                self.repo_id,
+                self.revision,
+                self.cache.path().display()
+            )));
+        }
         if self.api.is_none() {
             let mut builder = ApiBuilder::from_cache(self.cache.clone()).with_progress(false);
             if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
                 builder = builder.with_endpoint(endpoint);
             }
-            let api = builder
-                .build()
-                .map_err(|e| ModelError::Hub(format!("cannot start the hub client: {e}")))?;
+            let api = builder.build().map_err(|e| {
+                ModelError::Hub(format!("cannot start the hub client: {e}; {OFFLINE_HINT}"))
+            })?;
             self.api = Some(api.repo(self.repo.clone()));
         }
         match &self.api {
             Some(api) => api.get(file).map_err(|e| {
                 ModelError::Hub(format!(
-                    "{}@{}: cannot get {file}: {e}",
-                    self.repo_id, self.revision
+                    "could not get {file} of {}@{} from the Hugging Face hub (not in the cache {}, and the hub could not be reached or refused: {e}); {OFFLINE_HINT}",
+                    self.repo_id,
+                    self.revision,
+                    self.cache.path().display()
                 ))
             }),
             None => Err(ModelError::Hub("hub client unavailable".to_string())),

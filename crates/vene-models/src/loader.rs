@@ -140,6 +140,19 @@ pub fn load_pretrained(dir_or_repo: &str, dtype: DType, device: &Device) -> Resu
     let path = Path::new(dir_or_repo);
     let dir = if path.is_dir() {
         path.to_path_buf()
+    } else if path.exists() || !crate::hub::is_repo_id(dir_or_repo) {
+        // A local path that is not a folder, or a string that cannot be a hub repo id.
+        return Err(ModelError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                if path.exists() {
+                    "not a folder (give the model's folder, holding config.json)"
+                } else {
+                    "no such folder (and not a hub repo id of the form owner/name)"
+                },
+            ),
+        });
     } else {
         crate::hub::snapshot(dir_or_repo, None, None)?
     };

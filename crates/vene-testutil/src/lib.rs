@@ -9,6 +9,8 @@
 //! assert_eq!(vene_testutil::max_abs_diff(&logits, &logits), 0.0);
 //! ```
 
+pub mod fuzz;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

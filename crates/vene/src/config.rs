@@ -233,6 +233,96 @@ impl RepresentationConfig {
         }
     }
 
+    /// Checks every field that has a valid range: `max_number_of_units`, `low_rank_dimension`
+    /// and `latent_dim` at least 1, and a `subspace_partition` whose parts are non-empty,
+    /// ranges `[a, b]` with `a < b`, explicit index lists without repeats, and no two parts
+    /// overlapping. (Widths are checked when the model is built: [`crate::IntervenableModel::new`].)
+    /// Errors name the representation (`index` and key proposal).
+    ///
+    /// ```
+    /// use vene::{RepresentationConfig, hooks::Component};
+    /// let ok = RepresentationConfig::new(0, Component::BlockOutput)
+    ///     .subspace_partition(vec![vec![0, 4], vec![4, 8]]);
+    /// assert!(ok.validate(0).is_ok());
+    /// let reversed = ok.clone().subspace_partition(vec![vec![8, 4]]);
+    /// assert!(reversed.validate(0).unwrap_err().to_string().contains("[8, 4]"));
+    /// let overlapping = ok.subspace_partition(vec![vec![0, 4], vec![2, 6]]);
+    /// assert!(overlapping.validate(0).is_err());
+    /// ```
+    pub fn validate(&self, index: usize) -> Result<()> {
+        let err = |m: String| {
+            VeneError::Config(format!(
+                "representation {index} ({}): {m}",
+                self.key_proposal()
+            ))
+        };
+        if self.max_number_of_units == 0 {
+            return Err(err("max_number_of_units must be at least 1".into()));
+        }
+        if self.low_rank_dimension == Some(0) {
+            return Err(err("low_rank_dimension must be at least 1".into()));
+        }
+        if self.latent_dim == Some(0) {
+            return Err(err("latent_dim must be at least 1".into()));
+        }
+        if let Some(p) = &self.subspace_partition {
+            // every part as half-open intervals, checked without expanding them
+            let mut intervals: Vec<(usize, usize, usize)> = Vec::new();
+            for (i, part) in p.iter().enumerate() {
+                match part.as_slice() {
+                    [] => return Err(err(format!("subspace_partition part {i} is empty"))),
+                    [a, b] => {
+                        if a >= b {
+                            return Err(err(format!(
+                                "subspace_partition part {i} [{a}, {b}] is not a range [start, end) with start < end"
+                            )));
+                        }
+                        intervals.push((*a, *b, i));
+                    }
+                    dims => {
+                        for &d in dims {
+                            let end = d.checked_add(1).ok_or_else(|| {
+                                err(format!("subspace_partition part {i}: dim {d} is too large"))
+                            })?;
+                            intervals.push((d, end, i));
+                        }
+                    }
+                }
+            }
+            intervals.sort_unstable();
+            for w in intervals.windows(2) {
+                let ((_, end0, i0), (start1, _, i1)) = (w[0], w[1]);
+                if start1 < end0 {
+                    return Err(err(if i0 == i1 {
+                        format!("subspace_partition part {i0} repeats dim {start1}")
+                    } else {
+                        format!("subspace_partition parts {i0} and {i1} overlap at dim {start1}")
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the `subspace_partition` against the width `width` of the space it indexes.
+    pub(crate) fn validate_partition_width(&self, index: usize, width: usize) -> Result<()> {
+        if let Some(p) = &self.subspace_partition {
+            for (i, part) in p.iter().enumerate() {
+                let end = match part.as_slice() {
+                    [_, b] => *b,
+                    dims => dims.iter().max().map_or(0, |m| m + 1),
+                };
+                if end > width {
+                    return Err(VeneError::Config(format!(
+                        "representation {index} ({}): subspace_partition part {i} {part:?} reaches past the width {width} of the space it indexes",
+                        self.key_proposal()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// pyvene's key proposal (without the `#n` collision counter):
     /// `layer_{l}_comp_{c}_unit_{u}_nunit_{n}`, with `.` in the unit written `_`.
     pub fn key_proposal(&self) -> String {
@@ -356,7 +446,16 @@ impl IntervenableConfig {
                 )))
             }
         };
+        cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Checks every representation ([`RepresentationConfig::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        self.representations
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, r)| r.validate(i))
     }
 
     /// The config as pretty JSON (intervention objects and constant sources are not included;

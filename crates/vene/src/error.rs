@@ -71,6 +71,58 @@ pub enum VeneError {
         /// What is wrong.
         reason: String,
     },
+    /// A state file that a saved folder needs (listed in its `config.json`, or required by
+    /// the intervention's type) is absent: the save is incomplete.
+    #[error("{path}: missing state file of representation {key} ({type_name}); the saved folder is incomplete")]
+    MissingStateFile {
+        /// The file that should be there.
+        path: String,
+        /// The representation's key.
+        key: String,
+        /// The intervention's type.
+        type_name: String,
+    },
+    /// A state file whose size or checksum differs from the manifest of `config.json`.
+    #[error(
+        "{path}: state file of representation {key} was altered since it was saved ({reason})"
+    )]
+    AlteredStateFile {
+        /// The file.
+        path: String,
+        /// The representation's key.
+        key: String,
+        /// What differs (size, sha256).
+        reason: String,
+    },
+    /// A saved tensor holding NaN or infinite values.
+    #[error("{path}: tensor `{tensor}` of representation {key} holds non-finite values (NaN or infinity)")]
+    NonFiniteState {
+        /// The state file.
+        path: String,
+        /// The representation's key.
+        key: String,
+        /// The tensor's name.
+        tensor: String,
+    },
+    /// A state file that could not be turned back into its intervention.
+    #[error("{path} (representation {key}): {source}")]
+    BadState {
+        /// The state file.
+        path: String,
+        /// The representation's key.
+        key: String,
+        /// What went wrong.
+        source: Box<VeneError>,
+    },
+    /// A folder that `save` will not write into: it holds files (and overwrite was not
+    /// chosen), or it holds files that are not a saved model.
+    #[error("{path}: {reason}")]
+    SaveTarget {
+        /// The folder.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A HuggingFace module path (pyvene's string components) that vene cannot map.
     #[error("component '{0}' is a module path vene cannot map to a component; use one of pyvene's component names (block_output, mlp_output, ...)")]
     UnmappedModulePath(String),

@@ -5,6 +5,10 @@ use vene_models::{GenerationConfig, LanguageModel};
 use crate::hooks_impl::Phase;
 use crate::{ForwardRequest, IntervenableModel, Result, VeneError};
 
+/// The most tokens [`IntervenableModel::generate`] generates in one call; a
+/// `max_new_tokens` above it is refused before anything is allocated.
+pub const MAX_NEW_TOKENS: usize = 1 << 20;
+
 /// When interventions act during [`IntervenableModel::generate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InterveneOn {
@@ -29,6 +33,12 @@ impl<M: LanguageModel> IntervenableModel<M> {
         on: InterveneOn,
         cfg: &GenerationConfig,
     ) -> Result<Vec<u32>> {
+        if cfg.max_new_tokens > MAX_NEW_TOKENS {
+            return Err(VeneError::Config(format!(
+                "max_new_tokens {} is more than the {MAX_NEW_TOKENS} allowed",
+                cfg.max_new_tokens
+            )));
+        }
         let ids = &req.base.ids;
         let (b, _) = ids.dims2()?;
         if b != 1 {

@@ -95,6 +95,17 @@ pub(crate) fn resolve_site<M: HookableModel + ?Sized>(
     ))
 }
 
+/// The width of the space an intervention's dims index: the latent width of an autoencoder,
+/// the rank of a low-rank rotation, else the representation's width.
+fn selection_width(iv: &dyn Intervention) -> usize {
+    let h = iv.hyperparams();
+    h.get("latent_dim")
+        .or_else(|| h.get("low_rank_dimension"))
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or_else(|| iv.embed_dim())
+}
+
 /// The hyperparameters passed to `build_intervention` for `repr`.
 pub(crate) fn hyperparams_of(repr: &RepresentationConfig) -> serde_json::Value {
     let mut h = repr.hyperparams.clone();
@@ -120,9 +131,10 @@ impl<M: LanguageModel> IntervenableModel<M> {
     pub(crate) fn build(
         config: IntervenableConfig,
         model: M,
-        states: &HashMap<String, Vec<(String, Tensor)>>,
+        states: &HashMap<String, crate::save::SavedState>,
         keys: Option<Vec<String>>,
     ) -> Result<Self> {
+        config.validate()?;
         if let Some(k) = &keys {
             if k.len() != config.representations.len() {
                 return Err(VeneError::Config(format!(
@@ -151,20 +163,29 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 (Some(iv), _) => iv,
                 (None, Some(iv)) => iv.clone(),
                 (None, None) => {
-                    let state: HashMap<String, Tensor> = states
-                        .get(&key)
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect();
-                    Arc::from(vene_interventions::build_intervention(
+                    let saved = states.get(&key);
+                    let state: HashMap<String, Tensor> = saved
+                        .map(|s| s.tensors.iter().cloned().collect())
+                        .unwrap_or_default();
+                    let built = vene_interventions::build_intervention(
                         repr.type_name(),
                         width,
                         &hyperparams_of(repr),
                         &state,
                         model.device(),
                         model.dtype(),
-                    )?)
+                    );
+                    match (built, saved) {
+                        (Ok(iv), _) => Arc::from(iv),
+                        (Err(e), Some(saved)) => {
+                            return Err(VeneError::BadState {
+                                path: saved.path.clone(),
+                                key,
+                                source: Box::new(e.into()),
+                            })
+                        }
+                        (Err(e), None) => return Err(e.into()),
+                    }
                 }
             };
             if intervention.embed_dim() != width {
@@ -184,6 +205,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
                     repr.layer
                 )));
             }
+            repr.validate_partition_width(i, selection_width(intervention.as_ref()))?;
             if let Some(k) = repr.intervention_link_key {
                 linked.entry(k).or_insert_with(|| intervention.clone());
             }

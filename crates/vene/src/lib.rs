@@ -35,11 +35,11 @@ pub use autoencoder_helper::{
 pub use config::{IntervenableConfig, Mode, RepresentationConfig, FORMAT_VERSION};
 pub use error::{Result, VeneError};
 pub use forward::{ForwardOutput, ForwardRequest, Input};
-pub use generate::InterveneOn;
+pub use generate::{InterveneOn, MAX_NEW_TOKENS};
 pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
-pub use save::state_file_name;
+pub use save::{state_file_name, SaveOptions};
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
 

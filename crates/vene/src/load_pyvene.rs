@@ -10,6 +10,7 @@ use vene_hooks::{Component, Unit};
 use vene_models::LanguageModel;
 
 use crate::config::{IntervenableConfig, Mode, RepresentationConfig};
+use crate::save::{check_finite, SavedState};
 use crate::{IntervenableModel, Result, VeneError};
 
 /// Whether `json` is a pyvene `config.json` (representations stored as lists).
@@ -156,19 +157,64 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
         Some("serial") => Mode::Serial,
         _ => Mode::Parallel,
     };
-    let mut states: HashMap<String, Vec<(String, Tensor)>> = HashMap::new();
-    for key in keys.iter().flatten() {
-        let file = dir.join(format!("intkey_{key}.bin"));
-        if file.exists() {
-            let device = vene_models::LanguageModel::device(&model);
-            let tensors = vene_autoencoder::read_torch_pickle(&file, device).map_err(|e| {
-                VeneError::SavedFile {
-                    path: file.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?;
-            states.insert(key.clone(), tensors.into_iter().collect());
+    if let Some(k) = &keys {
+        if k.len() != out.len() {
+            return Err(cfg_err(
+                &cfg_path,
+                format!("{} sorted keys for {} representations", k.len(), out.len()),
+            ));
         }
+    }
+    let constant_sources = json
+        .get("intervention_constant_sources")
+        .and_then(Value::as_array);
+    let mut states: HashMap<String, SavedState> = HashMap::new();
+    for (i, key) in keys.iter().flatten().enumerate() {
+        let file = dir.join(format!("intkey_{key}.bin"));
+        let fname = file.display().to_string();
+        let type_name = out[i].type_name().to_string();
+        let constant = constant_sources
+            .and_then(|c| c.get(i))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let sourceless = matches!(
+            vene_interventions::parse_type_name(&type_name),
+            Ok("ZeroIntervention"
+                | "CollectIntervention"
+                | "SkipIntervention"
+                | "NoiseIntervention")
+        );
+        // pyvene's load reads the file of every trainable intervention and of every one
+        // with a constant source (and fails without it)
+        let required =
+            vene_interventions::needs_saved_state(&type_name) || (constant && !sourceless);
+        if !file.is_file() {
+            if required {
+                return Err(VeneError::MissingStateFile {
+                    path: fname,
+                    key: key.clone(),
+                    type_name,
+                });
+            }
+            continue;
+        }
+        let device = vene_models::LanguageModel::device(&model);
+        let tensors = vene_autoencoder::read_torch_pickle(&file, device).map_err(|e| {
+            VeneError::SavedFile {
+                path: fname.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let mut tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        check_finite(&fname, key, &tensors)?;
+        states.insert(
+            key.clone(),
+            SavedState {
+                path: fname,
+                tensors,
+            },
+        );
     }
     for (i, r) in out.iter_mut().enumerate() {
         let state = keys
@@ -176,7 +222,7 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
             .and_then(|k| k.get(i))
             .and_then(|k| states.get(k));
         if let Some((_, c)) =
-            state.and_then(|s| s.iter().find(|(k, _)| k == "source_representation"))
+            state.and_then(|s| s.tensors.iter().find(|(k, _)| k == "source_representation"))
         {
             r.source_representation = Some(c.clone());
         }

@@ -21,10 +21,14 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let mut map: HashMap<String, candle_core::Tensor> = candle_core::Tensor::read_npz(&file)
-        .map_err(|e| AutoencoderError::invalid_file(&file, format!("cannot read npz: {e}")))?
-        .into_iter()
-        .collect();
+    // Sizes first: no header may promise more data than its entry holds.
+    crate::npz::check_npz(&file)?;
+    let mut map: HashMap<String, candle_core::Tensor> =
+        std::panic::catch_unwind(|| candle_core::Tensor::read_npz(&file))
+            .map_err(|_| AutoencoderError::invalid_file(&file, "malformed npz"))?
+            .map_err(|e| AutoencoderError::invalid_file(&file, format!("cannot read npz: {e}")))?
+            .into_iter()
+            .collect();
     let w_enc = take(&mut map, "W_enc", &file)?;
     let w_dec = take(&mut map, "W_dec", &file)?;
     let b_enc = take(&mut map, "b_enc", &file)?;

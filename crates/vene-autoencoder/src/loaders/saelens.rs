@@ -96,6 +96,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                 file: wfile,
                 key: "tensor".into(),
                 value: "scaling_factor (finetuning scaling) other than ones".into(),
+                supported: "a scaling_factor of all ones",
             });
         }
     }
@@ -122,6 +123,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                 file: cfg_file,
                 key: "normalize_activations".into(),
                 value: other.to_string(),
+                supported: "none, expected_average_only_in",
             })
         }
     }
@@ -167,6 +169,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                 file: cfg_file,
                 key: "architecture".into(),
                 value: other.to_string(),
+                supported: "standard, jumprelu, topk",
             })
         }
     };

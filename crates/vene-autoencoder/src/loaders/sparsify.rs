@@ -30,6 +30,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             file: cfg_file,
             key: "activation".into(),
             value: activation.to_string(),
+            supported: "topk",
         });
     }
     if cfg.get("skip_connection").and_then(|v| v.as_bool()) == Some(true) {
@@ -37,6 +38,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             file: cfg_file,
             key: "skip_connection".into(),
             value: "true".into(),
+            supported: "false (no skip connection)",
         });
     }
     let mut map = read_safetensors(&weights, &opts.device)?;
@@ -56,7 +58,13 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         num_latents
     } else {
         match cfg_usize(&cfg, "expansion_factor", &cfg_path)? {
-            Some(e) => d_in * e,
+            Some(e) => d_in
+                .checked_mul(e)
+                .ok_or_else(|| AutoencoderError::InvalidConfig {
+                    file: cfg_file.clone(),
+                    key: "expansion_factor".into(),
+                    message: format!("d_in {d_in} times {e} overflows"),
+                })?,
             None => vector_len(&wfile, "encoder.bias", &b_enc)?,
         }
     };

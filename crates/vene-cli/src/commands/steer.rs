@@ -63,6 +63,13 @@ pub fn run(args: &SteerArgs) -> Result<String> {
             args.scale
         )));
     }
+    if args.max_new_tokens > vene::MAX_NEW_TOKENS {
+        return Err(CliError::invalid(format!(
+            "--max-new-tokens {} is more than the {} allowed",
+            args.max_new_tokens,
+            vene::MAX_NEW_TOKENS
+        )));
+    }
     let lm = load::model(&args.model)?;
     let sae = load::sae(&args.sae)?;
     let layer = load::layer_of(args.layer, Some(&sae))?;

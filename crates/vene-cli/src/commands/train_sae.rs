@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::{
-    metrics, train, write_safetensors, Autoencoder, AutoencoderLayer, TrainConfig,
+    metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig,
 };
 use vene::hooks::Component;
 
@@ -51,7 +51,14 @@ pub struct TrainSaeArgs {
     /// Seed of the init and of the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Replace an earlier SAE in `--out` (by default a folder with files is left alone and
+    /// the command fails before training).
+    #[arg(long)]
+    pub overwrite: bool,
 }
+
+/// The most rows `--batch-size` may ask for.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     move |source| CliError::Io {
@@ -60,23 +67,60 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     }
 }
 
+/// Checks that `--out` can take a new SAE: absent, empty, or (with `overwrite`) a folder
+/// holding an earlier SAE (`cfg.json`).
+pub fn check_out_dir(dir: &Path, overwrite: bool) -> Result<()> {
+    match std::fs::read_dir(dir) {
+        Err(_) if !dir.exists() => Ok(()),
+        Err(e) => Err(CliError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        }),
+        Ok(mut entries) => {
+            if entries.next().is_none() {
+                Ok(())
+            } else if !overwrite {
+                Err(CliError::invalid(format!(
+                    "{} already holds files; pass --overwrite to replace an earlier SAE, or choose a new --out",
+                    dir.display()
+                )))
+            } else if !dir.join("cfg.json").is_file() {
+                Err(CliError::invalid(format!(
+                    "{} holds files but no cfg.json: not an SAE folder, so it is not replaced even with --overwrite",
+                    dir.display()
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Writes `ae` in SAELens's layout: `W_enc [d_in, d_sae]`, `b_enc`, `W_dec [d_sae, d_in]`,
 /// `b_dec` in `sae_weights.safetensors`, and a `cfg.json` (architecture `standard`, b_dec
 /// subtracted from the input, as `AutoencoderLayer` does).
+///
+/// Atomic: both files are written into a fresh folder beside `dir`, synced, and renamed into
+/// place; on any error `dir` is as it was. A `dir` with files is replaced only with
+/// `overwrite` (see [`check_out_dir`]).
 pub fn save_saelens(
     ae: &AutoencoderLayer,
     dir: &Path,
     hook_name: &str,
     layer: usize,
     model: &str,
+    overwrite: bool,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    check_out_dir(dir, overwrite)?;
+    let staged = vene::autoencoder::atomic::StagedDir::new(dir).map_err(io_err(dir))?;
     let mut tensors = HashMap::new();
     tensors.insert("W_enc".to_string(), ae.encoder_weight().t()?.contiguous()?);
     tensors.insert("b_enc".to_string(), ae.encoder_bias().clone());
     tensors.insert("W_dec".to_string(), ae.decoder_weight().t()?.contiguous()?);
     tensors.insert("b_dec".to_string(), ae.decoder_bias().clone());
-    write_safetensors(&tensors, &dir.join("sae_weights.safetensors"))?;
+    let bytes = safetensors_bytes(&tensors)?;
+    let weights = staged.path().join("sae_weights.safetensors");
+    std::fs::write(&weights, bytes).map_err(io_err(&weights))?;
     let cfg = serde_json::json!({
         "architecture": "standard",
         "d_in": ae.input_dim(),
@@ -90,11 +134,11 @@ pub fn save_saelens(
         "model_name": model,
         "metadata": {"hook_name": hook_name, "hook_layer": layer, "model_name": model},
     });
-    let path = dir.join("cfg.json");
+    let path = staged.path().join("cfg.json");
     let text = serde_json::to_string_pretty(&cfg)
         .map_err(|e| CliError::invalid(format!("cfg.json: {e}")))?;
     std::fs::write(&path, text).map_err(io_err(&path))?;
-    Ok(())
+    staged.commit(overwrite).map_err(io_err(dir))
 }
 
 /// SAELens's hook name of `component` at `layer` (TransformerLens names).
@@ -116,6 +160,14 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             "--steps, --batch-size and --expansion must be at least 1",
         ));
     }
+    if args.batch_size > MAX_BATCH_SIZE {
+        return Err(CliError::invalid(format!(
+            "--batch-size {} is more than the {MAX_BATCH_SIZE} rows allowed",
+            args.batch_size
+        )));
+    }
+    // Fail before the (long) training, not after it.
+    check_out_dir(&args.out, args.overwrite)?;
     let text = std::fs::read_to_string(&args.data).map_err(io_err(&args.data))?;
     let lines: Vec<&str> = text
         .lines()
@@ -141,7 +193,25 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     }
     let acts = Tensor::cat(&parts, 0)?;
     let (n, d) = acts.dims2()?;
-    let ae = toy::seeded_autoencoder(d, d * args.expansion, args.seed, acts.device())?;
+    let latents = d
+        .checked_mul(args.expansion)
+        .filter(|&l| vene::autoencoder::limits::checked_elements(&[d, l]).is_some())
+        .ok_or_else(|| {
+            CliError::invalid(format!(
+                "--expansion {} gives a {d} x {d}*{} autoencoder, more than the {} weights allowed per matrix",
+                args.expansion,
+                args.expansion,
+                vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
+            ))
+        })?;
+    if vene::autoencoder::limits::checked_elements(&[args.batch_size, d]).is_none() {
+        return Err(CliError::invalid(format!(
+            "--batch-size {} of width {d} is more than the {} values allowed per batch",
+            args.batch_size,
+            vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
+        )));
+    }
+    let ae = toy::seeded_autoencoder(d, latents, args.seed, acts.device())?;
     let cfg = TrainConfig {
         lr: args.lr,
         total_steps: Some(args.steps),
@@ -173,7 +243,14 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
     let hook = hook_name(args.layer, args.component);
-    save_saelens(&ae, &args.out, &hook, args.layer, &args.model)?;
+    save_saelens(
+        &ae,
+        &args.out,
+        &hook,
+        args.layer,
+        &args.model,
+        args.overwrite,
+    )?;
     Ok(format!(
         "trained on {n} activations of width {d} ({} lines), {} latents, {} steps\n\
          mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n",
