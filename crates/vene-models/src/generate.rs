@@ -104,7 +104,8 @@ pub fn generate(
     let mut sampler = LogitsProcessor::from_sampling(cfg.seed, cfg.sampling()?);
     let device: &Device = model.device();
     let mut cache = model.new_cache();
-    let mut out = Vec::with_capacity(cfg.max_new_tokens);
+    // The capacity is only a hint: a huge `max_new_tokens` must not allocate up front.
+    let mut out = Vec::with_capacity(cfg.max_new_tokens.min(4096));
     let mut input = Tensor::new(prompt, device)?.unsqueeze(0)?;
     while out.len() < cfg.max_new_tokens {
         let logits = model.forward_cached(&input, None, &mut cache, hooks)?;

@@ -115,8 +115,17 @@ fn load_model(dir: &Path) {
 
 #[test]
 fn fuzz_model_folders() {
-    for (name, seed) in [("gpt2", 16), ("llama", 17)] {
-        let dir = Path::new(FIXTURES).join(format!("tiny-{name}"));
+    let families = vene_testutil::FAMILY_FIXTURES;
+    for (root, name, seed) in [
+        (FIXTURES, "gpt2", 16),
+        (FIXTURES, "llama", 17),
+        (families, "gemma2", 18),
+        (families, "gpt_neox", 19),
+        (families, "qwen3", 20),
+        (families, "olmo2", 21),
+        (families, "gpt_neo", 22),
+    ] {
+        let dir = Path::new(root).join(format!("tiny-{name}"));
         let target_name = format!("model_{name}");
         run(
             &target_name,
