@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# CI compile check of vene-kernels' CUDA path, on a machine without a GPU.
+# CI compile check of the whole workspace with CUDA on, on a machine without a GPU.
 #
 # Installs a CUDA toolkit (nvcc, cccl, cudart) from PyPI into a cache outside the repo
-# (once; later runs reuse it), then runs `cargo check -p vene-kernels --features cuda`,
-# which also runs build.rs's nvcc step on kernels/masked_swap.cu. Linking CUDA test
-# binaries needs the driver libraries, so the CUDA path is checked, not run, here.
+# (once; later runs reuse it), then runs `cargo check --workspace --all-targets --features
+# cuda`: every crate with a `cuda` feature (vene, vene-cli, vene-kernels) turns it on, which
+# compiles candle's CUDA backend (cudarc, candle-kernels' PTX) and runs vene-kernels'
+# build.rs nvcc step on kernels/masked_swap.cu. Linking CUDA test binaries needs the driver
+# libraries, so the CUDA path is checked, not run, here (scripts/gpu-check.sh runs it).
 #
 # Env: VENE_CUDA_CACHE (default $HOME/.cache/vene/cuda-toolkit), CUDA_COMPUTE_CAP (default 80).
 set -euo pipefail
@@ -31,5 +33,5 @@ export CUDARC_CUDA_VERSION="${CUDARC_CUDA_VERSION:-13040}"
 
 "$NVCC" --version | tail -n 1
 start=$(date +%s)
-cargo check -p vene-kernels --features cuda --all-targets
+cargo check --workspace --all-targets --features cuda
 echo "cuda-check: passed in $(( $(date +%s) - start )) s (cargo check, sm_$CUDA_COMPUTE_CAP)"

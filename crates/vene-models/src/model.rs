@@ -146,4 +146,11 @@ impl LanguageModel for Model {
     fn hidden_size(&self) -> usize {
         self.inner().hidden_size()
     }
+
+    fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        Ok(match self {
+            Model::Gpt2(m) => Model::Gpt2(m.to(device, dtype)?),
+            Model::Llama(m) => Model::Llama(m.to(device, dtype)?),
+        })
+    }
 }

@@ -48,6 +48,44 @@ pub(crate) fn linear_no_bias(
     Ok(candle_nn::Linear::new(w, None))
 }
 
+/// How a model's weights are moved by [`crate::LanguageModel::to`]: each weight tensor is
+/// passed through it (`to_device` then `to_dtype`).
+pub(crate) type MapWeight<'a> = &'a dyn Fn(&Tensor) -> candle_core::Result<Tensor>;
+
+/// `f` applied to the weight of an embedding.
+pub(crate) fn map_embedding(
+    e: &candle_nn::Embedding,
+    f: MapWeight<'_>,
+) -> Result<candle_nn::Embedding> {
+    Ok(candle_nn::Embedding::new(
+        f(e.embeddings())?,
+        e.hidden_size(),
+    ))
+}
+
+/// `f` applied to the weight and bias of a layer norm.
+pub(crate) fn map_layer_norm(
+    n: &candle_nn::LayerNorm,
+    f: MapWeight<'_>,
+) -> Result<candle_nn::LayerNorm> {
+    let w = f(n.weight())?;
+    Ok(match n.bias() {
+        Some(b) => candle_nn::LayerNorm::new(w, f(b)?, n.eps()),
+        None => candle_nn::LayerNorm::new_no_bias(w, n.eps()),
+    })
+}
+
+/// `f` applied to the weight of an RMS norm.
+pub(crate) fn map_rms_norm(n: &candle_nn::RmsNorm, f: MapWeight<'_>) -> Result<candle_nn::RmsNorm> {
+    Ok(candle_nn::RmsNorm::new(f(n.weight())?, n.eps()))
+}
+
+/// `f` applied to the weight and bias of a linear layer.
+pub(crate) fn map_linear(l: &candle_nn::Linear, f: MapWeight<'_>) -> Result<candle_nn::Linear> {
+    let b = l.bias().map(f).transpose()?;
+    Ok(candle_nn::Linear::new(f(l.weight())?, b))
+}
+
 /// Calls the hook of `layer`/`component` and continues with what it returns.
 #[inline]
 pub(crate) fn hook(

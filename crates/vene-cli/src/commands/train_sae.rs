@@ -13,6 +13,7 @@ use vene::autoencoder::{
 };
 use vene::hooks::Component;
 
+use crate::backend::BackendArgs;
 use crate::{load, toy, CliError, Result};
 
 /// Arguments of `vene train-sae`.
@@ -51,6 +52,10 @@ pub struct TrainSaeArgs {
     /// Seed of the init and of the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Device and precision (the SAE trains in --sae-dtype, default --dtype; it is saved
+    /// in f32).
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
@@ -128,7 +133,8 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             args.data.display()
         )));
     }
-    let lm = load::model(&args.model)?;
+    let backend = args.backend.open()?;
+    let lm = load::model(&args.model, &backend)?;
     let mut parts = Vec::with_capacity(lines.len());
     for line in &lines {
         let (_, ids) = lm.encode(line)?;
@@ -139,9 +145,10 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             &ids,
         )?);
     }
-    let acts = Tensor::cat(&parts, 0)?;
+    let acts = Tensor::cat(&parts, 0)?.to_dtype(backend.sae_dtype)?;
     let (n, d) = acts.dims2()?;
-    let ae = toy::seeded_autoencoder(d, d * args.expansion, args.seed, acts.device())?;
+    let ae = toy::seeded_autoencoder(d, d * args.expansion, args.seed, acts.device())?
+        .to(acts.device(), backend.sae_dtype)?;
     let cfg = TrainConfig {
         lr: args.lr,
         total_steps: Some(args.steps),
@@ -173,7 +180,8 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
     let hook = hook_name(args.layer, args.component);
-    save_saelens(&ae, &args.out, &hook, args.layer, &args.model)?;
+    let saved = ae.to(&candle_core::Device::Cpu, candle_core::DType::F32)?;
+    save_saelens(&saved, &args.out, &hook, args.layer, &args.model)?;
     Ok(format!(
         "trained on {n} activations of width {d} ({} lines), {} latents, {} steps\n\
          mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n",

@@ -22,6 +22,17 @@ pub(crate) struct Gpt2Attention {
 }
 
 impl Gpt2Attention {
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: crate::weights::MapWeight<'_>) -> Result<Self> {
+        Ok(Self {
+            attn_w: f(&self.attn_w)?,
+            attn_b: f(&self.attn_b)?,
+            proj_w: f(&self.proj_w)?,
+            proj_b: f(&self.proj_b)?,
+            ..self.clone()
+        })
+    }
+
     pub(crate) fn load(vb: &VarBuilder, cfg: &Gpt2Config, layer: usize) -> Result<Self> {
         let d = cfg.n_embd;
         let std = cfg.initializer_range;

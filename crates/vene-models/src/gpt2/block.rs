@@ -22,6 +22,17 @@ pub(crate) struct Gpt2Block {
 }
 
 impl Gpt2Block {
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: weights::MapWeight<'_>) -> Result<Self> {
+        Ok(Self {
+            ln_1: weights::map_layer_norm(&self.ln_1, f)?,
+            attn: self.attn.map_weights(f)?,
+            ln_2: weights::map_layer_norm(&self.ln_2, f)?,
+            mlp: self.mlp.map_weights(f)?,
+            layer: self.layer,
+        })
+    }
+
     pub(crate) fn load(vb: &VarBuilder, cfg: &Gpt2Config, layer: usize) -> Result<Self> {
         let eps = cfg.layer_norm_epsilon;
         Ok(Self {

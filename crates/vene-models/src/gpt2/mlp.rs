@@ -71,6 +71,17 @@ impl Gpt2Mlp {
         })
     }
 
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: crate::weights::MapWeight<'_>) -> Result<Self> {
+        Ok(Self {
+            fc_w: f(&self.fc_w)?,
+            fc_b: f(&self.fc_b)?,
+            proj_w: f(&self.proj_w)?,
+            proj_b: f(&self.proj_b)?,
+            ..self.clone()
+        })
+    }
+
     /// `x` is the (hooked) mlp_input; returns the hooked mlp_output.
     pub(crate) fn forward(
         &self,

@@ -92,6 +92,31 @@ impl Gpt2 {
     pub fn config(&self) -> &Gpt2Config {
         &self.cfg
     }
+
+    /// A copy with every weight on `device` in `dtype` (see [`LanguageModel::to`]).
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let f = |t: &Tensor| t.to_device(device)?.to_dtype(dtype);
+        let wte = weights::map_embedding(&self.wte, &f)?;
+        let lm_head = if self.cfg.tie_word_embeddings {
+            wte.embeddings().clone()
+        } else {
+            f(&self.lm_head)?
+        };
+        Ok(Self {
+            wpe: weights::map_embedding(&self.wpe, &f)?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| b.map_weights(&f))
+                .collect::<Result<_>>()?,
+            ln_f: weights::map_layer_norm(&self.ln_f, &f)?,
+            wte,
+            lm_head,
+            cfg: self.cfg.clone(),
+            device: device.clone(),
+            dtype,
+        })
+    }
 }
 
 impl Decoder for Gpt2 {
@@ -165,6 +190,10 @@ impl HookableModel for Gpt2 {
 }
 
 impl LanguageModel for Gpt2 {
+    fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        Gpt2::to(self, device, dtype)
+    }
+
     fn forward(
         &self,
         input_ids: &Tensor,

@@ -22,6 +22,18 @@ pub(crate) struct LlamaAttention {
 }
 
 impl LlamaAttention {
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: crate::weights::MapWeight<'_>) -> Result<Self> {
+        use crate::weights::map_linear;
+        Ok(Self {
+            q: map_linear(&self.q, f)?,
+            k: map_linear(&self.k, f)?,
+            v: map_linear(&self.v, f)?,
+            o: map_linear(&self.o, f)?,
+            ..self.clone()
+        })
+    }
+
     pub(crate) fn load(vb: &VarBuilder, cfg: &LlamaConfig, layer: usize, std: f64) -> Result<Self> {
         let d = cfg.hidden_size;
         let (n_head, n_kv) = (cfg.num_attention_heads, cfg.num_key_value_heads());

@@ -22,6 +22,17 @@ pub(crate) struct LlamaBlock {
 }
 
 impl LlamaBlock {
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: weights::MapWeight<'_>) -> Result<Self> {
+        Ok(Self {
+            input_layernorm: weights::map_rms_norm(&self.input_layernorm, f)?,
+            attn: self.attn.map_weights(f)?,
+            post_attention_layernorm: weights::map_rms_norm(&self.post_attention_layernorm, f)?,
+            mlp: self.mlp.map_weights(f)?,
+            layer: self.layer,
+        })
+    }
+
     pub(crate) fn load(vb: &VarBuilder, cfg: &LlamaConfig, layer: usize, std: f64) -> Result<Self> {
         let (d, eps) = (cfg.hidden_size, cfg.rms_norm_eps);
         Ok(Self {

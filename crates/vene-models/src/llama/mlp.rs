@@ -16,6 +16,17 @@ pub(crate) struct LlamaMlp {
 }
 
 impl LlamaMlp {
+    /// A copy with every weight passed through `f`.
+    pub(crate) fn map_weights(&self, f: crate::weights::MapWeight<'_>) -> Result<Self> {
+        use crate::weights::map_linear;
+        Ok(Self {
+            gate: map_linear(&self.gate, f)?,
+            up: map_linear(&self.up, f)?,
+            down: map_linear(&self.down, f)?,
+            layer: self.layer,
+        })
+    }
+
     pub(crate) fn load(vb: &VarBuilder, cfg: &LlamaConfig, layer: usize, std: f64) -> Result<Self> {
         let (d, ff) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {

@@ -94,6 +94,32 @@ impl Llama {
         &self.cfg
     }
 
+    /// A copy with every weight on `device` in `dtype` (see [`LanguageModel::to`]); the
+    /// rotary frequencies stay f32, on `device`.
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let f = |t: &Tensor| t.to_device(device)?.to_dtype(dtype);
+        let embed = weights::map_embedding(&self.embed, &f)?;
+        let lm_head = if self.cfg.tie_word_embeddings.unwrap_or(false) {
+            embed.embeddings().clone()
+        } else {
+            f(&self.lm_head)?
+        };
+        Ok(Self {
+            layers: self
+                .layers
+                .iter()
+                .map(|b| b.map_weights(&f))
+                .collect::<Result<_>>()?,
+            norm: weights::map_rms_norm(&self.norm, &f)?,
+            embed,
+            lm_head,
+            inv_freq: self.inv_freq.to_device(device)?,
+            cfg: self.cfg.clone(),
+            device: device.clone(),
+            dtype,
+        })
+    }
+
     /// `cos`, `sin` `[T, hd/2]` (shared positions) or `[B, T, hd/2]`, in the model dtype.
     fn cos_sin(&self, pos: &Positions) -> Result<(Tensor, Tensor)> {
         let ids = if pos.shared {
@@ -167,6 +193,10 @@ impl HookableModel for Llama {
 }
 
 impl LanguageModel for Llama {
+    fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        Llama::to(self, device, dtype)
+    }
+
     fn forward(
         &self,
         input_ids: &Tensor,
