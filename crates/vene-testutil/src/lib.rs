@@ -112,8 +112,10 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 pub fn assert_intervened(what: &str, ours: &Tensor, expected: &Tensor, base: &Tensor) {
     let d = max_abs_diff(ours, expected);
     assert!(d <= 1e-5, "{what}: max abs diff {d} > 1e-5");
-    let ours_delta = (ours - base).unwrap();
-    let exp_delta = (expected - base).unwrap();
+    let cpu = |t: &Tensor| t.to_device(&Device::Cpu).unwrap();
+    let (ours, expected, base) = (cpu(ours), cpu(expected), cpu(base));
+    let ours_delta = (&ours - &base).unwrap();
+    let exp_delta = (&expected - &base).unwrap();
     let scale = max_abs(&exp_delta);
     assert!(
         scale > 0.0,
