@@ -89,6 +89,9 @@ pub(crate) fn compose_rows(
 /// selected latents are computed with candle ops and copied into `base` (contiguous, not
 /// sharing storage with `source`; `dims` validated).
 pub(crate) fn write_runs(base: &Tensor, source: &Tensor, dims: &[usize], op: Combine) -> Result<()> {
+    if base.elem_count() == 0 {
+        return Ok(());
+    }
     let last = base.rank() - 1;
     let source = source_as_base(base, source)?;
     let mut sorted = dims.to_vec();
