@@ -80,12 +80,13 @@ fn bench(c: &mut Criterion) {
     let repr = RepresentationConfig::new(6, Component::BlockOutput).intervention(Arc::new(iv));
     let intervened = IntervenableModel::new(IntervenableConfig::new(vec![repr]), model.clone())
         .expect("intervenable");
-    let request = ForwardRequest::new(ids.clone())
-        .source(source)
-        .locations(UnitLocations::sources_to_base(
-            vec![vec![positions.clone(); batch]],
-            vec![vec![positions; batch]],
-        ));
+    let request =
+        ForwardRequest::new(ids.clone())
+            .source(source)
+            .locations(UnitLocations::sources_to_base(
+                vec![vec![positions.clone(); batch]],
+                vec![vec![positions; batch]],
+            ));
 
     let sync = || device.synchronize().expect("synchronize");
     let mut g = c.benchmark_group(format!("intervened_forward/{}_{dtype:?}", tag(&device)));

@@ -14,8 +14,8 @@ mod common;
 
 use clap::Parser;
 use vene::hooks::{Component, HookableModel};
-use vene_cli::commands::collect_all;
 use vene_cli::backend::BackendArgs;
+use vene_cli::commands::collect_all;
 use vene_cli::{load, table, CliError, Result};
 
 /// Activations at one component of one layer, for every token of a prompt.

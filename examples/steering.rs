@@ -22,8 +22,8 @@ use vene::models::{GenerationConfig, LanguageModel};
 use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, InterveneOn, RepresentationConfig,
 };
-use vene_cli::commands::steer::decoder_direction;
 use vene_cli::backend::BackendArgs;
+use vene_cli::commands::steer::decoder_direction;
 use vene_cli::{load, CliError, Result};
 
 /// Generation steered along an SAE latent's decoder direction.
@@ -100,7 +100,8 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
         Ok(Some(rows)) => rows.squeeze(0)?,
         _ => decoder_direction(ae.as_ref(), args.latent)?,
     };
-    let direction = (row.to_dtype(candle_core::DType::F32)? * args.scale)?.to_device(lm.model.device())?;
+    let direction =
+        (row.to_dtype(candle_core::DType::F32)? * args.scale)?.to_device(lm.model.device())?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;
     let cfg = GenerationConfig {
         max_new_tokens: args.max_new_tokens,

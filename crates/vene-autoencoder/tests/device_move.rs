@@ -36,11 +36,17 @@ fn kinds() -> Vec<(&'static str, Box<dyn Autoencoder>)> {
         ),
         (
             "relu",
-            Box::new(ReluAutoencoder::from_tensors(we.clone(), be.clone(), wd.clone(), bd.clone()).unwrap()),
+            Box::new(
+                ReluAutoencoder::from_tensors(we.clone(), be.clone(), wd.clone(), bd.clone())
+                    .unwrap(),
+            ),
         ),
         (
             "topk",
-            Box::new(TopKAutoencoder::from_tensors(we.clone(), be.clone(), wd.clone(), bd.clone(), 3).unwrap()),
+            Box::new(
+                TopKAutoencoder::from_tensors(we.clone(), be.clone(), wd.clone(), bd.clone(), 3)
+                    .unwrap(),
+            ),
         ),
         (
             "jumprelu",
@@ -140,7 +146,13 @@ impl Autoencoder for Identity {
 
 #[test]
 fn custom_autoencoder_without_to_says_so() {
-    let err = Identity.to(&Device::Cpu, DType::F16).unwrap_err().to_string();
-    assert!(err.contains("Identity") && err.contains("Autoencoder::to"), "{err}");
+    let err = Identity
+        .to(&Device::Cpu, DType::F16)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Identity") && err.contains("Autoencoder::to"),
+        "{err}"
+    );
     assert!(Identity.placement().is_none());
 }

@@ -97,7 +97,9 @@ pub fn parse_dtype(s: &str) -> std::result::Result<DType, String> {
         "f32" | "float32" | "float" => Ok(DType::F32),
         "f16" | "float16" | "half" => Ok(DType::F16),
         "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(format!("unknown dtype {other:?}: expected f32, f16 or bf16")),
+        other => Err(format!(
+            "unknown dtype {other:?}: expected f32, f16 or bf16"
+        )),
     }
 }
 
@@ -189,7 +191,10 @@ mod tests {
         assert!(DeviceSpec::Cpu.open().unwrap().is_cpu());
         if !candle_core::utils::cuda_is_available() {
             let e = DeviceSpec::Cuda(0).open().unwrap_err().to_string();
-            assert!(e.contains("without CUDA support") && e.contains("--features cuda"), "{e}");
+            assert!(
+                e.contains("without CUDA support") && e.contains("--features cuda"),
+                "{e}"
+            );
         }
         if !candle_core::utils::metal_is_available() {
             let e = DeviceSpec::Metal(0).open().unwrap_err().to_string();

@@ -323,8 +323,17 @@ fn device_and_dtype_flags() {
     let m = model.to_str().unwrap();
     let patch = |extra: &[&str]| {
         let mut args = vec![
-            "patch", "--model", m, "--base", "the cat sat", "--source", "a dog ran", "--layer",
-            "1", "--top-k", "3",
+            "patch",
+            "--model",
+            m,
+            "--base",
+            "the cat sat",
+            "--source",
+            "a dog ran",
+            "--layer",
+            "1",
+            "--top-k",
+            "3",
         ];
         args.extend_from_slice(extra);
         vene(&args)

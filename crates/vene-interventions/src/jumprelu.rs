@@ -190,8 +190,8 @@ impl Intervention for JumpReLUAutoencoderIntervention {
         _dtype: DType,
         autoencoder_dtype: DType,
     ) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(
-            self.rebuild(|t| t.to_device(device)?.to_dtype(autoencoder_dtype))?,
-        ))
+        Ok(Box::new(self.rebuild(|t| {
+            t.to_device(device)?.to_dtype(autoencoder_dtype)
+        })?))
     }
 }

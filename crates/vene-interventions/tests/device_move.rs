@@ -48,13 +48,24 @@ fn a_loaded_sae_moves_with_its_intervention() {
         .with_interchange_dim(vec![1, 5])
         .unwrap();
     let cast = iv.to_dtype(DType::F64).unwrap();
-    assert!(autoencoder_dtypes(cast.as_ref()).iter().all(|&d| d == DType::F64));
+    assert!(autoencoder_dtypes(cast.as_ref())
+        .iter()
+        .all(|&d| d == DType::F64));
     let moved = iv.to_device(&device()).unwrap();
-    assert!(autoencoder_dtypes(moved.as_ref()).iter().all(|&d| d == DType::F32));
-    let both = iv.to_device_dtype(&device(), DType::BF16, DType::F16).unwrap();
-    assert!(autoencoder_dtypes(both.as_ref()).iter().all(|&d| d == DType::F16));
+    assert!(autoencoder_dtypes(moved.as_ref())
+        .iter()
+        .all(|&d| d == DType::F32));
+    let both = iv
+        .to_device_dtype(&device(), DType::BF16, DType::F16)
+        .unwrap();
+    assert!(autoencoder_dtypes(both.as_ref())
+        .iter()
+        .all(|&d| d == DType::F16));
     // Dims, mode and path survive the move.
-    assert_eq!(both.hyperparams()["interchange_dim"], iv.hyperparams()["interchange_dim"]);
+    assert_eq!(
+        both.hyperparams()["interchange_dim"],
+        iv.hyperparams()["interchange_dim"]
+    );
     let typed = iv.to(&device(), DType::F64).unwrap();
     assert_eq!(typed.interchange_dim(), &[1, 5]);
     assert_eq!(typed.autoencoder_dtype(), Some(DType::F64));
@@ -77,7 +88,9 @@ fn jumprelu_intervention_moves_its_sae_to_the_autoencoder_dtype() {
     )
     .unwrap();
     let iv = JumpReLUAutoencoderIntervention::from_autoencoder(sae).unwrap();
-    let moved = iv.to_device_dtype(&device(), DType::BF16, DType::F64).unwrap();
+    let moved = iv
+        .to_device_dtype(&device(), DType::BF16, DType::F64)
+        .unwrap();
     let state = moved.state_dict().unwrap();
     for name in ["W_enc", "W_dec", "threshold", "b_enc", "b_dec"] {
         let t = &state.iter().find(|(n, _)| n == name).unwrap().1;

@@ -88,7 +88,12 @@ pub(crate) fn compose_rows(
 /// The in-place combine without a kernel: the combined values of each run of consecutive
 /// selected latents are computed with candle ops and copied into `base` (contiguous, not
 /// sharing storage with `source`; `dims` validated).
-pub(crate) fn write_runs(base: &Tensor, source: &Tensor, dims: &[usize], op: Combine) -> Result<()> {
+pub(crate) fn write_runs(
+    base: &Tensor,
+    source: &Tensor,
+    dims: &[usize],
+    op: Combine,
+) -> Result<()> {
     if base.elem_count() == 0 {
         return Ok(());
     }

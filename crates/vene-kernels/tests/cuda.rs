@@ -155,8 +155,14 @@ fn cuda_fused_equals_cuda_fallback() {
     {
         let (dtype, op) = (DTYPES[case % 4], OPS[(case / 4) % 3]);
         let width = *shape.last().unwrap();
-        let base = Tensor::randn(0f32, 1., *shape, &dev).unwrap().to_dtype(dtype).unwrap();
-        let source = Tensor::randn(0f32, 1., *shape, &dev).unwrap().to_dtype(dtype).unwrap();
+        let base = Tensor::randn(0f32, 1., *shape, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let source = Tensor::randn(0f32, 1., *shape, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
         let sel = dims(width, &mut rng);
         let fused = with_kernel_mode(KernelMode::Auto, || {
             assert_eq!(kernel_path(&dev), KernelPath::Fused);
@@ -170,6 +176,10 @@ fn cuda_fused_equals_cuda_fallback() {
             assert_eq!(bits(&owned), bits(&out), "fallback in place, case {case}");
             out
         });
-        assert_eq!(bits(&fused), bits(&fallback), "case {case} {shape:?} {dtype:?} {op:?}");
+        assert_eq!(
+            bits(&fused),
+            bits(&fallback),
+            "case {case} {shape:?} {dtype:?} {op:?}"
+        );
     }
 }

@@ -142,7 +142,8 @@ fn gradients_agree() {
                     .unwrap()
                     .reshape((2, 4))
                     .unwrap();
-                let out = masked_combine(base.as_tensor(), source.as_tensor(), &[3, 1], op).unwrap();
+                let out =
+                    masked_combine(base.as_tensor(), source.as_tensor(), &[3, 1], op).unwrap();
                 let g = (out * w).unwrap().sum_all().unwrap().backward().unwrap();
                 let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 (
@@ -175,7 +176,14 @@ fn errors_are_the_same() {
     });
     assert!(matches!(a.unwrap_err(), KernelError::Candle(_)));
     assert!(matches!(b.unwrap_err(), KernelError::Candle(_)));
-    let (a, b) = both(|| masked_combine_inplace(&z(&[4, 2]).t().unwrap(), &z(&[2, 4]), &[0], Combine::Replace));
+    let (a, b) = both(|| {
+        masked_combine_inplace(
+            &z(&[4, 2]).t().unwrap(),
+            &z(&[2, 4]),
+            &[0],
+            Combine::Replace,
+        )
+    });
     assert!(matches!(a.unwrap_err(), KernelError::NotContiguous));
     assert!(matches!(b.unwrap_err(), KernelError::NotContiguous));
 }

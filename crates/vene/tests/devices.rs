@@ -12,7 +12,9 @@ use vene::autoencoder::{AutoencoderLayer, ReluAutoencoder};
 use vene::hooks::{Component, HookableModel};
 use vene::interventions::{AutoencoderIntervention, Intervention};
 use vene::models::{LanguageModel, Model};
-use vene::{ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations};
+use vene::{
+    ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
+};
 use vene_testutil::device;
 
 const D: usize = 16;
@@ -24,8 +26,9 @@ fn randn(shape: &[usize]) -> Tensor {
 /// GPT-2 with a loaded-style SAE, a trainable AutoencoderLayer (linked at two sites), a
 /// low-rank rotation and an addition with a constant source.
 fn intervenable() -> IntervenableModel<Model> {
-    let sae = ReluAutoencoder::from_tensors(randn(&[D, 32]), randn(&[32]), randn(&[32, D]), randn(&[D]))
-        .unwrap();
+    let sae =
+        ReluAutoencoder::from_tensors(randn(&[D, 32]), randn(&[32]), randn(&[32, D]), randn(&[D]))
+            .unwrap();
     let sae_iv = AutoencoderIntervention::new(Arc::new(sae))
         .unwrap()
         .with_interchange_dim(vec![1, 4, 9])
@@ -109,11 +112,17 @@ fn to_moves_everything() {
     // Linked interventions stay one object, and the config points at the moved ones.
     let ivs = iv.interventions();
     assert!(Arc::ptr_eq(
-        iv.config().representations[0].intervention.as_ref().unwrap(),
+        iv.config().representations[0]
+            .intervention
+            .as_ref()
+            .unwrap(),
         ivs[0]
     ));
     assert!(Arc::ptr_eq(
-        iv.config().representations[1].intervention.as_ref().unwrap(),
+        iv.config().representations[1]
+            .intervention
+            .as_ref()
+            .unwrap(),
         ivs[1]
     ));
     assert_eq!(iv.trainable_vars().len(), n_vars);
@@ -136,13 +145,12 @@ fn to_mixed_keeps_the_autoencoders_in_their_own_dtype() {
     assert_eq!(iv.model().dtype(), DType::BF16);
     for (name, t) in reachable(&iv) {
         // Autoencoders (in the two AE interventions) in f32, all the rest in bf16.
-        let expected = if name.contains("autoencoder.")
-            || name.starts_with("layer_1_comp_block_input")
-        {
-            DType::F32
-        } else {
-            DType::BF16
-        };
+        let expected =
+            if name.contains("autoencoder.") || name.starts_with("layer_1_comp_block_input") {
+                DType::F32
+            } else {
+                DType::BF16
+            };
         assert_eq!(t.dtype(), expected, "{name}");
     }
     let got = logits(&iv);
@@ -163,9 +171,10 @@ fn a_failed_move_changes_nothing() {
     let big = (randn(&[D, 8]) * 1e6).unwrap();
     let sae = ReluAutoencoder::from_tensors(big, randn(&[8]), randn(&[8, D]), randn(&[D])).unwrap();
     let iv = AutoencoderIntervention::new(Arc::new(sae)).unwrap();
-    let config = IntervenableConfig::new(vec![
-        RepresentationConfig::new(0, Component::BlockOutput).intervention(Arc::new(iv))
-    ]);
+    let config =
+        IntervenableConfig::new(vec![
+            RepresentationConfig::new(0, Component::BlockOutput).intervention(Arc::new(iv))
+        ]);
     let mut im = IntervenableModel::new(config, model("gpt2")).unwrap();
     let before = logits(&im);
     let err = im.to(&Device::Cpu, DType::F16).unwrap_err().to_string();
