@@ -7,6 +7,8 @@
 # compiles candle's CUDA backend (cudarc, candle-kernels' PTX) and runs vene-kernels'
 # build.rs nvcc step on kernels/masked_swap.cu. Linking CUDA test binaries needs the driver
 # libraries, so the CUDA path is checked, not run, here (scripts/gpu-check.sh runs it).
+# Cost: 1296 s cold on the shared 2-core dev VM under load (2026-12-01), most of it nvcc
+# compiling candle-kernels' PTX (quantized matmul instances); cached runs only re-check vene.
 #
 # Env: VENE_CUDA_CACHE (default $HOME/.cache/vene), CUDA_COMPUTE_CAP (default 80).
 set -euo pipefail
