@@ -1,6 +1,9 @@
 //! Encode / decode throughput of a GPT-2-small-sized SAE (f32, d = 768, L = 24576, 1024 rows),
 //! beside a plain large f32 matmul measuring the machine's matmul peak.
 //!
+//! On the device of `VENE_TEST_DEVICE` (default the CPU; `cuda` on a GPU machine, see
+//! scripts/gpu-check.sh); the group is `autoencoder` on the CPU, `autoencoder_{device}` else.
+//!
 //! Throughput is reported as elements/s where one element is one floating-point operation
 //! (2 per multiply-add), so criterion's `Gelem/s` reads as GFLOP/s.
 
@@ -13,8 +16,14 @@ const L: usize = 24576;
 const ROWS: usize = 1024;
 
 fn bench(c: &mut Criterion) {
-    let dev = Device::Cpu;
-    let mut g = c.benchmark_group("autoencoder");
+    let dev = vene_testutil::device();
+    let name = match &dev {
+        Device::Cpu => "autoencoder".to_string(),
+        Device::Cuda(_) => "autoencoder_cuda".to_string(),
+        Device::Metal(_) => "autoencoder_metal".to_string(),
+    };
+    let sync = || dev.synchronize().unwrap();
+    let mut g = c.benchmark_group(name);
     g.sample_size(10);
 
     // Peak: a plain 2048^3 f32 matmul.
@@ -23,7 +32,11 @@ fn bench(c: &mut Criterion) {
     let b = Tensor::randn(0f32, 1., (n, n), &dev).unwrap();
     g.throughput(Throughput::Elements((2 * n * n * n) as u64));
     g.bench_function("matmul_2048_f32_peak", |bch| {
-        bch.iter(|| a.matmul(&b).unwrap())
+        bch.iter(|| {
+            let r = a.matmul(&b).unwrap();
+            sync();
+            r
+        })
     });
 
     let flops = (2 * ROWS * D * L) as u64;
@@ -34,10 +47,18 @@ fn bench(c: &mut Criterion) {
     let z = ae.encode(&x).unwrap();
     g.throughput(Throughput::Elements(flops));
     g.bench_function("encode_pyvene_layout", |bch| {
-        bch.iter(|| ae.encode(&x).unwrap())
+        bch.iter(|| {
+            let r = ae.encode(&x).unwrap();
+            sync();
+            r
+        })
     });
     g.bench_function("decode_pyvene_layout", |bch| {
-        bch.iter(|| ae.decode(&z).unwrap())
+        bch.iter(|| {
+            let r = ae.decode(&z).unwrap();
+            sync();
+            r
+        })
     });
 
     // SAELens layout (W_enc [d, L]): x @ W_enc.
@@ -52,17 +73,29 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let z2 = sae.encode(&x).unwrap();
     g.bench_function("encode_saelens_layout", |bch| {
-        bch.iter(|| sae.encode(&x).unwrap())
+        bch.iter(|| {
+            let r = sae.encode(&x).unwrap();
+            sync();
+            r
+        })
     });
     g.bench_function("decode_saelens_layout", |bch| {
-        bch.iter(|| sae.decode(&z2).unwrap())
+        bch.iter(|| {
+            let r = sae.decode(&z2).unwrap();
+            sync();
+            r
+        })
     });
 
     // Selected latents only (16 of 24576): the cost follows dims.len().
     let dims: Vec<usize> = (0..16).map(|i| i * 1531).collect();
     g.throughput(Throughput::Elements((2 * ROWS * D * dims.len()) as u64));
     g.bench_function("encode_selected_16", |bch| {
-        bch.iter(|| ae.encode_selected(&x, &dims).unwrap())
+        bch.iter(|| {
+            let r = ae.encode_selected(&x, &dims).unwrap();
+            sync();
+            r
+        })
     });
     g.finish();
 }

@@ -83,6 +83,9 @@ struct Options {
     /// Component of the real model (default: the SAE's hook).
     #[arg(long)]
     component: Option<Component>,
+    /// Device and precision of the real model and SAE (--device, --dtype, --sae-dtype).
+    #[command(flatten)]
+    backend: vene_cli::backend::BackendArgs,
 }
 
 // ---------------------------------------------------------------- step 1: the task and model
@@ -599,6 +602,7 @@ mod tests {
             sae: None,
             layer: None,
             component: None,
+            backend: Default::default(),
         };
         let report = run(&opts).unwrap();
         assert!((0.0..=1.0).contains(&report.model_accuracy));

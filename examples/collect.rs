@@ -14,6 +14,7 @@ mod common;
 
 use clap::Parser;
 use vene::hooks::{Component, HookableModel};
+use vene_cli::backend::BackendArgs;
 use vene_cli::commands::collect_all;
 use vene_cli::{load, table, CliError, Result};
 
@@ -32,6 +33,9 @@ struct Args {
     /// The text to run.
     #[arg(long, default_value = "The city of Paris is in the country of")]
     prompt: String,
+    /// Device and precision (--device cpu|cuda[:N]|metal, --dtype f32|f16|bf16).
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// Statistics of the activation vector at one position.
@@ -73,7 +77,7 @@ fn stats(token: String, v: &[f32]) -> PositionStats {
 }
 
 fn run(args: &Args, model_dir: &str) -> Result<Report> {
-    let lm = load::model(model_dir)?;
+    let lm = load::model(model_dir, &args.backend.open()?)?;
     let n_layers = lm.model.n_layers();
     if args.layer >= n_layers {
         return Err(CliError::invalid(format!(
@@ -83,7 +87,7 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
     }
     let (ids, ids_t) = lm.encode(&args.prompt)?;
     let acts = collect_all(&lm.model, args.layer, args.component, &ids_t)?;
-    let values = acts.to_vec2::<f32>()?;
+    let values = acts.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
     let positions: Vec<PositionStats> = ids
         .iter()
         .zip(&values)

@@ -26,6 +26,7 @@ use vene::{
     last_position_cross_entropy, ForwardRequest, IntervenableConfig, IntervenableModel,
     RepresentationConfig, UnitLocations,
 };
+use vene_cli::backend::BackendArgs;
 use vene_cli::{load, CliError, Result};
 
 use common::cities::{self, Attribute, CITIES};
@@ -61,6 +62,9 @@ struct Args {
     /// Most training steps of the offline model.
     #[arg(long, default_value_t = 400)]
     model_steps: usize,
+    /// Device and precision (--device cpu|cuda[:N]|metal, --dtype f32|f16|bf16).
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// What a run measured.
@@ -113,7 +117,7 @@ fn iia(iv: &IntervenableModel<Model>, p: &Pairs, position: usize) -> Result<f64>
 }
 
 fn run(args: &Args, model_dir: &str) -> Result<(Report, String)> {
-    let lm = load::model(model_dir)?;
+    let lm = load::model(model_dir, &args.backend.open()?)?;
     let n_layers = lm.model.n_layers();
     let layer = args.layer.unwrap_or(n_layers.saturating_sub(1) / 2);
     let enc = cities::encode(&lm, Attribute::Country)?;

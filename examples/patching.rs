@@ -21,6 +21,7 @@ use vene::models::{LanguageModel, Model};
 use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
 };
+use vene_cli::backend::BackendArgs;
 use vene_cli::{load, table, CliError, Result};
 
 /// Activation patching from a source prompt into a base prompt, every layer x position.
@@ -38,6 +39,9 @@ struct Args {
     /// Component patched.
     #[arg(long, default_value = "block_output")]
     component: Component,
+    /// Device and precision (--device cpu|cuda[:N]|metal, --dtype f32|f16|bf16).
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// What a run measured.
@@ -110,7 +114,10 @@ fn patch_layer(
         .squeeze(1)?
         .contiguous()?;
     let ids = Tensor::new(&[answers.0, answers.1], logits.device())?;
-    let picked = logits.index_select(&ids, D::Minus1)?.to_vec2::<f32>()?;
+    let picked = logits
+        .index_select(&ids, D::Minus1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec2::<f32>()?;
     Ok(picked.iter().map(|r| r[0] - r[1]).collect())
 }
 
@@ -125,7 +132,7 @@ fn shade(x: f32, max: f32) -> char {
 }
 
 fn run(args: &Args, model_dir: &str) -> Result<Report> {
-    let lm = load::model(model_dir)?;
+    let lm = load::model(model_dir, &args.backend.open()?)?;
     let (base_ids, base) = lm.encode(&args.base)?;
     let (source_ids, source) = lm.encode(&args.source)?;
     if base_ids.len() != source_ids.len() {
@@ -136,8 +143,9 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
             source_ids.len()
         )));
     }
-    let base_logits = last_logits(&lm.model, &base)?.to_vec1::<f32>()?;
-    let source_logits = last_logits(&lm.model, &source)?.to_vec1::<f32>()?;
+    let f32_of = |t: Tensor| t.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>();
+    let base_logits = f32_of(last_logits(&lm.model, &base)?)?;
+    let source_logits = f32_of(last_logits(&lm.model, &source)?)?;
     let (a, b) = answers(&base_logits, &source_logits);
     let base_diff = value(&base_logits, a) - value(&base_logits, b);
     let source_diff = value(&source_logits, a) - value(&source_logits, b);
@@ -227,7 +235,7 @@ mod tests {
         }
         // The last layer's output at the last position is all the logits read: patching it
         // gives the source run's logit difference.
-        let lm = load::model(dir.to_str().unwrap()).unwrap();
+        let lm = load::model(dir.to_str().unwrap(), &vene_cli::backend::Backend::cpu()).unwrap();
         let (_, source) = lm.encode(&args.source).unwrap();
         let s = last_logits(&lm.model, &source)
             .unwrap()

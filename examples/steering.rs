@@ -22,6 +22,7 @@ use vene::models::{GenerationConfig, LanguageModel};
 use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, InterveneOn, RepresentationConfig,
 };
+use vene_cli::backend::BackendArgs;
 use vene_cli::commands::steer::decoder_direction;
 use vene_cli::{load, CliError, Result};
 
@@ -52,6 +53,9 @@ struct Args {
     /// Tokens to generate.
     #[arg(long, default_value_t = 10)]
     max_new_tokens: usize,
+    /// Device and precision (--device cpu|cuda[:N]|metal, --dtype f32|f16|bf16).
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// What a run generated.
@@ -74,7 +78,8 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
             args.scale
         )));
     }
-    let lm = load::model(model_dir)?;
+    let backend = args.backend.open()?;
+    let lm = load::model(model_dir, &backend)?;
     let sae = load::sae(sae_spec)?;
     let hook = sae
         .hook_name
@@ -89,13 +94,14 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
         .component
         .or(hook.map(|(_, c)| c))
         .unwrap_or(Component::BlockOutput);
-    let ae = load::sae_for(&lm.model, sae)?;
+    let ae = load::sae_for(&lm.model, sae, &backend)?;
     // The decoder row when the SAE's decoder is affine, else decode(e_i) - decode(0).
     let row = match ae.decoder_rows(&[args.latent]) {
         Ok(Some(rows)) => rows.squeeze(0)?,
         _ => decoder_direction(ae.as_ref(), args.latent)?,
     };
-    let direction = (row * args.scale)?.to_device(lm.model.device())?;
+    let direction =
+        (row.to_dtype(candle_core::DType::F32)? * args.scale)?.to_device(lm.model.device())?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;
     let cfg = GenerationConfig {
         max_new_tokens: args.max_new_tokens,

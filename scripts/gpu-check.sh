@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# GPU check of vene-kernels: the CUDA kernels against the CPU op (exact, all dtypes, odd
-# shapes) and the CUDA masked-swap benches, with a table printed last.
+# GPU check of vene: the test suite with the tests' device switched to CUDA
+# (VENE_TEST_DEVICE=cuda, read by vene-testutil), the CUDA kernels against the CPU op and
+# against the candle fallback (exact, all dtypes, odd shapes), then the criterion benches,
+# with one table printed last.
 #
 # The GPU machines lent to this project have CUDA (driver, nvcc 13.0, the CUDA libraries that
 # PyTorch ships) but no Rust toolchain and no network. So the check is in two steps:
 #
 #   scripts/gpu-check.sh build   # HERE (no GPU needed): builds the CUDA test and bench binaries
-#                                # into .gpu-check/ (git-ignored), ready to carry
+#                                # into .gpu-check/ (git-ignored; one solid .tar.xz), ready to carry
 #   scripts/gpu-check.sh run     # THERE: runs them, prints the table
 #
 # With the device tool, the second step is one call:
@@ -17,16 +19,42 @@
 #   too: the driver there is CUDA 13.0, and PTX from a newer nvvm would not load) from PyPI
 #   into a cache outside the repo, makes empty link stubs for libcuda/libcudart/libcublas/libcublasLt/
 #   libcurand/libnvrtc (cudarc links them; the real ones are preloaded on the GPU machine),
-#   and builds for sm_90 (H100/H200).
+#   builds for sm_90 (H100/H200) with `vene/cuda` (candle's CUDA backend + the fused kernel),
+#   strips the binaries and packs them into one xz archive (the binaries share most of their
+#   code and candle's PTX, so a solid archive stays in the tens of MB).
 # run: preloads the real CUDA libraries (found under PyTorch's nvidia/ packages, or
-#   CUDA_LIB_DIRS), runs the tests single-threaded, then the benches briefly.
-# Env: VENE_CUDA_CACHE (default $HOME/.cache/vene), VENE_GPU_BENCH=0 skips the benches.
+#   CUDA_LIB_DIRS), runs every test binary with VENE_TEST_DEVICE=cuda, the kernel tests again
+#   with VENE_KERNELS=fallback, then the benches briefly, and prints the tables.
+# Env: VENE_CUDA_CACHE (default $HOME/.cache/vene), VENE_GPU_BENCH=0 skips the benches,
+#   VENE_GPU_TESTS (build: space-separated `package:test` targets, default below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT_DIR=.gpu-check
 CACHE="${VENE_CUDA_CACHE:-$HOME/.cache/vene}"
 TOOLKIT_VERSION="13.0.2"
+# The test targets carried (package:test). The fixture suites of every crate, the device
+# tests and the kernels; each binary runs with the tests' device set to CUDA.
+DEFAULT_TESTS="vene-kernels:cuda vene-kernels:fallback vene-kernels:properties vene-kernels:grad
+vene-autoencoder:device_move vene-autoencoder:loaders vene-autoencoder:pyvene_fixtures
+vene-interventions:device_move vene-interventions:autoencoder vene-interventions:localist
+vene-models:fixtures vene:devices vene:pyvene_fixtures vene:api"
+# The benches carried (package:bench).
+BENCHES="vene-kernels:masked_swap vene-autoencoder:autoencoder vene:intervened_forward"
+
+# Prints the executables cargo built (JSON on stdin) of package $1, target kind $2
+# (test|bench), named $3.
+executables() {
+    python3 -c 'import json,sys
+pkg, kind, name = sys.argv[1:4]
+for l in sys.stdin:
+    m = json.loads(l)
+    t = m.get("target") or {}
+    pid = m.get("package_id", "")
+    ours = pid.startswith(pkg + " ") or ("/" + pkg + "#") in pid
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and ours and t.get("name") == name and kind in t.get("kind", []):
+        print(m["executable"])' "$1" "$2" "$3"
+}
 
 build() {
     local tk="$CACHE/cuda-toolkit-13.0/nvidia/cu13" stubs="$CACHE/cuda-stubs"
@@ -48,24 +76,29 @@ build() {
     export RUSTFLAGS="-L native=$stubs -C link-arg=-Wl,--unresolved-symbols=ignore-all"
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/gpu-check}"
     local msg=(--message-format=json-render-diagnostics)
-    local test_bin bench_bin
-    test_bin=$(cargo test -p vene-kernels --features cuda --release --test cuda --no-run "${msg[@]}" |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda": print(m["executable"])')
-    bench_bin=$(cargo bench -p vene-kernels --features cuda --bench masked_swap --no-run "${msg[@]}" |
-        python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "masked_swap": print(m["executable"])')
-    rm -rf "$OUT_DIR" && mkdir -p "$OUT_DIR"
-    # xz: the embedded PTX compresses ~8x, which keeps the carried folder far under 64 MiB
-    for pair in "$test_bin:kernels-cuda-test" "$bench_bin:masked-swap-bench"; do
-        strip -o "$OUT_DIR/${pair##*:}" "${pair%%:*}"
-        xz -T0 -6 "$OUT_DIR/${pair##*:}"
+    # vene/cuda turns on candle's CUDA backend for the whole build and the fused kernel.
+    local features=(--features vene/cuda)
+    local staging="$OUT_DIR/staging" target pkg name exe
+    rm -rf "$OUT_DIR" && mkdir -p "$staging/tests" "$staging/benches"
+    for target in ${VENE_GPU_TESTS:-$DEFAULT_TESTS}; do
+        pkg="${target%%:*}" name="${target##*:}"
+        exe=$(cargo test -p "$pkg" -p vene "${features[@]}" --release --test "$name" --no-run "${msg[@]}" |
+            executables "$pkg" test "$name" | tail -n 1)
+        [ -n "$exe" ] || { echo "gpu-check: no test binary for $target" >&2; exit 1; }
+        strip -o "$staging/tests/$pkg--$name" "$exe"
     done
-    cp scripts/masked_swap_table.py "$OUT_DIR/"
+    for target in $BENCHES; do
+        pkg="${target%%:*}" name="${target##*:}"
+        exe=$(cargo bench -p "$pkg" -p vene "${features[@]}" --bench "$name" --no-run "${msg[@]}" |
+            executables "$pkg" bench "$name" | tail -n 1)
+        [ -n "$exe" ] || { echo "gpu-check: no bench binary for $target" >&2; exit 1; }
+        strip -o "$staging/benches/$name" "$exe"
+    done
+    cp scripts/masked_swap_table.py scripts/bench_table.py "$staging/"
+    # The tests read tests/fixtures by the absolute path of this checkout (run links it).
+    pwd > "$staging/built_in"
+    tar -C "$staging" -cf - . | xz -T0 -9e > "$OUT_DIR/payload.tar.xz"
+    rm -rf "$staging"
     ls -l "$OUT_DIR"
     echo "gpu-check: built for sm_$CUDA_COMPUTE_CAP; carry $OUT_DIR and run 'scripts/gpu-check.sh run' on the GPU machine"
 }
@@ -92,29 +125,51 @@ print(":".join(sorted({os.path.dirname(f) for r in roots for f in glob.glob(os.p
 }
 
 run() {
-    [ -f "$OUT_DIR/kernels-cuda-test.xz" ] || { echo "gpu-check: run 'scripts/gpu-check.sh build' first (here), then carry $OUT_DIR" >&2; exit 1; }
+    [ -f "$OUT_DIR/payload.tar.xz" ] || { echo "gpu-check: run 'scripts/gpu-check.sh build' first (here), then carry $OUT_DIR" >&2; exit 1; }
     nvidia-smi --query-gpu=name,compute_cap,driver_version --format=csv,noheader
-    local bin_dir
-    bin_dir=$(mktemp -d)
-    for name in kernels-cuda-test masked-swap-bench; do
-        python3 -c 'import lzma, shutil, sys
-with lzma.open(sys.argv[1]) as src, open(sys.argv[2], "wb") as dst: shutil.copyfileobj(src, dst)' \
-            "$OUT_DIR/$name.xz" "$bin_dir/$name"
-        chmod +x "$bin_dir/$name"
-    done
+    local dir built_in
+    dir=$(mktemp -d)
+    python3 -c 'import lzma, sys, tarfile
+with lzma.open(sys.argv[1]) as f: tarfile.open(fileobj=f).extractall(sys.argv[2])' \
+        "$OUT_DIR/payload.tar.xz" "$dir"
+    # The test binaries read tests/fixtures under the absolute path of the build checkout:
+    # make that path lead to this checkout.
+    built_in=$(cat "$dir/built_in")
+    if [ ! -d "$built_in/tests/fixtures" ] && [ ! -e "$built_in" ]; then
+        mkdir -p "$(dirname "$built_in")" && ln -s "$(pwd)" "$built_in"
+    fi
     cuda_preload
-    local start
+    local start failed=0 t
     start=$(date +%s)
-    "$bin_dir/kernels-cuda-test" --test-threads 1
-    echo "gpu-check: kernel tests passed ($(($(date +%s) - start)) s)"
+    export VENE_TEST_DEVICE=cuda
+    for t in "$dir"/tests/*; do
+        echo "== $(basename "$t") (VENE_TEST_DEVICE=cuda)"
+        "$t" --test-threads 4 || failed=$((failed + 1))
+    done
+    for t in "$dir"/tests/vene-kernels--*; do
+        echo "== $(basename "$t") (VENE_KERNELS=fallback)"
+        VENE_KERNELS=fallback "$t" --test-threads 4 || failed=$((failed + 1))
+    done
+    echo "gpu-check: tests done in $(($(date +%s) - start)) s, $failed binaries failed"
     if [ "${VENE_GPU_BENCH:-1}" != "0" ]; then
-        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-        "$bin_dir/masked-swap-bench" --bench 'cuda/' --warm-up-time 0.3 --measurement-time 1 --noplot
-        echo
-        echo "## masked swap, $(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)"
-        python3 "$OUT_DIR/masked_swap_table.py" "$CARGO_TARGET_DIR" cuda/ | tee "${OUT:-$OUT_DIR}/masked_swap_table.md"
+        export CARGO_TARGET_DIR="$dir/target"
+        local crit=(--warm-up-time 0.3 --measurement-time 1 --noplot)
+        "$dir/benches/masked_swap" --bench 'cuda/' "${crit[@]}"
+        "$dir/benches/autoencoder" --bench "${crit[@]}"
+        "$dir/benches/intervened_forward" --bench "${crit[@]}"
+        VENE_BENCH_DTYPE=bf16 "$dir/benches/intervened_forward" --bench "${crit[@]}"
+        local gpu table="${OUT:-$OUT_DIR}/gpu_tables.md"
+        gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1)
+        {
+            echo "## masked swap, $gpu"
+            python3 "$dir/masked_swap_table.py" "$CARGO_TARGET_DIR" cuda/
+            echo
+            echo "## SAE and forward, $gpu"
+            python3 "$dir/bench_table.py" "$CARGO_TARGET_DIR" autoencoder_cuda intervened_forward/
+        } | tee "$table"
     fi
     echo "gpu-check: done in $(($(date +%s) - start)) s"
+    [ "$failed" -eq 0 ]
 }
 
 case "${1:-all}" in

@@ -148,7 +148,8 @@ fn score(
 
 /// Steps 2-6 on `--model` with `--sae`.
 pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
-    let lm = load::model(model_spec)?;
+    let backend = opts.backend.open()?;
+    let lm = load::model(model_spec, &backend)?;
     let sae = load::sae(sae_spec)?;
     let hook = sae.hook_name.as_deref().and_then(parse_hook_name);
     let layer = match (opts.layer, hook) {
@@ -220,12 +221,13 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
             .ok_or_else(|| CliError::invalid("nothing collected"))?;
         parts.push(c.squeeze(1)?);
     }
-    let acts = Tensor::cat(&parts, 0)?;
+    // Analysed in f32 whatever the model's dtype (the SAE casts to its own).
+    let acts = Tensor::cat(&parts, 0)?.to_dtype(candle_core::DType::F32)?;
     println!("  activations {:?}", acts.dims());
 
     println!("Step 3: the pretrained SAE, {sae_spec}, on them");
     let layer_form = as_layer(&sae, &acts);
-    let ae = load::sae_for(&lm.model, sae)?;
+    let ae = load::sae_for(&lm.model, sae, &backend)?;
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("no latents"))?;
     let sae_report = SaeReport {

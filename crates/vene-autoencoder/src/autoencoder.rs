@@ -1,6 +1,6 @@
 //! The `Autoencoder` trait: what any autoencoder must provide to be intervened on.
 
-use candle_core::Tensor;
+use candle_core::{DType, Device, Tensor};
 
 use crate::Result;
 
@@ -57,6 +57,34 @@ pub trait Autoencoder: Send + Sync + std::fmt::Debug {
     /// not know how to rebuild.
     fn state(&self) -> Result<Option<AutoencoderState>> {
         Ok(None)
+    }
+
+    /// A copy with every tensor on `device` in `dtype` (the dtype it then computes in;
+    /// inputs of any dtype are still accepted and answered in their own dtype).
+    ///
+    /// All of this crate's autoencoders (and so every loader's output) implement it. The
+    /// default is an error naming the type: a custom autoencoder that holds tensors must
+    /// implement it to be moved (one without tensors can return a clone of itself).
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_autoencoder::{Autoencoder, AutoencoderLayer};
+    /// let ae: Box<dyn Autoencoder> = Box::new(AutoencoderLayer::new(4, 8, DType::F32, &Device::Cpu)?);
+    /// let half = ae.to(&Device::Cpu, DType::BF16)?;
+    /// assert_eq!(half.placement().map(|(_, d)| d), Some(DType::BF16));
+    /// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+    /// ```
+    fn to(&self, device: &Device, dtype: DType) -> Result<Box<dyn Autoencoder>> {
+        let _ = (device, dtype);
+        Err(crate::AutoencoderError::InvalidArgument(format!(
+            "this autoencoder ({self:?}) cannot be moved to another device or dtype: \
+             implement Autoencoder::to for it"
+        )))
+    }
+
+    /// The device and dtype of its weights, when it has any and knows them (default `None`).
+    fn placement(&self) -> Option<(Device, DType)> {
+        None
     }
 }
 

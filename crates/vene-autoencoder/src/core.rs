@@ -336,6 +336,41 @@ impl LinearSae {
         Ok((recon, latent))
     }
 
+    /// A copy with every tensor (weights, biases, threshold) on `device` in `dtype`, the
+    /// dtype it then computes in. A cast that overflows (an f32 weight beyond f16's range)
+    /// is an [`AutoencoderError::NonFinite`] naming `source` and the tensor.
+    pub(crate) fn to(&self, source: &str, device: &Device, dtype: DType) -> Result<Self> {
+        if !dtype.is_float() {
+            return Err(AutoencoderError::DTypeMismatch(format!(
+                "{source}: cannot move an autoencoder to {dtype:?}, weights must be floating point"
+            )));
+        }
+        let move_one = |name: &str, t: &Tensor| -> Result<Tensor> {
+            let moved = t.to_device(device)?.to_dtype(dtype)?;
+            if moved.dtype() != t.dtype() && !all_finite(&moved)? {
+                return Err(AutoencoderError::NonFinite {
+                    file: source.to_string(),
+                    tensor: format!("{name} (cast to {dtype:?})"),
+                });
+            }
+            Ok(moved)
+        };
+        let act = match &self.act {
+            Activation::JumpRelu { threshold } => Activation::JumpRelu {
+                threshold: move_one("threshold", threshold)?,
+            },
+            other => other.clone(),
+        };
+        Ok(Self {
+            w_enc: move_one("W_enc", &self.w_enc)?,
+            b_enc: move_one("b_enc", &self.b_enc)?,
+            w_dec: move_one("W_dec", &self.w_dec)?,
+            b_dec: move_one("b_dec", &self.b_dec)?,
+            act,
+            ..self.clone()
+        })
+    }
+
     /// Swaps in tensors of the same shapes, dtype and device (already validated).
     pub(crate) fn rebind(&mut self, w_enc: Tensor, b_enc: Tensor, w_dec: Tensor, b_dec: Tensor) {
         self.w_enc = w_enc;
@@ -457,6 +492,18 @@ macro_rules! impl_autoencoder_via_core {
 
             fn state(&self) -> $crate::Result<Option<$crate::AutoencoderState>> {
                 self.core.state().map(Some)
+            }
+
+            fn to(
+                &self,
+                device: &candle_core::Device,
+                dtype: candle_core::DType,
+            ) -> $crate::Result<Box<dyn $crate::Autoencoder>> {
+                Ok(Box::new(<$ty>::to(self, device, dtype)?))
+            }
+
+            fn placement(&self) -> Option<(candle_core::Device, candle_core::DType)> {
+                Some((self.core.device().clone(), self.core.dtype()))
             }
         }
     };

@@ -98,6 +98,15 @@ impl JumpReLUAutoencoder {
     pub fn b_dec(&self) -> &Tensor {
         self.core.b_dec()
     }
+
+    /// A copy with every tensor on `device` in `dtype`, the dtype it then computes in
+    /// ([`crate::Autoencoder::to`] returns it boxed). An overflowing cast is an
+    /// [`crate::AutoencoderError::NonFinite`].
+    pub fn to(&self, device: &candle_core::Device, dtype: candle_core::DType) -> Result<Self> {
+        Ok(Self {
+            core: self.core.to("JumpReLUAutoencoder::to", device, dtype)?,
+        })
+    }
 }
 
 impl_autoencoder_via_core!(JumpReLUAutoencoder, true);

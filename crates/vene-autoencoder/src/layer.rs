@@ -214,6 +214,22 @@ impl AutoencoderLayer {
     pub fn pre_activations(&self, x: &Tensor) -> Result<Tensor> {
         self.core.pre_activations(x)
     }
+
+    /// A copy with its parameters on `device` in `dtype` (new trainable [`Var`]s; the
+    /// originals are left as they are), the dtype it then computes in
+    /// ([`crate::Autoencoder::to`] returns it boxed).
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let core = self.core.to("AutoencoderLayer::to", device, dtype)?;
+        Self::from_parts(
+            "AutoencoderLayer::to",
+            [
+                Part::new(ENCODER_WEIGHT, core.w_enc().clone()),
+                Part::new(ENCODER_BIAS, core.b_enc().clone()),
+                Part::new(DECODER_WEIGHT, core.w_dec().clone()),
+                Part::new(DECODER_BIAS, core.b_dec().clone()),
+            ],
+        )
+    }
 }
 
 impl_autoencoder_via_core!(AutoencoderLayer, true);

@@ -71,6 +71,15 @@ impl ReluAutoencoder {
     pub fn apply_b_dec_to_input(&self) -> bool {
         self.core.subtract_b_dec()
     }
+
+    /// A copy with every tensor on `device` in `dtype`, the dtype it then computes in
+    /// ([`crate::Autoencoder::to`] returns it boxed). An overflowing cast is an
+    /// [`crate::AutoencoderError::NonFinite`].
+    pub fn to(&self, device: &candle_core::Device, dtype: candle_core::DType) -> Result<Self> {
+        Ok(Self {
+            core: self.core.to("ReluAutoencoder::to", device, dtype)?,
+        })
+    }
 }
 
 impl_autoencoder_via_core!(ReluAutoencoder, true);

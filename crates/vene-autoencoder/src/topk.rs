@@ -90,6 +90,16 @@ impl TopKAutoencoder {
     pub fn w_dec(&self) -> &Tensor {
         self.core.w_dec()
     }
+
+    /// A copy with every tensor on `device` in `dtype`, the dtype it then computes in
+    /// ([`crate::Autoencoder::to`] returns it boxed). An overflowing cast is an
+    /// [`crate::AutoencoderError::NonFinite`].
+    pub fn to(&self, device: &candle_core::Device, dtype: candle_core::DType) -> Result<Self> {
+        Ok(Self {
+            core: self.core.to("TopKAutoencoder::to", device, dtype)?,
+            k: self.k,
+        })
+    }
 }
 
 impl_autoencoder_via_core!(TopKAutoencoder, true);

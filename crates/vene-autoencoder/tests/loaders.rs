@@ -59,6 +59,17 @@ fn check(sae: &dyn vene_autoencoder::Autoencoder, x: &Mat, z_want: &Mat, w: &Wei
     );
     let recon = to_mat(&sae.decode(&t2(z_want)).unwrap());
     assert_close(&recon, &ref_dec(z_want, &w.w_dec, &w.b_dec), 1e-5, "decode");
+    // Every loader's output moves: the copy computes in f64, answers f32 inputs in f32.
+    let moved = sae
+        .to(&candle_core::Device::Cpu, candle_core::DType::F64)
+        .unwrap();
+    assert_eq!(
+        moved.placement().map(|p| p.1),
+        Some(candle_core::DType::F64)
+    );
+    let z64 = moved.encode(&t2(x)).unwrap();
+    assert_eq!(z64.dtype(), candle_core::DType::F32);
+    assert_close(&to_mat(&z64), z_want, 1e-5, "latent after the move");
 }
 
 fn write_saelens(dir: &Path, w: &Weights, cfg: serde_json::Value, jump: bool) {
@@ -291,6 +302,12 @@ fn dictionary_learning_ae_pt() {
     let (recon, latent) = sae.autoencoder.forward(&t2(&x), true).unwrap();
     assert_close(&to_mat(&latent.unwrap()), &z, 1e-5, "latent");
     assert_close(&to_mat(&recon), &r, 1e-5, "recon");
+    let moved = sae
+        .autoencoder
+        .to(&candle_core::Device::Cpu, candle_core::DType::F64)
+        .unwrap();
+    let (recon, _) = moved.forward(&t2(&x), false).unwrap();
+    assert_close(&to_mat(&recon), &r, 1e-5, "recon after the move");
 }
 
 #[test]

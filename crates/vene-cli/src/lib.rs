@@ -1,11 +1,13 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
 //! - [`commands`]: `features`, `patch`, `steer`, `train-sae`; each returns the text it prints.
+//! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
+pub mod backend;
 pub mod commands;
 mod error;
 pub mod load;

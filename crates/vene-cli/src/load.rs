@@ -3,16 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use vene::autoencoder::{load_sae, load_sae_from_hub, Autoencoder, HubOptions, LoadedSae};
 use vene::models::{load_pretrained, LanguageModel, Model, Tokenizer};
 
+use crate::backend::Backend;
 use crate::{CliError, Result};
 
 /// A model and the tokenizer of its folder.
 #[derive(Debug)]
 pub struct LoadedModel {
-    /// The model (f32, CPU).
+    /// The model, on the device and in the dtype it was loaded with.
     pub model: Model,
     /// Its tokenizer (`tokenizer.json` of the folder).
     pub tokenizer: Tokenizer,
@@ -39,9 +40,10 @@ impl LoadedModel {
     }
 }
 
-/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id) with its tokenizer.
-pub fn model(dir_or_repo: &str) -> Result<LoadedModel> {
-    let p = load_pretrained(dir_or_repo, DType::F32, &Device::Cpu)?;
+/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id) with its tokenizer,
+/// on `backend`'s device in its dtype.
+pub fn model(dir_or_repo: &str, backend: &Backend) -> Result<LoadedModel> {
+    let p = load_pretrained(dir_or_repo, backend.dtype, &backend.device)?;
     let tokenizer = p.tokenizer.ok_or_else(|| {
         CliError::invalid(format!(
             "the model folder {} has no tokenizer.json",
@@ -70,8 +72,9 @@ pub fn sae(spec: &str) -> Result<LoadedSae> {
     }
 }
 
-/// The SAE as a shared autoencoder, checked against the model's width.
-pub fn sae_for(model: &Model, sae: LoadedSae) -> Result<Arc<dyn Autoencoder>> {
+/// The SAE as a shared autoencoder, checked against the model's width, on the model's
+/// device in `backend.sae_dtype` (the precision its math runs in).
+pub fn sae_for(model: &Model, sae: LoadedSae, backend: &Backend) -> Result<Arc<dyn Autoencoder>> {
     if sae.d_in != model.hidden_size() {
         return Err(CliError::invalid(format!(
             "the SAE reads activations of width {}, but the model's residual stream has width {}",
@@ -79,7 +82,9 @@ pub fn sae_for(model: &Model, sae: LoadedSae) -> Result<Arc<dyn Autoencoder>> {
             model.hidden_size()
         )));
     }
-    Ok(Arc::from(sae.autoencoder))
+    Ok(Arc::from(
+        sae.autoencoder.to(model.device(), backend.sae_dtype)?,
+    ))
 }
 
 /// The layer to use: `--layer` when given, else the SAE's own layer when its files name one.

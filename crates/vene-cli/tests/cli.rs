@@ -315,3 +315,62 @@ fn errors_are_one_line_with_exit_code_1() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn device_and_dtype_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let patch = |extra: &[&str]| {
+        let mut args = vec![
+            "patch",
+            "--model",
+            m,
+            "--base",
+            "the cat sat",
+            "--source",
+            "a dog ran",
+            "--layer",
+            "1",
+            "--top-k",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        vene(&args)
+    };
+    // The same table in f32 on the CPU, given or by default.
+    let f32_rows = table_rows(&stdout(&patch(&[])));
+    assert_eq!(
+        table_rows(&stdout(&patch(&["--device", "cpu", "--dtype", "f32"]))),
+        f32_rows
+    );
+    // bf16: the same top tokens, logits within bf16 rounding.
+    let bf16_rows = table_rows(&stdout(&patch(&["--dtype", "bf16"])));
+    assert_eq!(bf16_rows.len(), 3);
+    let mut matched = 0;
+    for b in &bf16_rows {
+        if let Some(a) = f32_rows.iter().find(|a| a[0] == b[0]) {
+            let (x, y): (f32, f32) = (a[2].parse().unwrap(), b[2].parse().unwrap());
+            assert!((x - y).abs() < 0.05 * (1.0 + x.abs()), "{a:?} vs {b:?}");
+            matched += 1;
+        }
+    }
+    assert!(matched >= 1, "{f32_rows:?} vs {bf16_rows:?}");
+    // A backend this binary was built without: one clear line naming the feature.
+    #[cfg(not(feature = "cuda"))]
+    {
+        let o = patch(&["--device", "cuda"]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("without CUDA support") && err.contains("--features cuda"),
+            "{err}"
+        );
+    }
+    let o = patch(&["--dtype", "int8"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected f32, f16 or bf16"));
+    let o = patch(&["--device", "tpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown device"));
+}

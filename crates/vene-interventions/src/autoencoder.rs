@@ -305,26 +305,41 @@ impl AutoencoderIntervention {
         self.core.ae.latent_dim()
     }
 
-    fn rebuild_layer(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Self> {
-        match &self.layer {
-            None => Ok(self.clone()),
-            Some(layer) => {
-                let t: Vec<Tensor> = layer
-                    .state_dict()
-                    .into_iter()
-                    .map(|(_, t)| f(&t))
-                    .collect::<candle_core::Result<_>>()?;
-                let [ew, eb, dw, db]: [Tensor; 4] = t.try_into().map_err(|_| {
-                    InterventionError::Unsupported("autoencoder layer without 4 tensors".into())
-                })?;
-                let layer = AutoencoderLayer::from_tensors(ew, eb, dw, db)?;
-                let mut out = Self::from_layer(layer)?;
-                out.dims = self.dims.clone();
-                out.selective = self.selective;
-                out.core.mode = self.core.mode;
-                Ok(out)
-            }
-        }
+    /// A copy with the autoencoder on `device` in `dtype` (dims, mode and path kept).
+    ///
+    /// An [`AutoencoderLayer`] stays trainable (new [`Var`]s); any other autoencoder is moved
+    /// with [`Autoencoder::to`] (every vene-autoencoder type and loader output can be; a
+    /// custom one that does not implement it gives an error, it is never left behind).
+    pub fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let mut out = match &self.layer {
+            Some(layer) => Self::from_layer(layer.to(device, dtype)?)?,
+            None => Self::new(Arc::from(self.core.ae.to(device, dtype)?))?,
+        };
+        out.dims = self.dims.clone();
+        out.selective = self.selective;
+        out.core.mode = self.core.mode;
+        Ok(out)
+    }
+
+    /// The dtype the autoencoder computes in, when it says (every vene-autoencoder type does).
+    pub fn autoencoder_dtype(&self) -> Option<DType> {
+        self.core
+            .ae
+            .placement()
+            .map(|(_, d)| d)
+            .or(self.core.compute_dtype)
+    }
+
+    /// The autoencoder's device and dtype, or an error for a custom autoencoder that does
+    /// not report them ([`Autoencoder::placement`]).
+    fn placement(&self) -> Result<(Device, DType)> {
+        self.core.ae.placement().ok_or_else(|| {
+            InterventionError::Unsupported(format!(
+                "the autoencoder {:?} does not report its device and dtype \
+                 (Autoencoder::placement), so it cannot be moved partly",
+                self.core.ae
+            ))
+        })
     }
 }
 
@@ -395,9 +410,19 @@ impl Intervention for AutoencoderIntervention {
         h
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild_layer(|t| t.to_device(device))?))
+        let (_, dtype) = self.placement()?;
+        Ok(Box::new(self.to(device, dtype)?))
     }
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild_layer(|t| t.to_dtype(dtype))?))
+        let (device, _) = self.placement()?;
+        Ok(Box::new(self.to(&device, dtype)?))
+    }
+    fn to_device_dtype(
+        &self,
+        device: &Device,
+        _dtype: DType,
+        autoencoder_dtype: DType,
+    ) -> Result<Box<dyn Intervention>> {
+        Ok(Box::new(self.to(device, autoencoder_dtype)?))
     }
 }

@@ -77,6 +77,19 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
     fn hyperparams(&self) -> serde_json::Value;
     /// A copy on `device`.
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>>;
-    /// A copy with parameters in `dtype`.
+    /// A copy with parameters in `dtype` (an autoencoder it holds included).
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>>;
+    /// A copy on `device` with its parameters in `dtype`, and the autoencoder it holds (if
+    /// any) in `autoencoder_dtype`, the precision the autoencoder math then runs in (mixed
+    /// precision: a bf16 model with an f32 SAE, or the reverse). The default, for
+    /// interventions without an autoencoder, is [`Self::to_device`] then [`Self::to_dtype`].
+    fn to_device_dtype(
+        &self,
+        device: &Device,
+        dtype: DType,
+        autoencoder_dtype: DType,
+    ) -> Result<Box<dyn Intervention>> {
+        let _ = autoencoder_dtype;
+        self.to_device(device)?.to_dtype(dtype)
+    }
 }

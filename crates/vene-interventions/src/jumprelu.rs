@@ -184,4 +184,14 @@ impl Intervention for JumpReLUAutoencoderIntervention {
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(self.rebuild(|t| t.to_dtype(dtype))?))
     }
+    fn to_device_dtype(
+        &self,
+        device: &Device,
+        _dtype: DType,
+        autoencoder_dtype: DType,
+    ) -> Result<Box<dyn Intervention>> {
+        Ok(Box::new(self.rebuild(|t| {
+            t.to_device(device)?.to_dtype(autoencoder_dtype)
+        })?))
+    }
 }

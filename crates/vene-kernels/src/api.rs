@@ -5,8 +5,10 @@ use std::sync::Arc;
 use candle_core::{DType, Tensor};
 
 use crate::combine::Combine;
+use crate::dispatch::{kernel_path, KernelPath};
 use crate::error::{KernelError, Result};
 use crate::op::{apply, MaskedCombineInplace};
+use crate::reference;
 use crate::selection::Selection;
 
 /// Shape facts of a validated `(base, source)` pair.
@@ -63,6 +65,8 @@ pub(crate) fn check_pair(base: &Tensor, source: &Tensor) -> Result<Geometry> {
 /// `base` is `[.., L]` (any leading shape); `source` has the same shape or is one row
 /// `[L]` broadcast to every row (a constant vector). Strided inputs are copied to a
 /// contiguous layout first. Supports f32, f64, f16, bf16; gradients flow to both inputs.
+/// Runs the fused kernel where the device has one and the candle composition elsewhere
+/// (same values; see [`crate::kernel_path`]).
 ///
 /// # Errors
 /// [`KernelError::ShapeMismatch`], [`KernelError::IndexOutOfRange`] (an index `>= L`),
@@ -100,7 +104,10 @@ pub fn masked_combine(
 ) -> Result<Tensor> {
     let g = check_pair(base, source)?;
     let sel = Arc::new(Selection::shared(dims, g.rows, g.width)?);
-    Ok(apply(base, source, &sel, op)?)
+    match kernel_path(base.device()) {
+        KernelPath::Fused => Ok(apply(base, source, &sel, op)?),
+        KernelPath::Fallback => reference::compose_shared(base, source, dims, g.width, op),
+    }
 }
 
 /// Like [`masked_combine`] with one index list per row, for per-example subspaces.
@@ -132,7 +139,10 @@ pub fn masked_combine_rows(
         g.examples,
         g.width,
     )?);
-    Ok(apply(base, source, &sel, op)?)
+    match kernel_path(base.device()) {
+        KernelPath::Fused => Ok(apply(base, source, &sel, op)?),
+        KernelPath::Fallback => reference::compose_rows(base, source, &sel, op),
+    }
 }
 
 /// [`masked_swap`] written into `base`'s own storage (no new tensor, no autograd).
@@ -154,6 +164,9 @@ pub fn masked_swap_inplace(base: &Tensor, source: &Tensor, dims: &[usize]) -> Re
 }
 
 /// [`masked_combine`] written into `base`'s storage; see [`masked_swap_inplace`].
+///
+/// Without a fused kernel for the device, the combined values are computed with the candle
+/// composition and copied into `base` one run of consecutive selected latents at a time.
 pub fn masked_combine_inplace(
     base: &Tensor,
     source: &Tensor,
@@ -165,7 +178,22 @@ pub fn masked_combine_inplace(
         return Err(KernelError::NotContiguous);
     }
     let sel = Arc::new(Selection::shared(dims, g.rows, g.width)?);
+    if shares_storage(base, source) {
+        return Err(KernelError::Candle(candle_core::Error::Msg(
+            "in-place masked swap: base and source share their storage".into(),
+        )));
+    }
     let source = source.contiguous()?;
-    base.inplace_op2(&source, &MaskedCombineInplace { sel, op })?;
+    match kernel_path(base.device()) {
+        KernelPath::Fused => base.inplace_op2(&source, &MaskedCombineInplace { sel, op })?,
+        KernelPath::Fallback => reference::write_runs(base, &source, dims, op)?,
+    }
     Ok(())
+}
+
+/// Whether two tensors are views of one storage (candle's own check is private).
+fn shares_storage(a: &Tensor, b: &Tensor) -> bool {
+    let (sa, _) = a.storage_and_layout();
+    let (sb, _) = b.storage_and_layout();
+    std::ptr::eq(&*sa, &*sb)
 }

@@ -4,7 +4,10 @@
 //! [`masked_swap`] does it in one pass instead of a mask, a `where_cond` and temporaries
 //! (see [`masked_swap_reference`] for that composition), on CPU (rayon over rows; a small
 //! selection costs about one copy of base) and, with the crate feature `cuda`, with a CUDA
-//! kernel. [`Combine`] also covers pyvene's Addition / Subtraction on selected dims,
+//! kernel. Devices without a fused kernel (Metal, CUDA without the feature) run the candle
+//! composition instead, with the same values: the choice is made per call at run time
+//! ([`kernel_path`]), and `VENE_KERNELS=fallback` or [`set_kernel_mode`] forces the
+//! composition everywhere. [`Combine`] also covers pyvene's Addition / Subtraction on selected dims,
 //! [`masked_combine_rows`] per-example selections, and [`masked_swap_inplace`] writes into
 //! base's storage.
 //!
@@ -31,6 +34,7 @@ mod combine;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+mod dispatch;
 mod error;
 mod op;
 mod reference;
@@ -40,6 +44,10 @@ pub use api::{
     masked_combine, masked_combine_inplace, masked_combine_rows, masked_swap, masked_swap_inplace,
 };
 pub use combine::Combine;
+pub use dispatch::{
+    has_fused_kernel, kernel_mode, kernel_path, set_kernel_mode, with_kernel_mode, KernelMode,
+    KernelPath, KERNELS_ENV,
+};
 pub use error::{KernelError, Result};
 pub use reference::{
     masked_combine_reference, masked_combine_rows_reference, masked_swap_reference,

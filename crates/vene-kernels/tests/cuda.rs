@@ -6,7 +6,10 @@ use candle_core::{DType, Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use vene_kernels::{masked_combine, masked_combine_inplace, masked_combine_rows, Combine};
+use vene_kernels::{
+    kernel_path, masked_combine, masked_combine_inplace, masked_combine_rows, with_kernel_mode,
+    Combine, KernelMode, KernelPath,
+};
 
 const DTYPES: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
 const OPS: [Combine; 3] = [Combine::Replace, Combine::Add, Combine::Subtract];
@@ -137,5 +140,46 @@ fn cuda_per_row_strided_and_offset_inputs() {
             let got = masked_combine(&off, &src7.to_device(&dev).unwrap(), &sel, op).unwrap();
             assert_eq!(bits(&got), bits(&want), "offset {dtype:?} {op:?}");
         }
+    }
+}
+
+#[test]
+fn cuda_fused_equals_cuda_fallback() {
+    let dev = gpu();
+    let mut rng = StdRng::seed_from_u64(21);
+    for (case, shape) in [&[3usize, 7][..], &[2, 5, 96], &[64, 4096], &[1, 65537]]
+        .iter()
+        .cycle()
+        .take(24)
+        .enumerate()
+    {
+        let (dtype, op) = (DTYPES[case % 4], OPS[(case / 4) % 3]);
+        let width = *shape.last().unwrap();
+        let base = Tensor::randn(0f32, 1., *shape, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let source = Tensor::randn(0f32, 1., *shape, &dev)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap();
+        let sel = dims(width, &mut rng);
+        let fused = with_kernel_mode(KernelMode::Auto, || {
+            assert_eq!(kernel_path(&dev), KernelPath::Fused);
+            masked_combine(&base, &source, &sel, op).unwrap()
+        });
+        let fallback = with_kernel_mode(KernelMode::Fallback, || {
+            assert_eq!(kernel_path(&dev), KernelPath::Fallback);
+            let out = masked_combine(&base, &source, &sel, op).unwrap();
+            let owned = base.copy().unwrap();
+            masked_combine_inplace(&owned, &source, &sel, op).unwrap();
+            assert_eq!(bits(&owned), bits(&out), "fallback in place, case {case}");
+            out
+        });
+        assert_eq!(
+            bits(&fused),
+            bits(&fallback),
+            "case {case} {shape:?} {dtype:?} {op:?}"
+        );
     }
 }

@@ -64,4 +64,19 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
 
     /// Width of the residual stream.
     fn hidden_size(&self) -> usize;
+
+    /// A copy with every weight on `device` in `dtype` (activations then run in `dtype`).
+    /// The original is left as it is; tied embeddings stay one tensor.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_models::{Gpt2Config, LanguageModel, Model};
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 1, 2), DType::F32, &Device::Cpu)?;
+    /// let half = model.to(&Device::Cpu, DType::BF16)?;
+    /// assert_eq!((model.dtype(), half.dtype()), (DType::F32, DType::BF16));
+    /// # Ok::<(), vene_models::ModelError>(())
+    /// ```
+    fn to(&self, device: &Device, dtype: DType) -> Result<Self>
+    where
+        Self: Sized;
 }

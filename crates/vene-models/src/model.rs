@@ -181,9 +181,16 @@ impl Model {
 
     /// The same model with every weight mapped by `f` (which must keep shapes), on `device`.
     fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>, device: &Device) -> Result<Model> {
+        let embed = f(&self.embed)?;
+        // a tied head stays one tensor with the embedding
+        let lm_head = if self.spec.head.tied {
+            embed.clone()
+        } else {
+            f(&self.lm_head)?
+        };
         Ok(Model {
             spec: self.spec.clone(),
-            embed: f(&self.embed)?,
+            embed,
             pos_embed: self.pos_embed.as_ref().map(f).transpose()?,
             layers: self
                 .layers
@@ -191,7 +198,7 @@ impl Model {
                 .map(|l| l.map(f))
                 .collect::<Result<Vec<_>>>()?,
             final_norm: self.final_norm.map(f)?,
-            lm_head: f(&self.lm_head)?,
+            lm_head,
             rotary: self
                 .rotary
                 .as_ref()
@@ -221,6 +228,10 @@ impl Model {
     /// # Ok::<(), vene_models::ModelError>(())
     /// ```
     pub fn to(&self, device: &Device, dtype: DType) -> Result<Model> {
+        self.moved(device, dtype)
+    }
+
+    fn moved(&self, device: &Device, dtype: DType) -> Result<Model> {
         let mut m = self.map(
             &|t| {
                 let t = t.to_device(device)?;
@@ -412,5 +423,9 @@ impl LanguageModel for Model {
 
     fn hidden_size(&self) -> usize {
         self.spec.hidden_size
+    }
+
+    fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
+        self.moved(device, dtype)
     }
 }

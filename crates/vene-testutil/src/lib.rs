@@ -111,9 +111,43 @@ pub fn get(tensors: &HashMap<String, Tensor>, key: &str) -> Tensor {
         .clone()
 }
 
-/// `max |a|` over every element, computed in f32.
+/// The environment variable naming the device tests run on: `cpu` (the default), `cuda`,
+/// `cuda:N`, `metal`, `metal:N`. `scripts/gpu-check.sh` sets it to `cuda`.
+pub const TEST_DEVICE_ENV: &str = "VENE_TEST_DEVICE";
+
+/// The device tests run on, from [`TEST_DEVICE_ENV`] (default: the CPU). Panics, naming the
+/// variable, when the device cannot be opened (e.g. `cuda` in a build without the feature).
+///
+/// ```
+/// if std::env::var_os(vene_testutil::TEST_DEVICE_ENV).is_none() {
+///     assert!(vene_testutil::device().is_cpu());
+/// }
+/// ```
+pub fn device() -> Device {
+    let spec = std::env::var(TEST_DEVICE_ENV).unwrap_or_default();
+    let spec = spec.trim().to_ascii_lowercase();
+    let (name, ordinal) = match spec.split_once(':') {
+        Some((n, i)) => (
+            n,
+            i.parse::<usize>()
+                .unwrap_or_else(|_| panic!("{TEST_DEVICE_ENV}={spec}: bad device number")),
+        ),
+        None => (spec.as_str(), 0),
+    };
+    let device = match name {
+        "" | "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(ordinal),
+        "metal" => Device::new_metal(ordinal),
+        other => panic!("{TEST_DEVICE_ENV}={other}: expected cpu, cuda[:N] or metal[:N]"),
+    };
+    device.unwrap_or_else(|e| panic!("{TEST_DEVICE_ENV}={spec}: cannot open the device: {e}"))
+}
+
+/// `max |a|` over every element, computed in f32 (on the CPU, wherever `a` lives).
 pub fn max_abs(a: &Tensor) -> f32 {
-    a.to_dtype(DType::F32)
+    a.to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
         .unwrap()
         .abs()
         .unwrap()
@@ -128,8 +162,16 @@ pub fn max_abs(a: &Tensor) -> f32 {
 /// `max |a - b|` over every element, computed in f32; `a` and `b` must have the same shape.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
-    let a = a.to_dtype(DType::F32).unwrap();
-    let b = b.to_dtype(DType::F32).unwrap();
+    let a = a
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
+    let b = b
+        .to_device(&Device::Cpu)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap();
     max_abs(&(a - b).unwrap())
 }
 
@@ -140,8 +182,10 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 pub fn assert_intervened(what: &str, ours: &Tensor, expected: &Tensor, base: &Tensor) {
     let d = max_abs_diff(ours, expected);
     assert!(d <= 1e-5, "{what}: max abs diff {d} > 1e-5");
-    let ours_delta = (ours - base).unwrap();
-    let exp_delta = (expected - base).unwrap();
+    let cpu = |t: &Tensor| t.to_device(&Device::Cpu).unwrap();
+    let (ours, expected, base) = (cpu(ours), cpu(expected), cpu(base));
+    let ours_delta = (&ours - &base).unwrap();
+    let exp_delta = (&expected - &base).unwrap();
     let scale = max_abs(&exp_delta);
     assert!(
         scale > 0.0,

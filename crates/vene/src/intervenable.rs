@@ -313,24 +313,87 @@ impl<M: LanguageModel> IntervenableModel<M> {
         self.trainable_vars().iter().map(|v| v.elem_count()).sum()
     }
 
-    /// Moves the interventions (and constant sources) to `device`; the model must be on it
-    /// too for a forward.
-    pub fn interventions_to_device(&mut self, device: &Device) -> Result<()> {
-        self.map_interventions(|iv| iv.to_device(device), |t| t.to_device(device))
+    /// Moves the model, every intervention, the autoencoders they hold and the constant
+    /// sources to `device`, all in `dtype`: after it, every tensor reachable from `self` is
+    /// on `device` in `dtype`. On error nothing has changed.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene::{IntervenableConfig, IntervenableModel, RepresentationConfig};
+    /// use vene::hooks::Component;
+    /// use vene::models::{Gpt2Config, LanguageModel, Model};
+    ///
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 1, 2), DType::F32, &Device::Cpu)?;
+    /// let config = IntervenableConfig::new(vec![RepresentationConfig::new(0, Component::BlockOutput)]);
+    /// let mut iv = IntervenableModel::new(config, model)?;
+    /// iv.to(&Device::Cpu, DType::BF16)?;
+    /// assert_eq!(iv.model().dtype(), DType::BF16);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to(&mut self, device: &Device, dtype: DType) -> Result<()> {
+        self.to_mixed(device, dtype, dtype)
     }
 
-    /// Casts the interventions' parameters (and constant sources) to `dtype`.
-    pub fn interventions_to_dtype(&mut self, dtype: DType) -> Result<()> {
-        self.map_interventions(|iv| iv.to_dtype(dtype), |t| t.to_dtype(dtype))
-    }
-
-    fn map_interventions(
+    /// As [`Self::to`], with the autoencoders in `autoencoder_dtype` (mixed precision: a
+    /// bf16 or f16 model with f32 SAEs, or the reverse). The autoencoder math runs in
+    /// `autoencoder_dtype`; activations are cast to it and the results back to `dtype`.
+    pub fn to_mixed(
         &mut self,
+        device: &Device,
+        dtype: DType,
+        autoencoder_dtype: DType,
+    ) -> Result<()> {
+        let model = self.model.to(device, dtype)?;
+        let slots = self.mapped_slots(
+            |iv| iv.to_device_dtype(device, dtype, autoencoder_dtype),
+            |t| t.to_device(device)?.to_dtype(dtype),
+        )?;
+        self.model = model;
+        self.set_slots(slots);
+        Ok(())
+    }
+
+    /// Moves the interventions (their autoencoders included) and constant sources to
+    /// `device`; the model must be on it too for a forward ([`Self::to`] moves everything).
+    pub fn interventions_to_device(&mut self, device: &Device) -> Result<()> {
+        let slots = self.mapped_slots(|iv| iv.to_device(device), |t| t.to_device(device))?;
+        self.set_slots(slots);
+        Ok(())
+    }
+
+    /// Casts the interventions' parameters (their autoencoders included) and constant
+    /// sources to `dtype`.
+    pub fn interventions_to_dtype(&mut self, dtype: DType) -> Result<()> {
+        let slots = self.mapped_slots(|iv| iv.to_dtype(dtype), |t| t.to_dtype(dtype))?;
+        self.set_slots(slots);
+        Ok(())
+    }
+
+    /// Installs moved slots, and points the config's given interventions and constant
+    /// sources at the moved ones (slot `i` is representation `i`), so that no tensor stays
+    /// behind.
+    fn set_slots(&mut self, slots: Vec<Slot>) {
+        for (repr, slot) in self.config.representations.iter_mut().zip(&slots) {
+            if repr.intervention.is_some() {
+                repr.intervention = Some(slot.intervention.clone());
+            }
+            if repr.source_representation.is_some() {
+                repr.source_representation = slot.constant_source.clone();
+            }
+        }
+        self.slots = slots;
+    }
+
+    /// The slots with every intervention mapped by `f` (linked ones once, still shared) and
+    /// every constant source by `g`.
+    fn mapped_slots(
+        &self,
         f: impl Fn(&dyn Intervention) -> vene_interventions::Result<Box<dyn Intervention>>,
         g: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Slot>> {
         let mut done: Vec<(Arc<dyn Intervention>, Arc<dyn Intervention>)> = Vec::new();
-        for s in &mut self.slots {
+        let mut slots = self.slots.clone();
+        for s in &mut slots {
             let new = match done
                 .iter()
                 .find(|(old, _)| Arc::ptr_eq(old, &s.intervention))
@@ -347,7 +410,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 s.constant_source = Some(g(c)?);
             }
         }
-        Ok(())
+        Ok(slots)
     }
 }
 

@@ -1,8 +1,9 @@
 //! `vene features`: the top SAE latents of every token of a prompt.
 
-use candle_core::D;
+use candle_core::{DType, D};
 use vene::hooks::Component;
 
+use crate::backend::BackendArgs;
 use crate::{load, table, CliError, Result};
 
 /// Arguments of `vene features`.
@@ -26,6 +27,9 @@ pub struct FeaturesArgs {
     /// Latents shown per token.
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// Device and precision.
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// Runs `vene features`: a table with one row per token and its `top_k` latents `id (value)`.
@@ -33,13 +37,14 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     if args.top_k == 0 {
         return Err(CliError::invalid("--top-k must be at least 1"));
     }
-    let lm = load::model(&args.model)?;
+    let backend = args.backend.open()?;
+    let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae)?;
+    let ae = load::sae_for(&lm.model, sae, &backend)?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;
     let acts = super::collect_all(&lm.model, layer, args.component, &ids_t)?;
-    let z = ae.encode(&acts)?;
+    let z = ae.encode(&acts)?.to_dtype(DType::F32)?;
     let k = args.top_k.min(ae.latent_dim());
     let order = z
         .arg_sort_last_dim(false)?

@@ -1,12 +1,13 @@
 //! `vene patch`: an interchange intervention from a source prompt into a base prompt.
 
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 use vene::hooks::Component;
 use vene::models::{LanguageModel, Model};
 use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
 };
 
+use crate::backend::BackendArgs;
 use crate::{load, table, CliError, Result};
 
 /// Arguments of `vene patch`.
@@ -30,6 +31,9 @@ pub struct PatchArgs {
     /// Logit changes shown (single layer).
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// Device and precision.
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// Last-position logits of the base with the source's last position patched in at `layer`.
@@ -47,13 +51,13 @@ fn patched_last_logits(
         .source(source.clone())
         .locations(UnitLocations::pair(s_last, b_last));
     let out = iv.forward(&req)?;
-    Ok(out.intervened.get(0)?.get(b_last)?)
+    Ok(out.intervened.get(0)?.get(b_last)?.to_dtype(DType::F32)?)
 }
 
 fn last_logits(model: &Model, ids: &Tensor) -> Result<Tensor> {
     let logits = model.forward(ids, None, &mut vene::hooks::NoHooks)?;
     let t = ids.dim(1)?;
-    Ok(logits.get(0)?.get(t - 1)?)
+    Ok(logits.get(0)?.get(t - 1)?.to_dtype(DType::F32)?)
 }
 
 fn argmax(x: &Tensor) -> Result<u32> {
@@ -68,7 +72,7 @@ fn at(x: &[f32], i: u32) -> f32 {
 /// `all`, one row per layer with the patched prediction and the change of the base's and the
 /// source's top tokens.
 pub fn run(args: &PatchArgs) -> Result<String> {
-    let lm = load::model(&args.model)?;
+    let lm = load::model(&args.model, &args.backend.open()?)?;
     let (_, base) = lm.encode(&args.base)?;
     let (_, source) = lm.encode(&args.source)?;
     let base_logits = last_logits(&lm.model, &base)?;

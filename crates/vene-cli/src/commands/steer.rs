@@ -7,6 +7,7 @@ use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, InterveneOn, RepresentationConfig,
 };
 
+use crate::backend::BackendArgs;
 use crate::{load, CliError, Result};
 
 /// Arguments of `vene steer`.
@@ -36,6 +37,9 @@ pub struct SteerArgs {
     /// Tokens to generate.
     #[arg(long, default_value_t = 20)]
     pub max_new_tokens: usize,
+    /// Device and precision.
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// The decoder direction of `latent`: `decode(e_latent) - decode(0)`, `[d]`.
@@ -50,7 +54,8 @@ pub fn decoder_direction(ae: &dyn vene::autoencoder::Autoencoder, latent: usize)
     if let Some(v) = one.get_mut(latent) {
         *v = 1.0;
     }
-    let z = Tensor::from_vec(one, (1, l), &Device::Cpu)?;
+    let device = ae.placement().map_or(Device::Cpu, |(d, _)| d);
+    let z = Tensor::from_vec(one, (1, l), &device)?;
     let zero = z.zeros_like()?;
     Ok((ae.decode(&z)? - ae.decode(&zero)?)?.squeeze(0)?)
 }
@@ -70,10 +75,11 @@ pub fn run(args: &SteerArgs) -> Result<String> {
             vene::MAX_NEW_TOKENS
         )));
     }
-    let lm = load::model(&args.model)?;
+    let backend = args.backend.open()?;
+    let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae)?;
+    let ae = load::sae_for(&lm.model, sae, &backend)?;
     let direction = (decoder_direction(ae.as_ref(), args.latent)? * args.scale)?
         .to_device(lm.model.device())?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;

@@ -13,6 +13,7 @@ use vene::autoencoder::{
 };
 use vene::hooks::Component;
 
+use crate::backend::BackendArgs;
 use crate::{load, toy, CliError, Result};
 
 /// Arguments of `vene train-sae`.
@@ -55,6 +56,10 @@ pub struct TrainSaeArgs {
     /// the command fails before training).
     #[arg(long)]
     pub overwrite: bool,
+    /// Device and precision (the SAE trains in --sae-dtype, default --dtype; it is saved
+    /// in f32).
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// The most rows `--batch-size` may ask for.
@@ -180,7 +185,8 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             args.data.display()
         )));
     }
-    let lm = load::model(&args.model)?;
+    let backend = args.backend.open()?;
+    let lm = load::model(&args.model, &backend)?;
     let mut parts = Vec::with_capacity(lines.len());
     for line in &lines {
         let (_, ids) = lm.encode(line)?;
@@ -191,7 +197,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             &ids,
         )?);
     }
-    let acts = Tensor::cat(&parts, 0)?;
+    let acts = Tensor::cat(&parts, 0)?.to_dtype(backend.sae_dtype)?;
     let (n, d) = acts.dims2()?;
     let latents = d
         .checked_mul(args.expansion)
@@ -211,7 +217,8 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
         )));
     }
-    let ae = toy::seeded_autoencoder(d, latents, args.seed, acts.device())?;
+    let ae = toy::seeded_autoencoder(d, latents, args.seed, acts.device())?
+        .to(acts.device(), backend.sae_dtype)?;
     let cfg = TrainConfig {
         lr: args.lr,
         total_steps: Some(args.steps),
@@ -243,8 +250,9 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
     let hook = hook_name(args.layer, args.component);
+    let saved = ae.to(&candle_core::Device::Cpu, candle_core::DType::F32)?;
     save_saelens(
-        &ae,
+        &saved,
         &args.out,
         &hook,
         args.layer,

@@ -2,7 +2,7 @@
 //! from vene-testutil, re-exported here).
 #![allow(dead_code)]
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use vene::autoencoder::AutoencoderLayer;
 use vene::models::Model;
 use vene::{get_intervenable_with_autoencoder, IntervenableModel};
@@ -12,9 +12,10 @@ pub use vene_testutil::{
     assert_intervened, get, max_abs, max_abs_diff, oracle, PYVENE_FIXTURES as FIXTURES,
 };
 
+/// The fixture model `tiny-{name}`, on the tests' device (`VENE_TEST_DEVICE`, default CPU).
 pub fn model(name: &str) -> Model {
     let dir = format!("{FIXTURES}/tiny-{name}");
-    Model::from_dir(&dir, DType::F32, &Device::Cpu).expect("fixture model loads")
+    Model::from_dir(&dir, DType::F32, &vene_testutil::device()).expect("fixture model loads")
 }
 
 /// GPT-2 with the fixture autoencoder of case `ae_idx` on layer 1's block output, latents
@@ -29,5 +30,8 @@ pub fn gpt2_ae_idx_model() -> IntervenableModel<Model> {
         t("decoder.0.bias"),
     )
     .unwrap();
-    get_intervenable_with_autoencoder(model("gpt2"), layer, vec![3, 7, 11, 20, 31], 1).unwrap()
+    let mut im =
+        get_intervenable_with_autoencoder(model("gpt2"), layer, vec![3, 7, 11, 20, 31], 1).unwrap();
+    im.to(&vene_testutil::device(), DType::F32).unwrap();
+    im
 }
