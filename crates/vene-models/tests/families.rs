@@ -7,18 +7,7 @@ use vene_hooks::{HookableModel, NoHooks};
 use vene_models::{LanguageModel, Model};
 use vene_testutil::{family_oracle, max_abs, max_abs_diff, FAMILY_FIXTURES};
 
-const FAMILIES: [&str; 10] = [
-    "gpt_neo",
-    "gpt_neox",
-    "gpt_neox_sequential",
-    "mistral",
-    "gemma",
-    "gemma2",
-    "qwen2",
-    "qwen3",
-    "olmo",
-    "olmo2",
-];
+use vene_testutil::FAMILY_NAMES as FAMILIES;
 
 fn dir(family: &str) -> String {
     format!("{FAMILY_FIXTURES}/tiny-{family}")

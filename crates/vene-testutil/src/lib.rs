@@ -27,6 +27,21 @@ pub const FAMILY_FIXTURES: &str = concat!(
     "/../../tests/fixtures/pyvene-families"
 );
 
+/// The families of [`FAMILY_FIXTURES`] (`gpt_neox_sequential` is GPT-NeoX with a sequential
+/// residual).
+pub const FAMILY_NAMES: [&str; 10] = [
+    "gpt_neo",
+    "gpt_neox",
+    "gpt_neox_sequential",
+    "mistral",
+    "gemma",
+    "gemma2",
+    "qwen2",
+    "qwen3",
+    "olmo",
+    "olmo2",
+];
+
 /// The oracle tensors pyvene computed for `family` (`"gemma2"`, `"gpt_neox"`, ...).
 pub fn family_oracle(family: &str) -> HashMap<String, Tensor> {
     load_tensors(Path::new(FAMILY_FIXTURES).join(format!("oracle_{family}.safetensors")))

@@ -19,18 +19,7 @@ use vene_testutil::{
     FAMILY_FIXTURES,
 };
 
-const FAMILIES: [&str; 10] = [
-    "gpt_neo",
-    "gpt_neox",
-    "gpt_neox_sequential",
-    "mistral",
-    "gemma",
-    "gemma2",
-    "qwen2",
-    "qwen3",
-    "olmo",
-    "olmo2",
-];
+use vene_testutil::FAMILY_NAMES as FAMILIES;
 
 fn manifest() -> Value {
     let text = std::fs::read_to_string(format!("{FAMILY_FIXTURES}/manifest.json")).unwrap();
