@@ -247,21 +247,6 @@ impl Model {
         Ok(m)
     }
 
-    /// Every weight tensor of the model (for checks that a move left nothing behind).
-    pub fn weights(&self) -> Vec<Tensor> {
-        let out = std::sync::Mutex::new(Vec::new());
-        let _ = self.map(
-            &|t| {
-                if let Ok(mut v) = out.lock() {
-                    v.push(t.clone());
-                }
-                Ok(t.clone())
-            },
-            &self.device,
-        );
-        out.into_inner().unwrap_or_default()
-    }
-
     /// Logits for `input_ids` after the tokens in `cache` (extended with the new ones).
     fn run(
         &self,
