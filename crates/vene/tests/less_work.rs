@@ -40,13 +40,16 @@ impl Hooks for Spy<'_> {
     }
 }
 
+/// Per run: the logits asked for and the deepest layer run.
+type Runs = Arc<Mutex<Vec<(LogitsAt, Option<usize>)>>>;
+
 /// A model that records, per run, the logits asked for and the deepest layer it ran;
 /// `honest: false` hides the hooks' `last_layer` (every run goes through every layer).
 #[derive(Debug)]
 struct Recording {
     model: Model,
     honest: bool,
-    runs: Arc<Mutex<Vec<(LogitsAt, Option<usize>)>>>,
+    runs: Runs,
 }
 
 impl HookableModel for Recording {
@@ -124,8 +127,6 @@ impl LanguageModel for Recording {
         })
     }
 }
-
-type Runs = Arc<Mutex<Vec<(LogitsAt, Option<usize>)>>>;
 
 fn recording(
     name: &str,
