@@ -71,10 +71,26 @@ pub(crate) fn blend(base: &Tensor, source: &Tensor, m: &Tensor) -> Result<Tensor
 /// `base` `[B, n, d]` with the selected dims combined with `source` (same shape): the fused
 /// masked-combine kernel of vene-kernels, one pass, gradients to both inputs.
 pub(crate) fn combine(base: &Tensor, source: &Tensor, sel: &Resolved, op: Op) -> Result<Tensor> {
+    if op == Combine::Replace && replaces_every_dim(sel, base) {
+        // the output is the source: at most one copy (of a broadcast source), no kernel
+        return Ok(source.contiguous()?);
+    }
     Ok(match sel {
         Resolved::Same(dims) => vene_kernels::masked_combine(base, source, dims, op)?,
         Resolved::PerExample(rows) => vene_kernels::masked_combine_rows(base, source, rows, op)?,
     })
+}
+
+/// Whether `sel` selects every dim of `base`'s last axis, in order, for every row.
+fn replaces_every_dim(sel: &Resolved, base: &Tensor) -> bool {
+    let Some(&width) = base.dims().last() else {
+        return false;
+    };
+    let all = |dims: &[usize]| dims.len() == width && dims.iter().enumerate().all(|(i, &d)| i == d);
+    match sel {
+        Resolved::Same(dims) => all(dims),
+        Resolved::PerExample(rows) => rows.iter().all(|r| all(r)),
+    }
 }
 
 /// The same as [`combine`] in plain candle ops (a `where` over a broadcast mask); kept to
