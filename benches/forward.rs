@@ -2,13 +2,15 @@
 //! active nowhere (a distinct type, so the check is a real virtual call) vs a collecting hook at
 //! one site (block_output of the middle layer).
 //!
+//! Also: whether a base and a source run pay to share their common prefix (`shared_prefix/*`).
+//!
 //! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257) on
 //! batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use vene_hooks::{Component, HookCall, Hooks, NoHooks, Site};
-use vene_models::{Gpt2Config, LanguageModel, Model};
+use vene_models::{Gpt2Config, LanguageModel, LogitsAt, Model};
 
 /// Active nowhere, but not `NoHooks`.
 struct Inactive;
@@ -36,6 +38,48 @@ impl Hooks for CollectOne {
         self.got = Some(x.clone());
         Ok(x)
     }
+}
+
+/// Active nowhere; a run for these hooks only may stop after `0`.
+struct StopAfter(usize);
+
+impl Hooks for StopAfter {
+    fn is_active(&self, _site: Site) -> bool {
+        false
+    }
+    fn on_activation(&mut self, _call: HookCall, x: Tensor) -> vene_hooks::Result<Tensor> {
+        Ok(x)
+    }
+    fn last_layer(&self) -> Option<usize> {
+        Some(self.0)
+    }
+}
+
+/// Whether base and source runs pay to share their prefix (layers 0..=5 of 12): two runs of
+/// batch `b` against one run of batch `2b`, each stopped after layer 5.
+fn bench_shared_prefix(c: &mut Criterion, model: &Model, batch: usize, seq: usize) {
+    let ids = |b: usize| {
+        let t: Vec<u32> = (0..b * seq)
+            .map(|i| ((i * 389 + 7) % 50257) as u32)
+            .collect();
+        Tensor::from_vec(t, (b, seq), model.device()).expect("ids")
+    };
+    let (one, two) = (ids(batch), ids(2 * batch));
+    let prefix = |x: &Tensor| {
+        model
+            .forward_logits_at(x, None, None, &LogitsAt::Nothing, &mut StopAfter(5))
+            .expect("prefix")
+    };
+    let mut group = c.benchmark_group(format!("shared_prefix/b{batch}t{seq}"));
+    group.sample_size(10);
+    group.bench_function("two_runs", |b| {
+        b.iter(|| {
+            prefix(&one);
+            prefix(&one)
+        })
+    });
+    group.bench_function("one_run_of_twice_the_batch", |b| b.iter(|| prefix(&two)));
+    group.finish();
 }
 
 fn bench_model(c: &mut Criterion, name: &str, model: &Model, ids: &Tensor) {
@@ -71,6 +115,8 @@ fn forward(c: &mut Criterion) {
         .collect();
     let ids = Tensor::from_vec(tokens, (batch, seq), &device).expect("ids");
     bench_model(c, "gpt2_small_8x128", &small, &ids);
+    bench_shared_prefix(c, &small, 1, 32);
+    bench_shared_prefix(c, &small, 8, 128);
 
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),

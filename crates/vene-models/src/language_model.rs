@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 use vene_hooks::{HookableModel, Hooks};
 
-use crate::{KvCache, LogitsAt, Result};
+use crate::{KvCache, LogitsAt, Prefix, Result};
 
 /// A causal language model that calls a hook at every component of every layer.
 pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
@@ -65,6 +65,40 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
                     .reshape((b, n, v))?
             }
         }))
+    }
+
+    /// Runs `inputs` (of one length) as one batch through the first `n_layers` layers, with no
+    /// hooks, and returns each input with its residual stream, to go on with
+    /// [`LanguageModel::forward_from_prefix`] (see [`Prefix`]). Inputs that cannot share (of
+    /// different lengths, or fewer than two) come back as they were. The default shares
+    /// nothing.
+    fn forward_prefixes(&self, inputs: Vec<Prefix>, n_layers: usize) -> Result<Vec<Prefix>> {
+        let _ = n_layers;
+        Ok(inputs)
+    }
+
+    /// Goes on from `prefix` (after the layers it has run; from the start when it has run none)
+    /// with `hooks`, which must not need a layer the prefix already ran; logits as in
+    /// [`LanguageModel::forward_logits_at`].
+    fn forward_from_prefix(
+        &self,
+        prefix: &Prefix,
+        logits: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Option<Tensor>> {
+        if prefix.residual.is_some() {
+            return Err(crate::ModelError::InvalidInput(format!(
+                "{} cannot go on from a shared prefix it did not make",
+                self.model_type()
+            )));
+        }
+        self.forward_logits_at(
+            &prefix.ids,
+            prefix.mask.as_ref(),
+            prefix.position_ids.as_ref(),
+            logits,
+            hooks,
+        )
     }
 
     /// Logits for the new tokens `input_ids` `[B, T_new]` after the tokens in `cache`, which is

@@ -25,6 +25,7 @@ mod language_model;
 mod loader;
 mod logits_at;
 mod model;
+mod prefix;
 mod tokenizer;
 mod weights;
 
@@ -39,4 +40,5 @@ pub use language_model::LanguageModel;
 pub use loader::{load_pretrained, Pretrained};
 pub use logits_at::LogitsAt;
 pub use model::Model;
+pub use prefix::Prefix;
 pub use tokenizer::Tokenizer;

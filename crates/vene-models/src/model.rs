@@ -12,11 +12,13 @@ use crate::cache::KvCache;
 use crate::decoder::block::Block;
 use crate::decoder::build::Builder;
 use crate::decoder::norm::Norm;
-use crate::decoder::positions::{positions, PositionRequest};
-use crate::decoder::rotary::Rotary;
+use crate::decoder::positions::{positions, PositionRequest, Positions};
+use crate::decoder::rotary::{Rotary, RotaryTables};
 use crate::decoder::spec::{DecoderSpec, PositionEncoding};
 use crate::inputs::check_ids;
-use crate::{families, Gpt2Config, LanguageModel, LlamaConfig, LogitsAt, ModelError, Result};
+use crate::{
+    families, Gpt2Config, LanguageModel, LlamaConfig, LogitsAt, ModelError, Prefix, Result,
+};
 
 /// A loaded model of any supported family (see [`supported_model_types`](crate::supported_model_types)).
 ///
@@ -272,15 +274,33 @@ impl Model {
         at: &LogitsAt,
         hooks: &mut dyn Hooks,
     ) -> Result<Option<Tensor>> {
-        let s = &*self.spec;
-        let (ids, b, t) = check_ids(input_ids, s.vocab_size)?;
         let offset = match cache.as_deref() {
             Some(c) => {
+                let b = input_ids.dims().first().copied().unwrap_or(0);
                 c.check(self.layers.len(), b)?;
                 c.len()
             }
             None => 0,
         };
+        let pass = self.pass(input_ids, mask, position_ids, offset)?;
+        let x = self.embed(&pass)?;
+        let x = self.layers_from(x, 0, &pass, cache.as_deref_mut(), at, hooks)?;
+        if let Some(c) = cache {
+            c.advance(pass.t);
+        }
+        self.head(x, &pass, mask, at)
+    }
+
+    /// Checks the inputs of one pass and makes its positions (and rotary tables).
+    pub(crate) fn pass(
+        &self,
+        input_ids: &Tensor,
+        mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        offset: usize,
+    ) -> Result<Pass> {
+        let s = &*self.spec;
+        let (ids, b, t) = check_ids(input_ids, s.vocab_size)?;
         let ids = ids.to_device(&self.device)?;
         let window = s.attention.windows.iter().flatten().copied().min();
         let pos = positions(
@@ -294,14 +314,31 @@ impl Model {
             },
             &self.device,
         )?;
-        let mut x = embedding(&self.embed, &ids)?;
+        let tables = match &self.rotary {
+            Some(r) => Some(r.tables(&pos.ids, pos.shared, self.dtype)?),
+            None => None,
+        };
+        Ok(Pass {
+            ids,
+            b,
+            t,
+            offset,
+            pos,
+            tables,
+        })
+    }
+
+    /// The residual stream entering layer 0: token (and learned position) embeddings.
+    pub(crate) fn embed(&self, pass: &Pass) -> Result<Tensor> {
+        let s = &*self.spec;
+        let mut x = embedding(&self.embed, &pass.ids)?;
         if let Some(scale) = s.head.embed_scale {
             // HF multiplies by the scale as a tensor of the activation dtype.
             let scale = Tensor::new(scale as f32, &self.device)?.to_dtype(x.dtype())?;
             x = x.broadcast_mul(&scale)?;
         }
         if let (Some(table), Some(max)) = (&self.pos_embed, s.max_positions()) {
-            let last = pos.ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
+            let last = pass.pos.ids.flatten_all()?.max(0)?.to_scalar::<u32>()? as usize;
             if last >= max {
                 return Err(ModelError::InvalidInput(format!(
                     "the sequence reaches position {last}, past the {} model's n_positions {max} \
@@ -309,27 +346,75 @@ impl Model {
                     s.model_type
                 )));
             }
-            x = x.broadcast_add(&embedding(table, &pos.ids)?)?;
+            x = x.broadcast_add(&embedding(table, &pass.pos.ids)?)?;
         }
-        let tables = match &self.rotary {
-            Some(r) => Some(r.tables(&pos.ids, pos.shared, self.dtype)?),
-            None => None,
-        };
-        let n_run = match (at, hooks.last_layer()) {
+        Ok(x)
+    }
+
+    /// Runs layers `first..` on `x`: all of them, or (for [`LogitsAt::Nothing`] without a
+    /// cache) up to the last one the hooks need.
+    pub(crate) fn layers_from(
+        &self,
+        mut x: Tensor,
+        first: usize,
+        pass: &Pass,
+        mut cache: Option<&mut KvCache>,
+        at: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        let end = match (at, hooks.last_layer()) {
             // a cache must see every layer
             (LogitsAt::Nothing, Some(last)) if cache.is_none() => (last + 1).min(self.layers.len()),
             _ => self.layers.len(),
         };
-        for (i, layer) in self.layers.iter().take(n_run).enumerate() {
+        for i in first..end {
             let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
-            x = layer.forward(x, tables.as_ref(), &pos, offset, slot, hooks)?;
+            x = self.layers[i].forward(
+                x,
+                pass.tables.as_ref(),
+                &pass.pos,
+                pass.offset,
+                slot,
+                hooks,
+            )?;
         }
-        if let Some(c) = cache {
-            c.advance(t);
+        Ok(x)
+    }
+
+    /// Runs the layers in `range` on `x`, with `hooks`.
+    pub(crate) fn run_layers(
+        &self,
+        mut x: Tensor,
+        range: std::ops::Range<usize>,
+        pass: &Pass,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        for i in range {
+            x = self.layers[i].forward(
+                x,
+                pass.tables.as_ref(),
+                &pass.pos,
+                pass.offset,
+                None,
+                hooks,
+            )?;
         }
+        Ok(x)
+    }
+
+    /// Final norm and unembedding of the rows `at` selects (`None` for nothing).
+    pub(crate) fn head(
+        &self,
+        x: Tensor,
+        pass: &Pass,
+        mask: Option<&Tensor>,
+        at: &LogitsAt,
+    ) -> Result<Option<Tensor>> {
         if *at == LogitsAt::Nothing {
             return Ok(None);
         }
+        let s = &*self.spec;
+        let (b, t) = (pass.b, pass.t);
         let x = x.reshape((b * t, s.hidden_size))?;
         let (x, n) = match at.rows(b, t, mask)? {
             None => (x, t),
@@ -345,6 +430,21 @@ impl Model {
         }
         Ok(Some(logits.reshape((b, n, s.vocab_size))?))
     }
+
+    /// The number of layers.
+    pub(crate) fn layer_count(&self) -> usize {
+        self.layers.len()
+    }
+}
+
+/// One pass's checked inputs and positions.
+pub(crate) struct Pass {
+    pub ids: Tensor,
+    pub b: usize,
+    pub t: usize,
+    pub offset: usize,
+    pub pos: Positions,
+    pub tables: Option<RotaryTables>,
 }
 
 /// Rows `ids` `[B, T]` of the table `[n, d]`, as `[B, T, d]`.
@@ -419,6 +519,19 @@ impl LanguageModel for Model {
         hooks: &mut dyn Hooks,
     ) -> Result<Option<Tensor>> {
         self.run_at(input_ids, attention_mask, position_ids, None, logits, hooks)
+    }
+
+    fn forward_prefixes(&self, inputs: Vec<Prefix>, n_layers: usize) -> Result<Vec<Prefix>> {
+        crate::prefix::run_shared(self, inputs, n_layers)
+    }
+
+    fn forward_from_prefix(
+        &self,
+        prefix: &Prefix,
+        logits: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Option<Tensor>> {
+        crate::prefix::continue_from(self, prefix, logits, hooks)
     }
 
     fn forward_cached(

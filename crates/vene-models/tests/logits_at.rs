@@ -6,7 +6,7 @@ use std::cell::Cell;
 
 use candle_core::{DType, Device, Tensor};
 use vene_hooks::{Component, HookCall, HookableModel, Hooks, NoHooks, Site};
-use vene_models::{LanguageModel, LogitsAt, Model};
+use vene_models::{LanguageModel, LogitsAt, Model, Prefix};
 use vene_testutil::{family_oracle, max_abs_diff, FAMILY_FIXTURES, FAMILY_NAMES};
 
 fn load(family: &str) -> Model {
@@ -142,5 +142,54 @@ fn a_run_for_hooks_only_stops_after_the_last_layer_they_need() {
         assert_eq!(full.deepest.get(), model.n_layers() - 1);
         let d = max_abs_diff(&early.seen.unwrap(), &full.seen.unwrap());
         assert_eq!(d, 0.0, "{f}");
+    }
+}
+
+#[test]
+fn inputs_sharing_their_first_layers_get_their_own_logits() {
+    for f in FAMILY_NAMES {
+        let model = load(f);
+        let (ids, mask) = inputs(f);
+        // the same rows reversed, without padding
+        let other = Tensor::cat(
+            &(0..ids.dim(0).unwrap())
+                .rev()
+                .map(|i| ids.narrow(0, i, 1).unwrap())
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .unwrap();
+        let shared = model
+            .forward_prefixes(
+                vec![
+                    Prefix::new(ids.clone()).with_mask(Some(mask.clone())),
+                    Prefix::new(other.clone()),
+                ],
+                1,
+            )
+            .unwrap();
+        assert_eq!(shared[0].layers_done(), 1, "{f}");
+        let ones = Tensor::ones(other.dims(), DType::U32, &Device::Cpu).unwrap();
+        for (p, x, m) in [(&shared[0], &ids, Some(&mask)), (&shared[1], &other, None)] {
+            let alone = model.forward(x, m, &mut NoHooks).unwrap();
+            let logits = model
+                .forward_from_prefix(p, &LogitsAt::All, &mut NoHooks)
+                .unwrap()
+                .unwrap();
+            // real positions only (padded positions are arbitrary)
+            let d = vene_testutil::masked_max_abs_diff(&logits, &alone, m.unwrap_or(&ones));
+            assert!(d <= 1e-5, "{f}: {d}");
+        }
+        // hooks that need a layer the prefix already ran are refused
+        let mut early = ReadOne {
+            site: Site::new(0, Component::MlpOutput),
+            seen: None,
+            deepest: Cell::new(0),
+        };
+        let err = model
+            .forward_from_prefix(&shared[1], &LogitsAt::Nothing, &mut early)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("layer 0"), "{f}: {err}");
     }
 }

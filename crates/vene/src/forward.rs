@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use vene_hooks::{Hooks, NoHooks};
 use vene_interventions::Selection;
-use vene_models::{LanguageModel, LogitsAt};
+use vene_models::{LanguageModel, LogitsAt, Prefix};
 
 use crate::config::Mode;
 use crate::hooks_impl::{Getter, Phase, RunHooks, Setter};
 use crate::locations::{Resolved, UnitLoc, UnitLocations};
+use crate::shared_prefix::SharedPrefix;
 use crate::{IntervenableModel, Result, Subspaces, VeneError};
 
 /// Token ids `[B, T]`, an optional 0/1 attention mask `[B, T]` (padding) and optional
@@ -218,11 +219,13 @@ impl<M: LanguageModel> IntervenableModel<M> {
     /// # Ok(()) }
     /// ```
     pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardOutput> {
-        let (hooks, _) = self.prepare(req, None)?;
+        let shared = self.shared_prefix(req)?;
+        let (hooks, _) = self.prepare_with(req, None, shared.as_ref())?;
         let mut hooks = hooks;
-        let intervened = self.logits_of(&req.base, &req.logits, &mut hooks)?;
+        let base = shared.as_ref().map(|s| &s.base);
+        let intervened = self.logits_of(&req.base, base, &req.logits, &mut hooks)?;
         let original = if req.output_original {
-            Some(self.logits_of(&req.base, &req.logits, &mut NoHooks)?)
+            Some(self.logits_of(&req.base, base, &req.logits, &mut NoHooks)?)
         } else {
             None
         };
@@ -233,20 +236,29 @@ impl<M: LanguageModel> IntervenableModel<M> {
         })
     }
 
-    fn logits_of(&self, input: &Input, at: &LogitsAt, hooks: &mut dyn Hooks) -> Result<Tensor> {
+    /// Logits of `input` (going on from its shared prefix when there is one).
+    fn logits_of(
+        &self,
+        input: &Input,
+        prefix: Option<&Prefix>,
+        at: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
         let at = match at {
             LogitsAt::Nothing => &LogitsAt::All, // a forward returns logits
             other => other,
         };
-        self.model
-            .forward_logits_at(
+        let logits = match prefix {
+            Some(p) => self.model.forward_from_prefix(p, at, hooks)?,
+            None => self.model.forward_logits_at(
                 &input.ids,
                 input.mask.as_ref(),
                 input.position_ids.as_ref(),
                 at,
                 hooks,
-            )?
-            .ok_or_else(|| VeneError::Config("internal: the model returned no logits".into()))
+            )?,
+        };
+        logits.ok_or_else(|| VeneError::Config("internal: the model returned no logits".into()))
     }
 
     pub(crate) fn collected_in_order(&self, mut collected: Vec<(usize, Tensor)>) -> Vec<Tensor> {
@@ -355,6 +367,16 @@ impl<M: LanguageModel> IntervenableModel<M> {
         req: &ForwardRequest,
         phase: Option<Phase>,
     ) -> Result<(RunHooks, Vec<Resolved>)> {
+        self.prepare_with(req, phase, None)
+    }
+
+    /// As [`Self::prepare`]; the source run of `shared.group` goes on from its shared prefix.
+    pub(crate) fn prepare_with(
+        &self,
+        req: &ForwardRequest,
+        phase: Option<Phase>,
+        shared: Option<&SharedPrefix>,
+    ) -> Result<(RunHooks, Vec<Resolved>)> {
         let batch = req.base.batch()?;
         let sources = self.sources_per_group(req, batch)?;
         let group_sizes: Vec<usize> = self.groups.iter().map(Vec::len).collect();
@@ -375,7 +397,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             },
         };
         let hooks = match self.config.mode {
-            Mode::Parallel => self.prepare_parallel(req, &sources, &resolved[0], batch)?,
+            Mode::Parallel => self.prepare_parallel(req, &sources, &resolved[0], batch, shared)?,
             Mode::Serial => self.prepare_serial(req, &sources, &resolved, batch)?,
         };
         Ok((
@@ -388,11 +410,13 @@ impl<M: LanguageModel> IntervenableModel<M> {
         ))
     }
 
-    /// A source run: only as far as the last layer a getter reads (no logits).
+    /// A source run: only as far as the last layer a getter reads (no logits), going on from
+    /// `prefix` when the source shares one with the base.
     fn run_getters(
         &self,
         req: &ForwardRequest,
         source: &Input,
+        prefix: Option<&Prefix>,
         getters: Vec<Getter>,
         setters: Vec<Setter>,
     ) -> Result<HashMap<usize, Tensor>> {
@@ -405,13 +429,18 @@ impl<M: LanguageModel> IntervenableModel<M> {
             detach: !req.gradients,
             ..RunHooks::default()
         };
-        self.model.forward_logits_at(
-            &source.ids,
-            source.mask.as_ref(),
-            source.position_ids.as_ref(),
-            &LogitsAt::Nothing,
-            &mut hooks,
-        )?;
+        match prefix {
+            Some(p) => self
+                .model
+                .forward_from_prefix(p, &LogitsAt::Nothing, &mut hooks)?,
+            None => self.model.forward_logits_at(
+                &source.ids,
+                source.mask.as_ref(),
+                source.position_ids.as_ref(),
+                &LogitsAt::Nothing,
+                &mut hooks,
+            )?,
+        };
         Ok(hooks.gathered)
     }
 
@@ -421,6 +450,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
         sources: &[Option<Input>],
         loc: &Resolved,
         batch: usize,
+        shared: Option<&SharedPrefix>,
     ) -> Result<RunHooks> {
         let mut kinds: Vec<SetterSource> = (0..self.slots.len())
             .map(|_| SetterSource::NoSourceRun)
@@ -445,7 +475,8 @@ impl<M: LanguageModel> IntervenableModel<M> {
                         kinds[i] = SetterSource::Gathered;
                     }
                     if !getters.is_empty() {
-                        gathered.extend(self.run_getters(req, &src, getters, vec![])?);
+                        let prefix = shared.filter(|s| s.group == g).map(|s| &s.source);
+                        gathered.extend(self.run_getters(req, &src, prefix, getters, vec![])?);
                     }
                 }
                 None if !req.sources.is_empty() => {
@@ -511,7 +542,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             let prev = std::mem::take(&mut setters);
             let mut run_getters = getters;
             run_getters.append(&mut getters_skip);
-            let mut gathered = self.run_getters(req, &src, run_getters, prev)?;
+            let mut gathered = self.run_getters(req, &src, None, run_getters, prev)?;
             for (k, &i) in members.iter().enumerate() {
                 let base_loc = step.base.get(k).cloned().flatten();
                 setters.push(self.setter(req, i, base_loc.clone(), gathered.remove(&i), batch)?);

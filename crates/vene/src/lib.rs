@@ -26,6 +26,7 @@ mod intervenable;
 mod load_pyvene;
 mod locations;
 mod save;
+mod shared_prefix;
 mod subspaces;
 mod train;
 

@@ -11,7 +11,7 @@ use common::*;
 use vene::hooks::{
     Component, ComponentShape, HookCall, HookableModel, Hooks, Result as HookResult, Site,
 };
-use vene::models::{KvCache, LanguageModel, Model};
+use vene::models::{KvCache, LanguageModel, Model, Prefix};
 use vene::{ForwardRequest, Input, IntervenableConfig, IntervenableModel, LogitsAt, UnitLocations};
 
 /// Hooks that pass everything to `inner` and note the deepest layer the model asked about.
@@ -49,7 +49,11 @@ type Runs = Arc<Mutex<Vec<(LogitsAt, Option<usize>)>>>;
 struct Recording {
     model: Model,
     honest: bool,
+    /// Whether the base and the source may share their first layers.
+    share: bool,
     runs: Runs,
+    /// The layers each shared prefix ran.
+    prefixes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl HookableModel for Recording {
@@ -81,18 +85,33 @@ impl LanguageModel for Recording {
         logits: &LogitsAt,
         hooks: &mut dyn Hooks,
     ) -> vene::models::Result<Option<Tensor>> {
-        let mut spy = Spy {
-            inner: hooks,
-            deepest: Cell::new(None),
-            honest: self.honest,
-        };
+        let mut spy = self.spy(hooks);
         let out = self
             .model
             .forward_logits_at(ids, mask, positions, logits, &mut spy)?;
-        self.runs
-            .lock()
-            .unwrap()
-            .push((logits.clone(), spy.deepest.get()));
+        self.record(logits, &spy);
+        Ok(out)
+    }
+    fn forward_prefixes(
+        &self,
+        inputs: Vec<Prefix>,
+        n_layers: usize,
+    ) -> vene::models::Result<Vec<Prefix>> {
+        if !self.share {
+            return Ok(inputs);
+        }
+        self.prefixes.lock().unwrap().push(n_layers);
+        self.model.forward_prefixes(inputs, n_layers)
+    }
+    fn forward_from_prefix(
+        &self,
+        prefix: &Prefix,
+        logits: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> vene::models::Result<Option<Tensor>> {
+        let mut spy = self.spy(hooks);
+        let out = self.model.forward_from_prefix(prefix, logits, &mut spy)?;
+        self.record(logits, &spy);
         Ok(out)
     }
     fn forward_cached(
@@ -122,9 +141,26 @@ impl LanguageModel for Recording {
     fn to(&self, device: &Device, dtype: DType) -> vene::models::Result<Self> {
         Ok(Recording {
             model: self.model.to(device, dtype)?,
-            honest: self.honest,
             runs: self.runs.clone(),
+            prefixes: self.prefixes.clone(),
+            ..*self
         })
+    }
+}
+
+impl Recording {
+    fn spy<'a>(&self, hooks: &'a mut dyn Hooks) -> Spy<'a> {
+        Spy {
+            inner: hooks,
+            deepest: Cell::new(None),
+            honest: self.honest,
+        }
+    }
+    fn record(&self, logits: &LogitsAt, spy: &Spy<'_>) {
+        self.runs
+            .lock()
+            .unwrap()
+            .push((logits.clone(), spy.deepest.get()));
     }
 }
 
@@ -138,7 +174,9 @@ fn recording(
     let model = Recording {
         model: model(name),
         honest,
+        share: false,
         runs: runs.clone(),
+        prefixes: Arc::default(),
     };
     let cfg = IntervenableConfig::from_components([(layer, component, "VanillaIntervention")]);
     (IntervenableModel::new(cfg, model).unwrap(), runs)
@@ -249,4 +287,54 @@ fn inference_keeps_no_graph_unless_gradients_are_asked_for() {
     assert!(training.track_op(), "gradients were asked for but not kept");
     // the untracked path fuses norms and softmax: equal up to rounding
     assert!(max_abs_diff(&inference, &training) <= 1e-5);
+}
+
+#[test]
+fn a_shared_prefix_changes_nothing() {
+    for name in ["gpt2", "llama"] {
+        let (base, _) = base_and_source(name);
+        // a source of the base's length: the base's rows in the other order
+        let src = Tensor::cat(&[base.get(1).unwrap(), base.get(0).unwrap()], 0)
+            .unwrap()
+            .reshape(base.dims())
+            .unwrap();
+        let req = ForwardRequest::new(base.clone())
+            .source(src)
+            .locations(UnitLocations::pair(2, 3))
+            .output_original(true);
+        let (alone, _) = recording(name, true, 1, Component::MlpOutput);
+        let runs: Runs = Arc::default();
+        let prefixes: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let shared = IntervenableModel::new(
+            IntervenableConfig::from_components([(1, Component::MlpOutput, "VanillaIntervention")]),
+            Recording {
+                model: model(name),
+                honest: true,
+                share: true,
+                runs: runs.clone(),
+                prefixes: prefixes.clone(),
+            },
+        )
+        .unwrap();
+        let a = alone.forward(&req).unwrap();
+        let s = shared.forward(&req).unwrap();
+        assert!(max_abs_diff(&a.intervened, &s.intervened) <= 1e-5, "{name}");
+        assert!(
+            max_abs_diff(a.original.as_ref().unwrap(), s.original.as_ref().unwrap()) <= 1e-5,
+            "{name}"
+        );
+        assert!(max_abs_diff(&s.intervened, s.original.as_ref().unwrap()) > 1e-4);
+        // layer 0 ran once for both; the source went on to layer 1 only, the base to the end
+        assert_eq!(*prefixes.lock().unwrap(), vec![1], "{name}");
+        let n = shared.model().n_layers();
+        assert_eq!(
+            *runs.lock().unwrap(),
+            vec![
+                (LogitsAt::Nothing, Some(1)),
+                (LogitsAt::All, Some(n - 1)),
+                (LogitsAt::All, Some(n - 1))
+            ],
+            "{name}"
+        );
+    }
 }

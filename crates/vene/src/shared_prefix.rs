@@ -1,0 +1,93 @@
+//! When a base and its one source run share their first layers: below the first layer any
+//! intervention reads or writes, the two runs differ only in their inputs, so they can run as one
+//! batch there (bigger matrix products, one pass over those layers' weights) and split after.
+
+use vene_models::{LanguageModel, Prefix};
+
+use crate::config::Mode;
+use crate::forward::Input;
+use crate::{ForwardRequest, IntervenableModel, Result};
+
+/// Sharing pays while the runs are small (their matrix products are far from the machine's
+/// rate and the weights are read once instead of twice); above this many tokens per run
+/// (batch × length), one batch or two cost the same and sharing only adds the concatenation.
+/// Measured with the `shared_prefix/*` groups of `benches/forward.rs` (docs/benchmarks.md).
+pub(crate) const SHARED_PREFIX_MAX_TOKENS: usize = 256;
+
+/// The base and the source of group `group`, run together through the first layers.
+pub(crate) struct SharedPrefix {
+    pub group: usize,
+    pub base: Prefix,
+    pub source: Prefix,
+}
+
+fn prefix_of(input: &Input) -> Prefix {
+    Prefix::new(input.ids.clone())
+        .with_mask(input.mask.clone())
+        .with_positions(input.position_ids.clone())
+}
+
+impl<M: LanguageModel> IntervenableModel<M> {
+    /// The first layer any intervention touches (reads, writes, or reads a skip input).
+    fn first_layer_touched(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .flat_map(|s| std::iter::once(&s.site).chain(s.skip_input.as_ref()))
+            .map(|site| site.tap.layer)
+            .min()
+    }
+
+    /// Runs the base and the source together up to the first layer touched, when the request
+    /// has exactly one source run of the base's length, in parallel mode, and the runs are small
+    /// enough for sharing to pay ([`SHARED_PREFIX_MAX_TOKENS`]).
+    pub(crate) fn shared_prefix(&self, req: &ForwardRequest) -> Result<Option<SharedPrefix>> {
+        if self.config.mode != Mode::Parallel || req.sources.is_empty() {
+            return Ok(None);
+        }
+        let Ok((b, t)) = req.base.ids.dims2() else {
+            return Ok(None);
+        };
+        if b * t > SHARED_PREFIX_MAX_TOKENS {
+            return Ok(None);
+        }
+        let Some(first) = self.first_layer_touched().filter(|&l| l > 0) else {
+            return Ok(None);
+        };
+        // the groups whose source run reads something
+        let n = self.groups.len();
+        let source_of = |g: usize| match req.sources.len() {
+            1 => req.sources[0].as_ref(),
+            k if k == n => req.sources[g].as_ref(),
+            _ => None,
+        };
+        let runs: Vec<(usize, &Input)> = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, members)| {
+                members.iter().any(|&i| {
+                    let iv = &self.slots[i].intervention;
+                    iv.needs_source() && !iv.is_skip()
+                })
+            })
+            .filter_map(|(g, _)| source_of(g).map(|s| (g, s)))
+            .collect();
+        let [(group, source)] = runs.as_slice() else {
+            return Ok(None);
+        };
+        if source.ids.dims2().ok() != Some((b, t)) {
+            return Ok(None);
+        }
+        let mut shared = self
+            .model
+            .forward_prefixes(vec![prefix_of(&req.base), prefix_of(source)], first)?;
+        let (Some(source), Some(base)) = (shared.pop(), shared.pop()) else {
+            return Ok(None);
+        };
+        Ok(Some(SharedPrefix {
+            group: *group,
+            base,
+            source,
+        }))
+    }
+}
