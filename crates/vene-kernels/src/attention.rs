@@ -18,8 +18,8 @@ pub struct AttentionParams<'a> {
     pub scale: f64,
     /// Soft-cap `c`: scores become `c tanh(s / c)` (Gemma 2); `None` for none.
     pub softcap: Option<f64>,
-    /// u8 `[B or 1, H or 1, T, T_total]`, nonzero where a query may attend a key; `None`
-    /// lets every query attend every key.
+    /// u8 `[B or 1, H or 1, T or 1, T_total]`, nonzero where a query may attend a key;
+    /// `None` lets every query attend every key.
     pub mask: Option<&'a Tensor>,
 }
 
@@ -82,10 +82,10 @@ fn check_qk(q: &Tensor, k: &Tensor, mask: Option<&Tensor>) -> Result<Dims> {
             });
         }
         let ok = matches!(*m.dims(), [mb, mh, mt, mk]
-            if (mb == 1 || mb == b) && (mh == 1 || mh == h) && mt == t && mk == tk);
+            if (mb == 1 || mb == b) && (mh == 1 || mh == h) && (mt == 1 || mt == t) && mk == tk);
         if !ok {
             return Err(bad(format!(
-                "mask must be [{b} or 1, {h} or 1, {t}, {tk}], got {:?}",
+                "mask must be [{b} or 1, {h} or 1, {t} or 1, {tk}], got {:?}",
                 m.dims()
             )));
         }
@@ -132,9 +132,9 @@ fn fused(xs: &[&Tensor], dims: Dims) -> bool {
 /// The mask of the fused kernels (its bytes, `[mb, mh, t, tk]`).
 fn mask_rows(mask: Option<&Tensor>) -> Result<Option<Arc<Mask>>> {
     let Some(m) = mask else { return Ok(None) };
-    let (mb, mh) = (m.dim(0)?, m.dim(1)?);
+    let (mb, mh, mt) = (m.dim(0)?, m.dim(1)?, m.dim(2)?);
     let data = m.flatten_all()?.to_vec1::<u8>()?;
-    Ok(Some(Arc::new(Mask { data, mb, mh })))
+    Ok(Some(Arc::new(Mask { data, mb, mh, mt })))
 }
 
 fn score_params(p: &AttentionParams<'_>) -> Result<ScoreParams> {

@@ -24,22 +24,26 @@ pub(crate) struct Dims {
     pub(crate) dv: usize,
 }
 
-/// A u8 mask `[mb, mh, t, tk]` (`mb` is 1 or b, `mh` is 1 or h), 1 where a query may attend.
+/// A u8 mask `[mb, mh, mt, tk]` (`mb` is 1 or b, `mh` 1 or h, `mt` 1 or t), nonzero where a
+/// query may attend a key.
 #[derive(Debug)]
 pub(crate) struct Mask {
     pub(crate) data: Vec<u8>,
     pub(crate) mb: usize,
     pub(crate) mh: usize,
+    pub(crate) mt: usize,
 }
 
 impl Mask {
-    /// The `[t, tk]` rows of block (batch `bi`, head `hi`).
-    fn block(&self, bi: usize, hi: usize, dims: Dims) -> &[u8] {
+    /// The `[mt, tk]` rows of block (batch `bi`, head `hi`) and the stride between the rows
+    /// of consecutive queries (0 when one row serves every query).
+    fn block(&self, bi: usize, hi: usize, dims: Dims) -> (&[u8], usize) {
         let bi = if self.mb == 1 { 0 } else { bi };
         let hi = if self.mh == 1 { 0 } else { hi };
-        let len = dims.t * dims.tk;
+        let len = self.mt * dims.tk;
         let start = (bi * self.mh + hi) * len;
-        &self.data[start..start + len]
+        let stride = if self.mt == 1 { 0 } else { dims.tk };
+        (&self.data[start..start + len], stride)
     }
 }
 
@@ -53,20 +57,28 @@ pub(crate) struct ScoreParams {
 
 multiversion! {
     /// Soft-cap, mask (disallowed scores become `f32::MIN`, so a fully masked row is uniform)
-    /// and softmax of the `[t, tk]` scores of one block, in place.
-    fn finish_scores(scores: &mut [f32], tk: usize, softcap: Option<f32>, mask: Option<&[u8]>) {
-        if let Some(cap) = softcap {
-            let inv = 1.0 / cap;
-            for s in scores.iter_mut() {
-                *s = vmath::tanh(*s * inv) * cap;
+    /// and softmax of the `[t, tk]` scores of one block, in place; query `i` reads the mask
+    /// at `i * mask_stride`.
+    fn finish_scores(
+        scores: &mut [f32],
+        tk: usize,
+        softcap: Option<f32>,
+        mask: Option<&[u8]>,
+        mask_stride: usize,
+    ) {
+        for (i, row) in scores.chunks_exact_mut(tk).enumerate() {
+            if let Some(cap) = softcap {
+                let inv = 1.0 / cap;
+                for s in row.iter_mut() {
+                    *s = vmath::tanh(*s * inv) * cap;
+                }
             }
-        }
-        if let Some(m) = mask {
-            for (s, &a) in scores.iter_mut().zip(m) {
-                *s = if a == 0 { f32::MIN } else { *s };
+            if let Some(m) = mask {
+                let m = &m[i * mask_stride..i * mask_stride + tk];
+                for (s, &a) in row.iter_mut().zip(m) {
+                    *s = if a == 0 { f32::MIN } else { *s };
+                }
             }
-        }
-        for row in scores.chunks_exact_mut(tk) {
             softmax_inplace(row);
         }
     }
@@ -127,8 +139,10 @@ fn probs_block(q: &[f32], k: &[f32], dims: Dims, p: &ScoreParams, idx: usize, ou
             p.scale,
         );
     }
-    let mask = p.mask.as_ref().map(|m| m.block(bi, hi, dims));
-    finish_scores(out, tk, p.softcap, mask);
+    match p.mask.as_ref().map(|m| m.block(bi, hi, dims)) {
+        Some((rows, stride)) => finish_scores(out, tk, p.softcap, Some(rows), stride),
+        None => finish_scores(out, tk, p.softcap, None, 0),
+    }
 }
 
 /// A raw output pointer shared by the blocks, which write disjoint elements.

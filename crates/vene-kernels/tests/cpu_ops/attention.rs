@@ -22,6 +22,8 @@ fn fused_matches_the_candle_composition() {
     let v = random(&[b, h, tk, 6], 2.0, 3);
     let m = mask(b, t, tk);
     let one_mask = m.narrow(0, 1, 1).unwrap().contiguous().unwrap();
+    // One row per example for every query (a padding mask), per head.
+    let row_mask = m.narrow(2, 3, 1).unwrap().repeat((1, h, 1, 1)).unwrap();
     let cases = [
         AttentionParams::default(),
         AttentionParams {
@@ -33,6 +35,11 @@ fn fused_matches_the_candle_composition() {
             scale: 0.125,
             softcap: None,
             mask: Some(&one_mask),
+        },
+        AttentionParams {
+            scale: 1.0,
+            softcap: Some(0.5),
+            mask: Some(&row_mask),
         },
     ];
     for p in &cases {
