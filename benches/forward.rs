@@ -2,8 +2,9 @@
 //! active nowhere (a distinct type, so the check is a real virtual call) vs a collecting hook at
 //! one site (block_output of the middle layer).
 //!
-//! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257) on
-//! batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
+//! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257; detached
+//! from autograd, as a model loaded from disk is) on batch 8 x 128 tokens, and the tiny fixture
+//! GPT-2 on the fixture's 2 x 6 base batch.
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -60,8 +61,11 @@ fn bench_model(c: &mut Criterion, name: &str, model: &Model, ids: &Tensor) {
 
 fn forward(c: &mut Criterion) {
     let device = Device::Cpu;
+    // Detached from autograd, as a model loaded from disk is (a VarMap's tensors are tracked,
+    // which keeps the CPU fast paths of vene-kernels off).
     let (small, _vars) =
         Model::random_gpt2(&Gpt2Config::gpt2_small(), DType::F32, &device).expect("random model");
+    let small = small.detached().expect("detach");
     let (batch, seq, vocab) = (8usize, 128usize, 50257usize);
     let tokens: Vec<u32> = (0..batch * seq)
         .map(|i| ((i * 389 + 7) % vocab) as u32)

@@ -71,7 +71,11 @@ pub(crate) fn map_rows(
 
 /// Asserts (as a candle error) that `n` is a multiple of `width`, so rows are whole.
 pub(crate) fn whole_rows(n: usize, width: usize, op: &str) -> candle_core::Result<()> {
-    if width == 0 && n != 0 || width != 0 && n % width != 0 {
+    let whole = match n.checked_rem(width) {
+        Some(rest) => rest == 0,
+        None => n == 0,
+    };
+    if !whole {
         candle_core::bail!("{op}: internal size mismatch ({n} elements, rows of {width})");
     }
     Ok(())

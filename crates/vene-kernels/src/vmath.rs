@@ -90,7 +90,7 @@ pub(crate) fn exp_hi_lo(hi: f32, lo: f32) -> f32 {
     let n = shifted - ROUND_MAGIC;
     let ni = (shifted.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
     // For large |hi|, hi - n * LN2_HI is exact (the two are within a factor 2 of each other).
-    let r = if s < EXP_LO || s > EXP_HI {
+    let r = if !(EXP_LO..=EXP_HI).contains(&s) {
         xc - n * LN2_HI - n * LN2_LO
     } else {
         ((hi - n * LN2_HI) - n * LN2_LO) + lo
@@ -124,7 +124,7 @@ const ERFC_G: [f32; 12] = [
     -1.225_397_7,
     2.398_703,
     -2.205_086,
-    0.991_348_98,
+    0.991_349,
     -0.178_755_75,
 ];
 

@@ -17,7 +17,8 @@ fn silu_f64(x: f64) -> f64 {
 }
 
 type Op = fn(&Tensor) -> vene_kernels::Result<Tensor>;
-const OPS: [(&str, Op, fn(f64) -> f64); 3] = [
+type Reference = fn(f64) -> f64;
+const OPS: [(&str, Op, Reference); 3] = [
     ("gelu_tanh", gelu_tanh, gelu_tanh_f64),
     ("gelu_erf", gelu_erf, gelu_erf_f64),
     ("silu", silu, silu_f64),
