@@ -4,8 +4,8 @@
 //!
 //! Also: whether a base and a source run pay to share their common prefix (`shared_prefix/*`).
 //!
-//! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257) on
-//! batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
+//! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257; detached
+//! from autograd, as a model loaded from disk is) on batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
 
 use candle_core::{DType, Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -1,4 +1,4 @@
-//! Typed errors of the masked swap kernels.
+//! Typed errors of the kernels.
 
 use candle_core::{DType, Shape};
 
@@ -61,6 +61,33 @@ pub enum KernelError {
     /// An in-place swap needs a contiguous base (it cannot fall back to a copy).
     #[error("in-place masked swap needs a contiguous base tensor")]
     NotContiguous,
+    /// An input of a CPU fast-path op (activation, norm, softmax, attention, linear) has a
+    /// shape the op cannot take.
+    #[error("{op}: {detail}")]
+    BadShape {
+        /// The op, e.g. `"layer_norm"`.
+        op: &'static str,
+        /// What is wrong, naming the shapes.
+        detail: String,
+    },
+    /// An input of a fast-path op has a dtype the op cannot take.
+    #[error("{op}: {what} must be {expected:?}, got {got:?}")]
+    WrongDType {
+        /// The op, e.g. `"attention"`.
+        op: &'static str,
+        /// Which input.
+        what: &'static str,
+        /// The dtype it must have.
+        expected: DType,
+        /// The dtype it has.
+        got: DType,
+    },
+    /// The inputs of a fast-path op live on different devices.
+    #[error("{op}: inputs are on different devices")]
+    DevicesDiffer {
+        /// The op.
+        op: &'static str,
+    },
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

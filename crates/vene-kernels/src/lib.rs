@@ -28,27 +28,40 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod activation;
 mod alloc;
 mod api;
+mod attention;
+mod attention_cpu;
 mod combine;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod dispatch;
 mod error;
+mod fast;
+mod linear;
+mod norm;
 mod op;
 mod reference;
 mod selection;
+mod softmax;
+mod vmath;
 
+pub use activation::{gelu_erf, gelu_tanh, silu};
 pub use api::{
     masked_combine, masked_combine_inplace, masked_combine_rows, masked_swap, masked_swap_inplace,
 };
+pub use attention::{attention, attention_probs, attention_values, AttentionParams};
 pub use combine::Combine;
 pub use dispatch::{
     has_fused_kernel, kernel_mode, kernel_path, set_kernel_mode, with_kernel_mode, KernelMode,
     KernelPath, KERNELS_ENV,
 };
 pub use error::{KernelError, Result};
+pub use linear::{linear, WeightLayout};
+pub use norm::{layer_norm, rms_norm};
 pub use reference::{
     masked_combine_reference, masked_combine_rows_reference, masked_swap_reference,
 };
+pub use softmax::softmax_last_dim;

@@ -3,8 +3,10 @@
 //! and the hooks at query/key/value output, attention weights, value output and output.
 
 use candle_core::{DType, Tensor, D};
-use vene_hooks::{Component, Hooks};
+use vene_hooks::{Component, Hooks, Site};
+use vene_kernels::AttentionParams;
 
+use super::kernels::kernel_error;
 use super::linear::Linear;
 use super::norm::Norm;
 use super::positions::{mask_scores, Positions};
@@ -79,7 +81,6 @@ impl Attention {
         cache: CacheSlot<'_>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
-        let (b, t, _) = x.dims3()?;
         let l = self.layer;
         let (qw, kvw) = (
             self.n_heads * self.head_dim,
@@ -125,6 +126,41 @@ impl Attention {
         } else {
             (q, k)
         };
+        let out = if q.dtype() == DType::F32 && dtype == DType::F32 {
+            // vene-kernels: fused on the CPU (the probabilities are only formed when hooked).
+            let params = AttentionParams {
+                scale: self.scale,
+                softcap: self.softcap,
+                mask: pos.mask(self.window),
+            };
+            if hooks.is_active(Site::new(l, Component::AttentionWeight)) {
+                let probs = vene_kernels::attention_probs(&q, &k, &params).map_err(kernel_error)?;
+                let probs = hook(hooks, l, Component::AttentionWeight, offset, probs)?;
+                vene_kernels::attention_values(&probs, &v).map_err(kernel_error)?
+            } else {
+                vene_kernels::attention(&q, &k, &v, &params).map_err(kernel_error)?
+            }
+        } else {
+            self.scores_and_values(&q, &k, &v, pos, offset, hooks)?
+        };
+        let out = hook(hooks, l, Component::AttentionValueOutput, offset, out)?;
+        let out = self.o.forward(&out)?;
+        hook(hooks, l, Component::AttentionOutput, offset, out)
+    }
+
+    /// The candle composition for dtypes other than f32 (scores in the dtype of q, the
+    /// softmax in f32 as HF does); returns the merged heads `[B, T, H * hd]`.
+    fn scores_and_values(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        pos: &Positions,
+        offset: usize,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        let (b, _, t, _) = q.dims4()?;
+        let dtype = v.dtype();
         let mut scores = q.matmul(&k.t()?)?;
         if self.scale != 1.0 {
             scores = (scores * self.scale)?;
@@ -135,11 +171,11 @@ impl Attention {
         let scores = mask_scores(&scores, pos.mask(self.window))?;
         // HF runs the softmax in f32.
         let probs = softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-        let probs = hook(hooks, l, Component::AttentionWeight, offset, probs)?;
-        let out = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, t, qw))?;
-        let out = hook(hooks, l, Component::AttentionValueOutput, offset, out)?;
-        let out = self.o.forward(&out)?;
-        hook(hooks, l, Component::AttentionOutput, offset, out)
+        let probs = hook(hooks, self.layer, Component::AttentionWeight, offset, probs)?;
+        Ok(probs
+            .matmul(v)?
+            .transpose(1, 2)?
+            .reshape((b, t, self.n_heads * self.head_dim))?)
     }
 
     pub(crate) fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>) -> Result<Self> {

@@ -1,8 +1,11 @@
 //! A linear layer whose weight is stored either `[out, in]` (nn.Linear) or `[in, out]`
-//! (GPT-2's Conv1D), used as stored: no transposed copy is made.
+//! (GPT-2's Conv1D), used as stored: no transposed copy is made. vene-kernels runs it (on the
+//! CPU in f32 with the bias fused into the matmul; `matmul` + `broadcast_add` otherwise).
 
 use candle_core::Tensor;
+use vene_kernels::WeightLayout;
 
+use super::kernels::kernel_error;
 use crate::Result;
 
 /// `y = x W^T + b` (or `x W + b` for Conv1D-oriented weights).
@@ -23,35 +26,14 @@ impl Linear {
         }
     }
 
-    /// The output width.
-    pub(crate) fn out_dim(&self) -> Result<usize> {
-        Ok(if self.in_out {
-            self.weight.dim(1)?
-        } else {
-            self.weight.dim(0)?
-        })
-    }
-
     /// Applies the layer to `x` `[..., in]`.
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let d_in = *dims.last().unwrap_or(&0);
-        let rows = x.elem_count() / d_in.max(1);
-        let x2 = x.reshape((rows, d_in))?;
-        let y = if self.in_out {
-            x2.matmul(&self.weight)?
+        let layout = if self.in_out {
+            WeightLayout::InOut
         } else {
-            x2.matmul(&self.weight.t()?)?
+            WeightLayout::OutIn
         };
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
-        let mut out_dims = dims;
-        if let Some(last) = out_dims.last_mut() {
-            *last = self.out_dim()?;
-        }
-        Ok(y.reshape(out_dims)?)
+        vene_kernels::linear(x, &self.weight, self.bias.as_ref(), layout).map_err(kernel_error)
     }
 
     /// Every tensor mapped by `f`.

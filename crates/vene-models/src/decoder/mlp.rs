@@ -4,6 +4,7 @@
 use candle_core::Tensor;
 use vene_hooks::{Component, Hooks};
 
+use super::kernels::kernel_error;
 use super::linear::Linear;
 use super::spec::Activation;
 use crate::weights::hook;
@@ -19,12 +20,13 @@ pub(crate) struct Mlp {
     pub layer: usize,
 }
 
+/// The activation (vene-kernels' vectorised CPU kernels for f32, candle's ops otherwise).
 fn activate(act: Activation, x: &Tensor) -> Result<Tensor> {
     Ok(match act {
-        Activation::GeluTanh => x.gelu()?,
-        Activation::Gelu => x.gelu_erf()?,
+        Activation::GeluTanh => vene_kernels::gelu_tanh(x).map_err(kernel_error)?,
+        Activation::Gelu => vene_kernels::gelu_erf(x).map_err(kernel_error)?,
         Activation::Relu => x.relu()?,
-        Activation::Silu => x.silu()?,
+        Activation::Silu => vene_kernels::silu(x).map_err(kernel_error)?,
     })
 }
 

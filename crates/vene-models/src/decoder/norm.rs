@@ -1,8 +1,10 @@
-//! The norms of every family, with candle's fused kernels when nothing is tracked by autograd
-//! and the differentiable compositions otherwise.
+//! The norms of every family: vene-kernels' CPU kernels for f32, candle's fused kernels for
+//! other dtypes and devices when nothing is tracked by autograd, and the differentiable
+//! compositions otherwise (vene-kernels picks).
 
 use candle_core::{DType, Tensor, D};
 
+use super::kernels::kernel_error;
 use super::spec::NormKind;
 use crate::Result;
 
@@ -14,10 +16,6 @@ pub(crate) struct Norm {
     weight: Tensor,
     /// Layer-norm shift: the bias, or zeros in f32 (no params).
     bias: Option<Tensor>,
-}
-
-fn tracked(xs: &[&Tensor]) -> bool {
-    xs.iter().any(|x| x.track_op())
 }
 
 impl Norm {
@@ -106,23 +104,10 @@ fn missing(what: &str) -> crate::ModelError {
 
 /// Layer norm over the last dimension (biased variance, eps inside the root).
 pub(crate) fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
-    if tracked(&[x, w, b]) {
-        Ok(candle_nn::ops::layer_norm_slow(x, w, b, eps as f32)?)
-    } else {
-        Ok(candle_nn::ops::layer_norm(
-            &x.contiguous()?,
-            w,
-            b,
-            eps as f32,
-        )?)
-    }
+    vene_kernels::layer_norm(x, w, b, eps).map_err(kernel_error)
 }
 
 /// RMS norm over the last dimension.
 pub(crate) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
-    if tracked(&[x, w]) {
-        Ok(candle_nn::ops::rms_norm_slow(x, w, eps as f32)?)
-    } else {
-        Ok(candle_nn::ops::rms_norm(&x.contiguous()?, w, eps as f32)?)
-    }
+    vene_kernels::rms_norm(x, w, eps).map_err(kernel_error)
 }
