@@ -6,6 +6,9 @@
 //! composition (a u8 mask and `where_cond`), which gives the same values bit for bit (the
 //! selected elements are copied, or `base ± source` is computed once per element, in both).
 //!
+//! The same mode governs the CPU fast paths (activations, norms, softmax, attention, linear):
+//! forced off, they run candle's ops.
+//!
 //! The kernel can be switched off, for comparison and for tests of the fallback path:
 //! - the environment variable `VENE_KERNELS=fallback` (read once, at the first op);
 //!   `VENE_KERNELS=fused` or unset means [`KernelMode::Auto`];
@@ -19,7 +22,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 
-/// Whether the masked ops may use a fused kernel.
+/// Whether the masked ops and the CPU fast paths may use this crate's kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum KernelMode {
     /// The fused kernel where the device has one, the candle composition elsewhere.

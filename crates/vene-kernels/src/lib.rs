@@ -1,6 +1,15 @@
-//! Fused kernels for vene: the masked latent swap as one candle custom op.
+//! Fused kernels for vene: the masked latent swap as one candle custom op, and CPU fast paths
+//! for the element-wise, norm, softmax, attention and linear work of a forward pass.
 //!
-//! The interchange in latent space is `out[.., i] = mask[i] ? source[.., i] : base[.., i]`.
+//! **CPU fast paths.** [`gelu_tanh`], [`gelu_erf`], [`silu`], [`softmax_last_dim`],
+//! [`layer_norm`], [`rms_norm`], [`attention`] (with [`attention_probs`] and
+//! [`attention_values`] when the probabilities are wanted) and [`linear`] (bias fused into the
+//! matmul) run vectorised, multi-threaded kernels for CPU, f32, contiguous tensors not tracked
+//! by autograd, and candle's own ops for everything else (other dtypes and devices, autograd,
+//! strided inputs) and whenever the kernels are forced off ([`set_kernel_mode`],
+//! `VENE_KERNELS=fallback`). The vene-models decoder runs on them.
+//!
+//! **Masked swap.** The interchange in latent space is `out[.., i] = mask[i] ? source[.., i] : base[.., i]`.
 //! [`masked_swap`] does it in one pass instead of a mask, a `where_cond` and temporaries
 //! (see [`masked_swap_reference`] for that composition), on CPU (rayon over rows; a small
 //! selection costs about one copy of base) and, with the crate feature `cuda`, with a CUDA
