@@ -16,8 +16,9 @@
 //! `scripts/vs_pyvene.py` writes it. Without it, a random GPT-2 small and autoencoder are
 //! written to a temporary folder and loaded from there (so the model runs the path of a model
 //! loaded from files), with tokens and activations made here.
-//! `VENE_BENCH_DUMP_LOGITS=FILE` writes the last-token logits of `vanilla_b1t32` to `FILE`
-//! (safetensors, key `logits`) before benchmarking, for the script's agreement check.
+//! `VENE_BENCH_DUMP_LOGITS=FILE` writes the last-token logits of `vanilla_b1t32` and
+//! `ae_b1t32` to `FILE` (safetensors, keys `vanilla` and `ae`) before benchmarking, for the
+//! script's agreement check.
 //!
 //! Run briefly, e.g.
 //! `RAYON_NUM_THREADS=2 cargo bench -p vene --bench vs_pyvene -- vanilla_b1t32 --warm-up-time 1 --measurement-time 5`.
@@ -26,7 +27,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, IndexOp, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion};
 use vene::autoencoder::{Autoencoder, AutoencoderLayer};
 use vene::hooks::{Component, NoHooks};
@@ -95,7 +96,10 @@ fn tokens_from_json(v: &serde_json::Value, what: &str, device: &Device) -> Tenso
     let ids: Vec<u32> = rows
         .iter()
         .flat_map(|r| r.as_array().expect("inputs.json: a row is not a list"))
-        .map(|t| t.as_u64().expect("inputs.json: a token id is not an integer") as u32)
+        .map(|t| {
+            t.as_u64()
+                .expect("inputs.json: a token id is not an integer") as u32
+        })
         .collect();
     Tensor::from_vec(ids, (rows.len(), seq), device).expect("token ids")
 }
@@ -154,16 +158,16 @@ fn setup(device: &Device) -> Setup {
             .collect(),
         None => default_latent_dims(),
     };
-    let act = |acts: &Option<HashMap<String, Tensor>>, key: String, shape: (usize, usize)| {
-        match acts {
+    let act =
+        |acts: &Option<HashMap<String, Tensor>>, key: String, shape: (usize, usize)| match acts {
             Some(m) => m
                 .get(&key)
                 .unwrap_or_else(|| panic!("activations.safetensors: no {key}"))
                 .clone(),
-            None => Tensor::randn(0f32, 1.0, (shape.0, shape.1, D_MODEL), device)
-                .expect("activations"),
-        }
-    };
+            None => {
+                Tensor::randn(0f32, 1.0, (shape.0, shape.1, D_MODEL), device).expect("activations")
+            }
+        };
     let shapes = SHAPES
         .iter()
         .map(|&(name, batch, seq)| {
@@ -216,6 +220,30 @@ fn one_position_request(s: &ShapeInputs, logits: LogitsAt) -> ForwardRequest {
         .logits(logits)
 }
 
+/// Writes the last-token logits of the `b1t32` vanilla and autoencoder cases to `path`
+/// (safetensors; keys `vanilla` and `ae`, each `[vocab]`).
+fn dump_last_logits(setup: &Setup, cases: [(&str, &IntervenableModel<Model>); 2], path: &Path) {
+    let s = setup
+        .shapes
+        .iter()
+        .find(|s| s.name == "b1t32")
+        .expect("the b1t32 inputs");
+    let mut logits = HashMap::new();
+    for (case, model) in cases {
+        let out = model
+            .forward(&one_position_request(s, LogitsAt::Last))
+            .expect("intervened forward");
+        // [1, 1, vocab] (the last token's), or [1, T, vocab] if every position was computed
+        let rows = out.intervened.dim(1).expect("logits rank");
+        let last = out
+            .intervened
+            .i((0, rows - 1))
+            .expect("the last token's logits");
+        logits.insert(case.to_string(), last);
+    }
+    candle_core::safetensors::save(&logits, path).expect("write the logits");
+}
+
 fn bench(c: &mut Criterion) {
     let device = Device::Cpu;
     let setup = setup(&device);
@@ -226,19 +254,11 @@ fn bench(c: &mut Criterion) {
     let ae = intervenable(&setup.model, Arc::new(ae_iv.clone()));
 
     if let Some(path) = std::env::var_os("VENE_BENCH_DUMP_LOGITS") {
-        let s = setup
-            .shapes
-            .iter()
-            .find(|s| s.name == "b1t32")
-            .expect("the b1t32 inputs");
-        let out = vanilla
-            .forward(&one_position_request(s, LogitsAt::Last))
-            .expect("vanilla forward");
-        out.intervened
-            .flatten_all()
-            .expect("flatten")
-            .save_safetensors("logits", path)
-            .expect("write the logits");
+        dump_last_logits(
+            &setup,
+            [("vanilla", &vanilla), ("ae", &ae)],
+            Path::new(&path),
+        );
     }
 
     let mut g = c.benchmark_group("vs_pyvene");
