@@ -17,7 +17,8 @@ use vene::hooks::{Component, HookCall, Hooks, NoHooks, Site};
 use vene::interventions::AutoencoderIntervention;
 use vene::models::{Gpt2Config, LanguageModel, Model};
 use vene::{
-    ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
+    ForwardRequest, IntervenableConfig, IntervenableModel, LogitsAt, RepresentationConfig,
+    UnitLocations,
 };
 
 /// Hooks that say no to every site.
@@ -53,8 +54,10 @@ fn bench(c: &mut Criterion) {
     let device = vene_testutil::device();
     let dtype = dtype_from_env("VENE_BENCH_DTYPE", DType::F32);
     let sae_dtype = dtype_from_env("VENE_BENCH_SAE_DTYPE", DType::F32);
-    let (model, _vars) =
-        Model::random_gpt2(&Gpt2Config::gpt2_small(), dtype, &device).expect("random GPT-2");
+    // detached: the untracked path users run on a loaded model
+    let model = Model::random_gpt2(&Gpt2Config::gpt2_small(), dtype, &device)
+        .and_then(|(m, _vars)| m.detached())
+        .expect("random GPT-2");
     let (batch, seq, vocab) = (8usize, 128usize, 50257usize);
     let tokens: Vec<u32> = (0..batch * seq)
         .map(|i| ((i * 389 + 7) % vocab) as u32)
@@ -108,6 +111,14 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sae_interchange_16_latents", |b| {
         b.iter(|| {
             let out = intervened.forward(&request).expect("intervened forward");
+            sync();
+            out
+        })
+    });
+    let last_only = request.clone().logits(LogitsAt::Last);
+    g.bench_function("sae_interchange_16_latents_last_logits", |b| {
+        b.iter(|| {
+            let out = intervened.forward(&last_only).expect("intervened forward");
             sync();
             out
         })

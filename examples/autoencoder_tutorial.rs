@@ -43,7 +43,7 @@ use vene::hooks::Component;
 use vene::models::{Gpt2Config, LanguageModel, Model};
 use vene::{
     get_intervenable_with_autoencoder, ForwardRequest, IntervenableConfig, IntervenableModel,
-    RepresentationConfig, Subspaces, UnitLocations,
+    LogitsAt, RepresentationConfig, Subspaces, UnitLocations,
 };
 use vene_cli::{toy, CliError, Result};
 
@@ -180,8 +180,9 @@ impl World {
 
 /// The predicted token at the last position of each prompt, from logits `[n, 3, vocab]`.
 fn predictions(logits: &Tensor) -> Result<Vec<u32>> {
+    // the last row given (interchanges ask for the last position's logits only)
     Ok(logits
-        .get_on_dim(1, LAST)?
+        .get_on_dim(1, logits.dim(1)? - 1)?
         .argmax(D::Minus1)?
         .to_vec1::<u32>()?)
 }
@@ -409,7 +410,8 @@ fn score(
     let (source_ids, _) = world.batch(sources, &device)?;
     let mut request = ForwardRequest::new(base_ids)
         .source(source_ids)
-        .locations(UnitLocations::position(LAST));
+        .locations(UnitLocations::position(LAST))
+        .logits(LogitsAt::Last);
     if let Some(s) = subspaces {
         request = request.subspaces(s);
     }

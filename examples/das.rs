@@ -23,7 +23,7 @@ use rand::SeedableRng;
 use vene::hooks::{Component, HookableModel};
 use vene::models::{LanguageModel, Model};
 use vene::{
-    last_position_cross_entropy, ForwardRequest, IntervenableConfig, IntervenableModel,
+    last_position_cross_entropy, ForwardRequest, IntervenableConfig, IntervenableModel, LogitsAt,
     RepresentationConfig, UnitLocations,
 };
 use vene_cli::backend::BackendArgs;
@@ -105,6 +105,7 @@ fn request(p: &Pairs, position: usize) -> ForwardRequest {
     ForwardRequest::new(p.base.clone())
         .source(p.source.clone())
         .locations(UnitLocations::position(position))
+        .logits(LogitsAt::Last)
 }
 
 /// Share of pairs whose intervened prediction is the source's answer.
@@ -131,11 +132,16 @@ fn run(args: &Args, model_dir: &str) -> Result<(Report, String)> {
         out += &format!("  skipped (not one token): {}\n", enc.skipped.join(", "));
     }
     let all: Vec<usize> = (0..enc.cities.len()).collect();
-    let logits = lm.model.forward(
-        &enc.batch(&all, lm.model.device())?,
-        None,
-        &mut vene::hooks::NoHooks,
-    )?;
+    let logits = lm
+        .model
+        .forward_logits_at(
+            &enc.batch(&all, lm.model.device())?,
+            None,
+            None,
+            &LogitsAt::Last,
+            &mut vene::hooks::NoHooks,
+        )?
+        .ok_or_else(|| CliError::invalid("the model returned no logits"))?;
     let t = logits.dim(1)?;
     let pred = logits
         .get_on_dim(1, t - 1)?

@@ -19,7 +19,8 @@ use clap::Parser;
 use vene::hooks::{Component, HookableModel};
 use vene::models::{LanguageModel, Model};
 use vene::{
-    ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
+    ForwardRequest, IntervenableConfig, IntervenableModel, LogitsAt, RepresentationConfig,
+    UnitLocations,
 };
 use vene_cli::backend::BackendArgs;
 use vene_cli::{load, table, CliError, Result};
@@ -106,13 +107,9 @@ fn patch_layer(
         .locations(UnitLocations::sources_to_base(
             vec![positions.clone()],
             vec![positions],
-        ));
-    let logits = iv
-        .forward(&req)?
-        .intervened
-        .narrow(1, t - 1, 1)?
-        .squeeze(1)?
-        .contiguous()?;
+        ))
+        .logits(LogitsAt::Last);
+    let logits = iv.forward(&req)?.intervened.squeeze(1)?.contiguous()?;
     let ids = Tensor::new(&[answers.0, answers.1], logits.device())?;
     let picked = logits
         .index_select(&ids, D::Minus1)?

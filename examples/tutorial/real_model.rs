@@ -14,7 +14,8 @@ use vene::interventions::AutoencoderIntervention;
 use vene::models::{LanguageModel, Model};
 use vene::{
     get_intervenable_with_autoencoder, get_intervenable_with_custom_autoencoder, ForwardRequest,
-    IntervenableConfig, IntervenableModel, RepresentationConfig, Subspaces, UnitLocations,
+    IntervenableConfig, IntervenableModel, LogitsAt, RepresentationConfig, Subspaces,
+    UnitLocations,
 };
 use vene_cli::{load, CliError, Result};
 
@@ -111,7 +112,8 @@ fn score(
     };
     let mut req = ForwardRequest::new(ids(bases)?)
         .source(ids(sources)?)
-        .locations(UnitLocations::position(position));
+        .locations(UnitLocations::position(position))
+        .logits(LogitsAt::Last);
     if let Some(s) = subspaces {
         req = req.subspaces(s);
     }

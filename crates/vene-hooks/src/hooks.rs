@@ -52,6 +52,18 @@ pub trait Hooks {
     /// Called with the activation at an active site; returns the activation the model
     /// continues with (the same tensor to only read it).
     fn on_activation(&mut self, call: HookCall, activation: Tensor) -> Result<Tensor>;
+
+    /// The last layer whose sites this hook set still needs, when it needs nothing after it.
+    /// A forward run only for its hooks (no logits asked for) may stop after that layer;
+    /// `None` (the default) means every layer is needed.
+    ///
+    /// ```
+    /// use vene_hooks::{Hooks, NoHooks};
+    /// assert_eq!(NoHooks.last_layer(), None);
+    /// ```
+    fn last_layer(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A hook set that is active nowhere: a plain forward pass.

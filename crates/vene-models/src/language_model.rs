@@ -3,7 +3,7 @@
 use candle_core::{DType, Device, Tensor};
 use vene_hooks::{HookableModel, Hooks};
 
-use crate::{KvCache, Result};
+use crate::{KvCache, LogitsAt, Result};
 
 /// A causal language model that calls a hook at every component of every layer.
 pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
@@ -36,6 +36,35 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
                 self.model_type()
             ))),
         }
+    }
+
+    /// As [`LanguageModel::forward_with_positions`], with logits only where `logits` says
+    /// (`[B, n, vocab]`; see [`LogitsAt`]). With [`LogitsAt::Nothing`] the model runs only as
+    /// far as `hooks` need ([`Hooks::last_layer`]) and returns `None`.
+    ///
+    /// The default computes every logit and selects; models override it to skip the work.
+    fn forward_logits_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        logits: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Option<Tensor>> {
+        let all = self.forward_with_positions(input_ids, attention_mask, position_ids, hooks)?;
+        if *logits == LogitsAt::Nothing {
+            return Ok(None);
+        }
+        let (b, t, v) = all.dims3()?;
+        Ok(Some(match logits.rows(b, t, attention_mask)? {
+            None => all,
+            Some((rows, n)) => {
+                let idx = Tensor::new(rows.as_slice(), all.device())?;
+                all.reshape((b * t, v))?
+                    .index_select(&idx, 0)?
+                    .reshape((b, n, v))?
+            }
+        }))
     }
 
     /// Logits for the new tokens `input_ids` `[B, T_new]` after the tokens in `cache`, which is

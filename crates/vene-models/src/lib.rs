@@ -6,7 +6,9 @@
 //!   Gemma, Gemma 2, Qwen2, Qwen3, GPT-NeoX, GPT-Neo, OLMo and OLMo 2, each a way of filling the
 //!   spec from the HF `config.json` ([`supported_model_types`]).
 //! - [`LanguageModel`]: `forward` (logits for every position, optional padding mask and
-//!   position ids), `forward_cached` with an explicit [`KvCache`].
+//!   position ids), `forward_logits_at` (logits only at chosen positions, or a run that stops
+//!   after the last layer its hooks need: [`LogitsAt`]), `forward_cached` with an explicit
+//!   [`KvCache`].
 //! - Loading from a local folder ([`Model::from_dir`], [`load_pretrained`]), from the hub
 //!   ([`Model::from_hub`]), or fresh random weights in a `VarMap`
 //!   ([`Model::random_from_config`], [`Model::random_gpt2`], [`Model::random_llama`]).
@@ -21,6 +23,7 @@ mod hub;
 mod inputs;
 mod language_model;
 mod loader;
+mod logits_at;
 mod model;
 mod tokenizer;
 mod weights;
@@ -34,5 +37,6 @@ pub use families::{module_path_component, supported_model_types};
 pub use generate::{generate, GenerationConfig};
 pub use language_model::LanguageModel;
 pub use loader::{load_pretrained, Pretrained};
+pub use logits_at::LogitsAt;
 pub use model::Model;
 pub use tokenizer::Tokenizer;

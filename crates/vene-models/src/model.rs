@@ -16,7 +16,7 @@ use crate::decoder::positions::{positions, PositionRequest};
 use crate::decoder::rotary::Rotary;
 use crate::decoder::spec::{DecoderSpec, PositionEncoding};
 use crate::inputs::check_ids;
-use crate::{families, Gpt2Config, LanguageModel, LlamaConfig, ModelError, Result};
+use crate::{families, Gpt2Config, LanguageModel, LlamaConfig, LogitsAt, ModelError, Result};
 
 /// A loaded model of any supported family (see [`supported_model_types`](crate::supported_model_types)).
 ///
@@ -247,15 +247,31 @@ impl Model {
         Ok(m)
     }
 
-    /// Logits for `input_ids` after the tokens in `cache` (extended with the new ones).
+    /// Logits for `input_ids` after the tokens in `cache` (extended with the new ones), at
+    /// every position.
     fn run(
         &self,
         input_ids: &Tensor,
         mask: Option<&Tensor>,
         position_ids: Option<&Tensor>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
+        let logits = self.run_at(input_ids, mask, position_ids, cache, &LogitsAt::All, hooks)?;
+        logits.ok_or_else(|| ModelError::InvalidInput("internal: no logits computed".into()))
+    }
+
+    /// As [`Model::run`], with logits only at `at` (`None` for [`LogitsAt::Nothing`], which
+    /// stops after the last layer the hooks need).
+    fn run_at(
+        &self,
+        input_ids: &Tensor,
+        mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        at: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Option<Tensor>> {
         let s = &*self.spec;
         let (ids, b, t) = check_ids(input_ids, s.vocab_size)?;
         let offset = match cache.as_deref() {
@@ -299,21 +315,35 @@ impl Model {
             Some(r) => Some(r.tables(&pos.ids, pos.shared, self.dtype)?),
             None => None,
         };
-        for (i, layer) in self.layers.iter().enumerate() {
+        let n_run = match (at, hooks.last_layer()) {
+            // a cache must see every layer
+            (LogitsAt::Nothing, Some(last)) if cache.is_none() => (last + 1).min(self.layers.len()),
+            _ => self.layers.len(),
+        };
+        for (i, layer) in self.layers.iter().take(n_run).enumerate() {
             let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
             x = layer.forward(x, tables.as_ref(), &pos, offset, slot, hooks)?;
-        }
-        let x = self.final_norm.forward(&x)?;
-        let mut logits = x
-            .reshape((b * t, s.hidden_size))?
-            .matmul(&self.lm_head.t()?)?;
-        if let Some(cap) = s.head.final_softcap {
-            logits = ((logits / cap)?.tanh()? * cap)?;
         }
         if let Some(c) = cache {
             c.advance(t);
         }
-        Ok(logits.reshape((b, t, s.vocab_size))?)
+        if *at == LogitsAt::Nothing {
+            return Ok(None);
+        }
+        let x = x.reshape((b * t, s.hidden_size))?;
+        let (x, n) = match at.rows(b, t, mask)? {
+            None => (x, t),
+            Some((rows, n)) => (
+                x.index_select(&Tensor::new(rows.as_slice(), &self.device)?, 0)?,
+                n,
+            ),
+        };
+        let x = self.final_norm.forward(&x)?;
+        let mut logits = x.matmul(&self.lm_head.t()?)?;
+        if let Some(cap) = s.head.final_softcap {
+            logits = ((logits / cap)?.tanh()? * cap)?;
+        }
+        Ok(Some(logits.reshape((b, n, s.vocab_size))?))
     }
 }
 
@@ -378,6 +408,17 @@ impl LanguageModel for Model {
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
         self.run(input_ids, attention_mask, position_ids, None, hooks)
+    }
+
+    fn forward_logits_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        logits: &LogitsAt,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Option<Tensor>> {
+        self.run_at(input_ids, attention_mask, position_ids, None, logits, hooks)
     }
 
     fn forward_cached(

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use candle_core::Tensor;
-use vene_hooks::NoHooks;
+use vene_hooks::{Hooks, NoHooks};
 use vene_interventions::Selection;
-use vene_models::LanguageModel;
+use vene_models::{LanguageModel, LogitsAt};
 
 use crate::config::Mode;
 use crate::hooks_impl::{Getter, Phase, RunHooks, Setter};
@@ -93,6 +93,8 @@ pub struct ForwardRequest {
     pub(crate) subspaces: Option<Subspaces>,
     pub(crate) source_representations: Option<Vec<Option<Tensor>>>,
     pub(crate) output_original: bool,
+    pub(crate) logits: LogitsAt,
+    pub(crate) gradients: bool,
 }
 
 impl ForwardRequest {
@@ -105,6 +107,8 @@ impl ForwardRequest {
             subspaces: None,
             source_representations: None,
             output_original: false,
+            logits: LogitsAt::All,
+            gradients: false,
         }
     }
 
@@ -155,6 +159,33 @@ impl ForwardRequest {
         self.output_original = yes;
         self
     }
+
+    /// Computes the logits only at these positions ([`LogitsAt::All`] by default): e.g.
+    /// [`LogitsAt::Last`] when only the next-token prediction is used, which skips the
+    /// unembedding everywhere else. The intervened (and original) logits are then
+    /// `[B, n, vocab]`, equal to those rows of the full logits.
+    ///
+    /// ```
+    /// use candle_core::{Device, Tensor};
+    /// use vene::{ForwardRequest, LogitsAt};
+    /// let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+    /// let req = ForwardRequest::new(ids).logits(LogitsAt::Last);
+    /// # Ok::<(), candle_core::Error>(())
+    /// ```
+    pub fn logits(mut self, at: LogitsAt) -> Self {
+        self.logits = at;
+        self
+    }
+
+    /// Keeps the autograd graph through the interventions (for a loss on the outputs and a
+    /// backward pass, as [`IntervenableModel::train_step`] does). Off by default: the
+    /// outputs of interventions and the gathered source units are detached, so inference
+    /// with trainable interventions or autoencoders runs the untracked fast path and keeps no
+    /// graph in memory. A manual training loop must set this, or its gradients are empty.
+    pub fn gradients(mut self, yes: bool) -> Self {
+        self.gradients = yes;
+        self
+    }
 }
 
 /// What an intervened forward returns.
@@ -162,7 +193,8 @@ impl ForwardRequest {
 pub struct ForwardOutput {
     /// Logits of the base without interventions, when asked for.
     pub original: Option<Tensor>,
-    /// Logits of the intervened base `[B, T, vocab]`.
+    /// Logits of the intervened base `[B, T, vocab]` (`[B, n, vocab]` with
+    /// [`ForwardRequest::logits`]).
     pub intervened: Tensor,
     /// Activations of collect interventions `[B, n, d]`, in key order.
     pub collected: Vec<Tensor>,
@@ -188,19 +220,9 @@ impl<M: LanguageModel> IntervenableModel<M> {
     pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardOutput> {
         let (hooks, _) = self.prepare(req, None)?;
         let mut hooks = hooks;
-        let intervened = self.model.forward_with_positions(
-            &req.base.ids,
-            req.base.mask.as_ref(),
-            req.base.position_ids.as_ref(),
-            &mut hooks,
-        )?;
+        let intervened = self.logits_of(&req.base, &req.logits, &mut hooks)?;
         let original = if req.output_original {
-            Some(self.model.forward_with_positions(
-                &req.base.ids,
-                req.base.mask.as_ref(),
-                req.base.position_ids.as_ref(),
-                &mut NoHooks,
-            )?)
+            Some(self.logits_of(&req.base, &req.logits, &mut NoHooks)?)
         } else {
             None
         };
@@ -209,6 +231,22 @@ impl<M: LanguageModel> IntervenableModel<M> {
             intervened,
             collected: self.collected_in_order(hooks.collected),
         })
+    }
+
+    fn logits_of(&self, input: &Input, at: &LogitsAt, hooks: &mut dyn Hooks) -> Result<Tensor> {
+        let at = match at {
+            LogitsAt::Nothing => &LogitsAt::All, // a forward returns logits
+            other => other,
+        };
+        self.model
+            .forward_logits_at(
+                &input.ids,
+                input.mask.as_ref(),
+                input.position_ids.as_ref(),
+                at,
+                hooks,
+            )?
+            .ok_or_else(|| VeneError::Config("internal: the model returned no logits".into()))
     }
 
     pub(crate) fn collected_in_order(&self, mut collected: Vec<(usize, Tensor)>) -> Vec<Tensor> {
@@ -340,24 +378,38 @@ impl<M: LanguageModel> IntervenableModel<M> {
             Mode::Parallel => self.prepare_parallel(req, &sources, &resolved[0], batch)?,
             Mode::Serial => self.prepare_serial(req, &sources, &resolved, batch)?,
         };
-        Ok((RunHooks { phase, ..hooks }, resolved))
+        Ok((
+            RunHooks {
+                phase,
+                detach: !req.gradients,
+                ..hooks
+            },
+            resolved,
+        ))
     }
 
+    /// A source run: only as far as the last layer a getter reads (no logits).
     fn run_getters(
         &self,
+        req: &ForwardRequest,
         source: &Input,
         getters: Vec<Getter>,
         setters: Vec<Setter>,
     ) -> Result<HashMap<usize, Tensor>> {
+        if getters.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut hooks = RunHooks {
             setters,
             getters,
+            detach: !req.gradients,
             ..RunHooks::default()
         };
-        self.model.forward_with_positions(
+        self.model.forward_logits_at(
             &source.ids,
             source.mask.as_ref(),
             source.position_ids.as_ref(),
+            &LogitsAt::Nothing,
             &mut hooks,
         )?;
         Ok(hooks.gathered)
@@ -393,7 +445,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
                         kinds[i] = SetterSource::Gathered;
                     }
                     if !getters.is_empty() {
-                        gathered.extend(self.run_getters(&src, getters, vec![])?);
+                        gathered.extend(self.run_getters(req, &src, getters, vec![])?);
                     }
                 }
                 None if !req.sources.is_empty() => {
@@ -459,7 +511,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             let prev = std::mem::take(&mut setters);
             let mut run_getters = getters;
             run_getters.append(&mut getters_skip);
-            let mut gathered = self.run_getters(&src, run_getters, prev)?;
+            let mut gathered = self.run_getters(req, &src, run_getters, prev)?;
             for (k, &i) in members.iter().enumerate() {
                 let base_loc = step.base.get(k).cloned().flatten();
                 setters.push(self.setter(req, i, base_loc.clone(), gathered.remove(&i), batch)?);

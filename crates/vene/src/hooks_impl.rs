@@ -164,6 +164,8 @@ pub(crate) struct RunHooks {
     pub collected: Vec<(usize, Tensor)>,
     /// Generation phase of the setters.
     pub phase: Option<Phase>,
+    /// Detach intervention outputs and gathered units from autograd (inference).
+    pub detach: bool,
 }
 
 impl RunHooks {
@@ -221,6 +223,8 @@ impl RunHooks {
             .intervention
             .forward(&base, source.as_ref(), &s.selection)
             .map_err(|e| HookError::Hook(Box::new(e)))?;
+        // inference: trainable weights must not make the rest of the model a tracked graph
+        let out = if self.detach { out.detach() } else { out };
         if s.intervention.is_collect() {
             let out = s.site.collected_layout(&x, loc, out)?;
             self.collected.push((s.slot, out));
@@ -257,8 +261,15 @@ impl Hooks for RunHooks {
                 None
             };
             let units = g.site.gather(&x, loc)?;
+            let units = if self.detach { units.detach() } else { units };
             self.gathered.insert(g.slot, units);
         }
         Ok(x)
+    }
+
+    /// A run is needed up to the last layer a getter reads; setters after it change nothing
+    /// that is read.
+    fn last_layer(&self) -> Option<usize> {
+        self.getters.iter().map(|g| g.site.tap.layer).max()
     }
 }

@@ -42,6 +42,7 @@ pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::{state_file_name, SaveOptions};
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
+pub use vene_models::LogitsAt;
 
 /// The README's code blocks, compiled as doctests so the README cannot drift from the API.
 #[doc = include_str!("../../../README.md")]

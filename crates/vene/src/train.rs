@@ -44,8 +44,8 @@ impl<M: LanguageModel> IntervenableModel<M> {
         Ok(AdamW::new(vars, params)?)
     }
 
-    /// One training step: an intervened forward, `loss(logits)`, backward, and an optimizer
-    /// step (which updates only the variables it was built over, see [`Self::adamw`]).
+    /// One training step: an intervened forward (with [`ForwardRequest::gradients`] on),
+    /// `loss(logits)`, backward, and an optimizer step (which updates only the variables it was built over, see [`Self::adamw`]).
     /// Returns the loss before the step.
     ///
     /// ```no_run
@@ -63,7 +63,8 @@ impl<M: LanguageModel> IntervenableModel<M> {
         opt: &mut O,
         loss: impl Fn(&Tensor) -> Result<Tensor>,
     ) -> Result<f32> {
-        let out = self.forward(req)?;
+        // the graph through the interventions is what the optimizer needs
+        let out = self.forward(&req.clone().gradients(true))?;
         let l = loss(&out.intervened)?;
         let value = l
             .to_dtype(DType::F32)?

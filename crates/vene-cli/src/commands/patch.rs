@@ -4,7 +4,8 @@ use candle_core::{DType, Tensor, D};
 use vene::hooks::Component;
 use vene::models::{LanguageModel, Model};
 use vene::{
-    ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
+    ForwardRequest, IntervenableConfig, IntervenableModel, LogitsAt, RepresentationConfig,
+    UnitLocations,
 };
 
 use crate::backend::BackendArgs;
@@ -49,15 +50,17 @@ fn patched_last_logits(
     let (s_last, b_last) = (source.dim(1)? - 1, base.dim(1)? - 1);
     let req = ForwardRequest::new(base.clone())
         .source(source.clone())
-        .locations(UnitLocations::pair(s_last, b_last));
+        .locations(UnitLocations::pair(s_last, b_last))
+        .logits(LogitsAt::Last);
     let out = iv.forward(&req)?;
-    Ok(out.intervened.get(0)?.get(b_last)?.to_dtype(DType::F32)?)
+    Ok(out.intervened.get(0)?.get(0)?.to_dtype(DType::F32)?)
 }
 
 fn last_logits(model: &Model, ids: &Tensor) -> Result<Tensor> {
-    let logits = model.forward(ids, None, &mut vene::hooks::NoHooks)?;
-    let t = ids.dim(1)?;
-    Ok(logits.get(0)?.get(t - 1)?.to_dtype(DType::F32)?)
+    let logits = model
+        .forward_logits_at(ids, None, None, &LogitsAt::Last, &mut vene::hooks::NoHooks)?
+        .ok_or_else(|| CliError::invalid("the model returned no logits"))?;
+    Ok(logits.get(0)?.get(0)?.to_dtype(DType::F32)?)
 }
 
 fn argmax(x: &Tensor) -> Result<u32> {
