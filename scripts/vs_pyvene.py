@@ -336,20 +336,26 @@ def main():
                 py_s = time_pyvene(fn, args.measurement_time)
                 if not vene_first:
                     vene_s = {i: time_vene(out, f"{i}_{shape}", args) for i in ids}
+                load = os.getloadavg()[0]
                 for i in ids:
                     rows.append({"round": rnd, "shape": shape, "case": case, "id": i,
-                                 "pyvene_s": py_s, "vene_s": vene_s[i]})
+                                 "pyvene_s": py_s, "vene_s": vene_s[i], "load_1min": load})
                     print(f"round {rnd + 1}/{args.rounds} {i}_{shape}: pyvene {fmt_time(py_s)}, "
-                          f"vene {fmt_time(vene_s[i])}, ratio {py_s / vene_s[i]:.2f}", flush=True)
+                          f"vene {fmt_time(vene_s[i])}, ratio {py_s / vene_s[i]:.2f} "
+                          f"(load {load:.1f})", flush=True)
 
     table = summarise(rows)
     md = markdown(table)
+    loads = [r["load_1min"] for r in rows]
     print()
     print(md)
+    print(f"\n{machine()}, {THREADS} threads each; torch {torch.__version__}, pyvene "
+          f"{pyvene_version()}; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+          f"while measured ({os.cpu_count()} CPUs)")
     report = {
         "machine": machine(), "threads": THREADS, "dtype": "f32",
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "pyvene": getattr(pv, "__version__", None) or _dist_version("pyvene"),
+        "pyvene": pyvene_version(),
         "python": platform.python_version(), "rounds": args.rounds,
         "measurement_time_s": args.measurement_time, "check": check,
         "summary": table, "measurements": rows, "markdown": md,
@@ -358,12 +364,12 @@ def main():
     print(f"\nwritten: {out / 'vs_pyvene.json'}")
 
 
-def _dist_version(name):
+def pyvene_version():
     try:
         from importlib.metadata import version
-        return version(name)
+        return version("pyvene")
     except Exception:  # noqa: BLE001 - only a label in the report
-        return None
+        return getattr(pv, "__version__", None)
 
 
 if __name__ == "__main__":
