@@ -344,24 +344,33 @@ def main():
                           f"vene {fmt_time(vene_s[i])}, ratio {py_s / vene_s[i]:.2f} "
                           f"(load {load:.1f})", flush=True)
 
+        # after every round, so that a run cut short keeps the rounds it finished
+        write_report(out, args, check, rows, final=rnd + 1 == args.rounds)
+
+
+def write_report(out, args, check, rows, final):
+    if not rows:
+        sys.exit(f"--only {args.only!r} matches no case")
     table = summarise(rows)
     md = markdown(table)
     loads = [r["load_1min"] for r in rows]
-    print()
-    print(md)
-    print(f"\n{machine()}, {THREADS} threads each; torch {torch.__version__}, pyvene "
-          f"{pyvene_version()}; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
-          f"while measured ({os.cpu_count()} CPUs)")
+    note = (f"{machine()}, {THREADS} threads each; torch {torch.__version__}, pyvene "
+            f"{pyvene_version()}; 1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+            f"while measured ({os.cpu_count()} CPUs)")
     report = {
         "machine": machine(), "threads": THREADS, "dtype": "f32",
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "pyvene": pyvene_version(),
-        "python": platform.python_version(), "rounds": args.rounds,
+        "pyvene": pyvene_version(), "python": platform.python_version(),
+        "rounds_done": len({r["round"] for r in rows}), "rounds": args.rounds,
         "measurement_time_s": args.measurement_time, "check": check,
-        "summary": table, "measurements": rows, "markdown": md,
+        "summary": table, "measurements": rows, "markdown": md, "note": note,
     }
     (out / "vs_pyvene.json").write_text(json.dumps(report, indent=1))
-    print(f"\nwritten: {out / 'vs_pyvene.json'}")
+    if final:
+        print()
+        print(md)
+        print(f"\n{note}")
+        print(f"\nwritten: {out / 'vs_pyvene.json'}")
 
 
 def pyvene_version():
