@@ -263,13 +263,17 @@ def check_agreement(out, side):
 
 
 def fmt_time(s):
+    if s >= 1:
+        return f"{s:.2f} s"
     return f"{s * 1e3:.1f} ms" if s >= 1e-3 else f"{s * 1e6:.0f} µs"
 
 
 def summarise(rows):
     """Per vene id: median times and ratio (pyvene / vene) over rounds, min and max ratio."""
     table = []
-    for key in sorted({(r["shape"], r["id"]) for r in rows}, key=lambda k: (k[0] != "b8t128", k)):
+    order = [i for ids in CASES.values() for i in ids]
+    keys = {(r["shape"], r["id"]) for r in rows}
+    for key in sorted(keys, key=lambda k: (list(SHAPES).index(k[0]), order.index(k[1]))):
         rs = [r for r in rows if (r["shape"], r["id"]) == key]
         ratios = [r["pyvene_s"] / r["vene_s"] for r in rs]
         table.append({
