@@ -355,10 +355,10 @@ impl Model {
     /// cache) up to the last one the hooks need.
     pub(crate) fn layers_from(
         &self,
-        mut x: Tensor,
+        x: Tensor,
         first: usize,
         pass: &Pass,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         at: &LogitsAt,
         hooks: &mut dyn Hooks,
     ) -> Result<Tensor> {
@@ -367,7 +367,19 @@ impl Model {
             (LogitsAt::Nothing, Some(last)) if cache.is_none() => (last + 1).min(self.layers.len()),
             _ => self.layers.len(),
         };
-        for i in first..end {
+        self.run_layers(x, first..end, pass, cache, hooks)
+    }
+
+    /// Runs the layers in `range` on `x`, with `hooks` (and their slots of `cache`).
+    pub(crate) fn run_layers(
+        &self,
+        mut x: Tensor,
+        range: std::ops::Range<usize>,
+        pass: &Pass,
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut dyn Hooks,
+    ) -> Result<Tensor> {
+        for i in range {
             let slot = cache.as_deref_mut().and_then(|c| c.layer_mut(i));
             x = self.layers[i].forward(
                 x,
@@ -375,27 +387,6 @@ impl Model {
                 &pass.pos,
                 pass.offset,
                 slot,
-                hooks,
-            )?;
-        }
-        Ok(x)
-    }
-
-    /// Runs the layers in `range` on `x`, with `hooks`.
-    pub(crate) fn run_layers(
-        &self,
-        mut x: Tensor,
-        range: std::ops::Range<usize>,
-        pass: &Pass,
-        hooks: &mut dyn Hooks,
-    ) -> Result<Tensor> {
-        for i in range {
-            x = self.layers[i].forward(
-                x,
-                pass.tables.as_ref(),
-                &pass.pos,
-                pass.offset,
-                None,
                 hooks,
             )?;
         }

@@ -135,7 +135,7 @@ pub(crate) fn run_shared(
     };
     let pass = model.pass(&ids, mask.as_ref(), position_ids.as_ref(), 0)?;
     let x = model.embed(&pass)?;
-    let x = model.run_layers(x, 0..n_layers, &pass, &mut NoHooks)?;
+    let x = model.run_layers(x, 0..n_layers, &pass, None, &mut NoHooks)?;
     let mut start = 0;
     let mut out = Vec::with_capacity(inputs.len());
     for (p, b) in inputs.into_iter().zip(rows) {
