@@ -628,7 +628,7 @@ mod tests {
 
     #[test]
     fn steps_2_to_6_run_on_a_model_folder_and_a_saelens_sae() {
-        let root = common::offline::temp_root("tutorial-real-test").unwrap();
+        let root = common::temp_root("tutorial-real-test").unwrap();
         let model = common::offline::write_trained_model(&root, 0, 400).unwrap();
         let d = common::offline::WIDTH;
         // SAELens's `blocks.1.hook_resid_pre`: block_input of layer 1.

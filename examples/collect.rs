@@ -129,7 +129,7 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
 
 fn main() {
     let args = Args::parse();
-    common::offline::run_main(
+    common::run_main(
         "collect",
         Ok(args.model.clone()),
         |root| Ok(common::offline::write_model(root, 0)?.display().to_string()),
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn block_input_of_layer_0_is_token_plus_position_embedding() {
-        let root = common::offline::temp_root("collect-test").unwrap();
+        let root = common::temp_root("collect-test").unwrap();
         let dir = common::offline::write_model(&root, 1).unwrap();
         let report = run(&args("block_input", 0), dir.to_str().unwrap()).unwrap();
         assert_eq!(report.shape, vec![9, common::offline::WIDTH]);
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn mlp_output_has_model_width_and_bad_layer_is_an_error() {
-        let root = common::offline::temp_root("collect-test-mlp").unwrap();
+        let root = common::temp_root("collect-test-mlp").unwrap();
         let dir = common::offline::write_model(&root, 2).unwrap();
         let dir = dir.to_str().unwrap();
         let report = run(&args("mlp_output", 1), dir).unwrap();

@@ -235,7 +235,7 @@ fn run(args: &Args, model_dir: &str) -> Result<(Report, String)> {
 
 fn main() {
     let args = Args::parse();
-    common::offline::run_main(
+    common::run_main(
         "das",
         Ok(args.model.clone()),
         |root| {
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn das_loss_drops_on_the_trained_offline_model() {
-        let root = common::offline::temp_root("das-test").unwrap();
+        let root = common::temp_root("das-test").unwrap();
         let dir = common::offline::write_trained_model(&root, 0, 400).unwrap();
         let args = Args::parse_from(["das", "--steps", "40", "--rank", "4"]);
         let (report, text) = run(&args, dir.to_str().unwrap()).unwrap();
@@ -272,7 +272,7 @@ mod tests {
     fn a_full_rank_swap_of_the_embedding_is_the_source_run() {
         // Swapping every dim of the city's embedding turns the base into the source: IIA is
         // the model's accuracy on the sources before any training.
-        let root = common::offline::temp_root("das-test-full").unwrap();
+        let root = common::temp_root("das-test-full").unwrap();
         let dir = common::offline::write_trained_model(&root, 0, 400).unwrap();
         let d = common::offline::WIDTH.to_string();
         let args = Args::parse_from([

@@ -202,7 +202,7 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
 
 fn main() {
     let args = Args::parse();
-    common::offline::run_main(
+    common::run_main(
         "patching",
         Ok(args.model.clone()),
         |root| Ok(common::offline::write_model(root, 0)?.display().to_string()),
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn patching_the_last_layer_everywhere_the_prompts_differ_gives_the_source_run() {
-        let root = common::offline::temp_root("patching-test").unwrap();
+        let root = common::temp_root("patching-test").unwrap();
         let dir = common::offline::write_model(&root, 4).unwrap();
         let args = Args::parse_from(["patching"]);
         let report = run(&args, dir.to_str().unwrap()).unwrap();
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn prompts_of_different_lengths_are_an_error() {
-        let root = common::offline::temp_root("patching-test-len").unwrap();
+        let root = common::temp_root("patching-test-len").unwrap();
         let dir = common::offline::write_model(&root, 4).unwrap();
         let args = Args::parse_from(["patching", "--source", "the cat sat"]);
         let err = run(&args, dir.to_str().unwrap()).unwrap_err().to_string();

@@ -81,10 +81,7 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
     let backend = args.backend.open()?;
     let lm = load::model(model_dir, &backend)?;
     let sae = load::sae(sae_spec)?;
-    let hook = sae
-        .hook_name
-        .as_deref()
-        .and_then(common::offline::parse_hook_name);
+    let hook = sae.hook_name.as_deref().and_then(common::parse_hook_name);
     let layer = match (args.layer, hook) {
         (Some(l), _) => l,
         (None, Some((l, _))) => l,
@@ -155,7 +152,7 @@ fn main() {
             "give both --model and --sae, or neither (offline)",
         )),
     };
-    common::offline::run_main(
+    common::run_main(
         "steering",
         given,
         |root| offline(root, 0),
@@ -170,7 +167,7 @@ mod tests {
 
     #[test]
     fn the_direction_is_the_scaled_decoder_row_and_steering_changes_the_text() {
-        let root = common::offline::temp_root("steering-test").unwrap();
+        let root = common::temp_root("steering-test").unwrap();
         let (model, sae) = offline(&root, 5).unwrap();
         let args = Args::parse_from(["steering", "--latent", "3", "--scale", "50"]);
         let report = run(&args, &model, &sae).unwrap();
@@ -203,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_latent_out_of_range_is_an_error() {
-        let root = common::offline::temp_root("steering-test-range").unwrap();
+        let root = common::temp_root("steering-test-range").unwrap();
         let (model, sae) = offline(&root, 5).unwrap();
         let args = Args::parse_from(["steering", "--latent", "128"]);
         let err = run(&args, &model, &sae).unwrap_err().to_string();

@@ -20,7 +20,7 @@ use vene::{
 use vene_cli::{load, CliError, Result};
 
 use crate::common::cities::{self, Attribute, Encoded, CITIES};
-use crate::common::offline::parse_hook_name;
+use crate::common::parse_hook_name;
 use crate::{Options, Report, Row, SaeReport};
 
 /// One prompt of the task: its attribute and the index of its row in that attribute's batch.

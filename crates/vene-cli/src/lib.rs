@@ -1,6 +1,9 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
-//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`; each returns the text it prints.
+//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `demo`; each returns the text it
+//!   prints.
+//! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
+//!   the examples.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
@@ -9,6 +12,7 @@
 
 pub mod backend;
 pub mod commands;
+pub mod demo;
 mod error;
 pub mod load;
 pub mod table;

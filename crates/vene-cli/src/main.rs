@@ -1,11 +1,11 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
 use clap::{Parser, Subcommand};
-use vene_cli::commands::{features, patch, steer, train_sae};
+use vene_cli::commands::{demo, features, patch, steer, train_sae};
 
 /// Causal interventions on transformer internals, with SAEs (vene).
 #[derive(Debug, Parser)]
-#[command(name = "vene", version, about)]
+#[command(name = "vene", version, about, arg_required_else_help = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,27 +21,21 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Collect activations over a text file and train an SAE (SAELens layout).
     TrainSae(train_sae::TrainSaeArgs),
+    /// Write a small model, an SAE and a corpus made on the spot, to try every command offline.
+    Demo(demo::DemoArgs),
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let msg = e.to_string();
-            let line = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("{}", line.trim());
-            std::process::exit(1);
-        }
-    };
+    // clap prints its own errors (the missing arguments, a similar subcommand, the usage) and
+    // help, and exits with code 2; `vene` alone prints the usage. vene's own failures below
+    // are one line on stderr and exit code 1.
+    let cli = Cli::parse();
     let result = match &cli.command {
         Command::Features(a) => features::run(a),
         Command::Patch(a) => patch::run(a),
         Command::Steer(a) => steer::run(a),
         Command::TrainSae(a) => train_sae::run(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(text) => print!("{text}"),

@@ -242,20 +242,6 @@ fn errors_are_one_line_with_exit_code_1() {
         ),
         (
             vec![
-                "patch",
-                "--model",
-                m,
-                "--base",
-                "the",
-                "--source",
-                "cat",
-                "--component",
-                "block_outptu",
-            ],
-            "block_outptu",
-        ),
-        (
-            vec![
                 "patch", "--model", m, "--base", "the", "--source", "cat", "--layer", "x",
             ],
             "layer",
@@ -304,7 +290,6 @@ fn errors_are_one_line_with_exit_code_1() {
             ],
             "/no/such.txt",
         ),
-        (vec!["steer", "--model", m], "required"),
     ];
     for (args, needle) in cases {
         let o = vene(&args);
@@ -312,6 +297,59 @@ fn errors_are_one_line_with_exit_code_1() {
         let err = String::from_utf8(o.stderr).unwrap();
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+/// Argument errors are clap's own, in full (what is missing, a similar name, the usage), with
+/// clap's exit code 2; `vene` alone prints the usage and the subcommands.
+#[test]
+fn argument_errors_are_claps_own_with_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec![],
+            vec!["Usage: vene", "features", "patch", "steer", "train-sae"],
+        ),
+        (
+            vec!["steer", "--model", m],
+            vec![
+                "required",
+                "--sae <SAE>",
+                "--latent <LATENT>",
+                "Usage: vene steer",
+            ],
+        ),
+        (
+            vec!["featurs"],
+            vec!["unrecognized subcommand 'featurs'", "features"],
+        ),
+        (
+            vec![
+                "patch",
+                "--model",
+                m,
+                "--base",
+                "the",
+                "--source",
+                "cat",
+                "--component",
+                "block_outptu",
+            ],
+            vec!["block_outptu", "--component", "try '--help'"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let o = vene(&args);
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        assert!(err.lines().count() > 1, "{args:?}: {err}");
+        for needle in needles {
+            assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
+        }
         assert!(!err.contains("panicked"), "{err}");
     }
 }
@@ -367,10 +405,120 @@ fn device_and_dtype_flags() {
             "{err}"
         );
     }
+    // Values clap parses: clap's error and exit code 2.
     let o = patch(&["--dtype", "int8"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("expected f32, f16 or bf16"));
     let o = patch(&["--device", "tpu"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown device"));
+}
+
+/// `s` split into words as a shell would for the commands `vene demo` prints: spaces separate,
+/// double or single quotes group.
+fn shell_words(s: &str) -> Vec<String> {
+    let (mut words, mut word, mut quote, mut any) = (Vec::new(), String::new(), None, false);
+    for c in s.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => (quote, any) = (Some(c), true),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => {
+                if any {
+                    words.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            (_, c) => {
+                word.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        words.push(word);
+    }
+    words
+}
+
+/// `vene demo` writes a model, an SAE and a corpus offline, and every command it suggests runs
+/// on them: the README's try-it-offline path.
+#[test]
+fn demo_writes_a_model_an_sae_and_commands_that_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let o = vene(&["demo", "--out", out.to_str().unwrap(), "--sae-steps", "200"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = stdout(&o);
+    for f in [
+        "model/config.json",
+        "model/model.safetensors",
+        "model/tokenizer.json",
+        "sae/cfg.json",
+        "sae/sae_weights.safetensors",
+        "corpus.txt",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // Nothing left beside it.
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["demo".to_string()]);
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sae/cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_name"], "vene-demo-gpt2");
+    assert_eq!(cfg["hook_name"], "blocks.0.hook_resid_post");
+    assert_eq!(cfg["d_in"], 32);
+    // 40 city facts and 8 sentences.
+    let corpus = std::fs::read_to_string(out.join("corpus.txt")).unwrap();
+    assert_eq!(corpus.lines().count(), 48);
+    assert!(corpus.contains("The city of Paris is in the country of France"));
+
+    let commands: Vec<Vec<String>> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("try"))
+        .skip(1)
+        .map(|l| shell_words(l.trim()))
+        .collect();
+    assert_eq!(commands.len(), 4, "{text}");
+    std::fs::create_dir(tmp.path().join("cwd")).unwrap();
+    for words in &commands {
+        assert_eq!(words[0], "vene");
+        let o = Command::new(env!("CARGO_BIN_EXE_vene"))
+            .args(&words[1..])
+            .current_dir(tmp.path().join("cwd"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{words:?}: {err}");
+        let out = stdout(&o);
+        // Every token string shown is readable: no empty token cells.
+        assert!(!out.contains("\"\""), "{words:?}: {out}");
+        match words[1].as_str() {
+            // The demo model knows its facts: Paris -> France, Tokyo -> Japan.
+            "patch" => assert!(
+                out.contains("base top token \"France\", source top token \"Japan\""),
+                "{out}"
+            ),
+            "features" => assert_eq!(table_rows(&out).len(), 9, "{out}"),
+            "steer" => assert!(out.contains("steered:"), "{out}"),
+            "train-sae" => assert!(tmp.path().join("cwd/my-sae/cfg.json").is_file()),
+            other => panic!("unexpected command {other}"),
+        }
+    }
+    // A second demo into the same folder is refused and leaves it as it was.
+    let before = std::fs::read(out.join("sae/sae_weights.safetensors")).unwrap();
+    let o = vene(&["demo", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an empty folder"));
+    assert_eq!(
+        std::fs::read(out.join("sae/sae_weights.safetensors")).unwrap(),
+        before
+    );
 }

@@ -64,6 +64,15 @@ fn train_args<'a>(model: &'a str, data: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// `args` with `flag` set to `value` (replacing the value it has, else appended).
+fn with_flag<'a>(mut args: Vec<&'a str>, flag: &'a str, value: &'a str) -> Vec<&'a str> {
+    match args.iter().position(|a| *a == flag) {
+        Some(i) => args[i + 1] = value,
+        None => args.extend([flag, value]),
+    }
+    args
+}
+
 #[test]
 fn huge_sizes_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -74,14 +83,11 @@ fn huge_sizes_are_refused() {
     let d = data.to_str().unwrap();
     let out = tmp.path().join("sae");
     let o = out.to_str().unwrap();
-    let mut args = train_args(m, d, o);
-    args.extend(["--expansion", "1000000000000"]);
+    let args = with_flag(train_args(m, d, o), "--expansion", "1000000000000");
     assert_refused(&args, "--expansion");
-    let mut args = train_args(m, d, o);
-    args.extend(["--batch-size", "1000000000000"]);
+    let args = with_flag(train_args(m, d, o), "--batch-size", "1000000000000");
     assert_refused(&args, "--batch-size");
-    let mut args = train_args(m, d, o);
-    args.extend(["--expansion", "18446744073709551615"]);
+    let args = with_flag(train_args(m, d, o), "--expansion", "18446744073709551615");
     assert_refused(&args, "--expansion");
     assert!(!out.exists());
     assert_refused(

@@ -1,9 +1,9 @@
 //! City prompts for real models: `The city of Paris is in the country of` -> ` France`, and
 //! the continent, with every city at the same token position.
 
+use crate::load::LoadedModel;
+use crate::{CliError, Result};
 use candle_core::{Device, Tensor};
-use vene_cli::load::LoadedModel;
-use vene_cli::{CliError, Result};
 
 /// A city with two attributes.
 #[derive(Debug, Clone, Copy)]

@@ -4,12 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::commands::train_sae::{hook_name, save_saelens};
+use crate::{toy, CliError, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use vene::hooks::Component;
 use vene::models::{Gpt2Config, LanguageModel, Model};
-use vene_cli::commands::train_sae::{hook_name, save_saelens};
-use vene_cli::{toy, CliError, Result};
 
 use super::cities::{Attribute, CITIES};
 
@@ -57,7 +57,13 @@ pub fn write_model(root: &Path, seed: u64) -> Result<PathBuf> {
 /// continent. Returns the folder.
 pub fn write_trained_model(root: &Path, seed: u64, steps: usize) -> Result<PathBuf> {
     let dir = root.join("offline-gpt2");
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    write_trained_model_to(&dir, seed, steps)?;
+    Ok(dir)
+}
+
+/// As [`write_trained_model`], into the folder `dir` itself (created when missing).
+pub fn write_trained_model_to(dir: &Path, seed: u64, steps: usize) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
     let words = vocabulary();
     let cfg = Gpt2Config {
         n_positions: 64,
@@ -88,7 +94,7 @@ pub fn write_trained_model(root: &Path, seed: u64, steps: usize) -> Result<PathB
     });
     let path = dir.join("tokenizer.json");
     std::fs::write(&path, tokenizer.to_string()).map_err(io(&path))?;
-    Ok(dir)
+    Ok(())
 }
 
 /// Trains `model` (weights in `varmap`) to answer every city prompt at its last token.
@@ -149,59 +155,4 @@ pub fn write_sae(
         true,
     )?;
     Ok(dir)
-}
-
-/// A fresh folder under the system's temporary directory for `name`.
-pub fn temp_root(name: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("vene-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    Ok(dir)
-}
-
-/// `(layer, component)` of a SAELens hook name (`blocks.8.hook_resid_pre` is `block_input` of
-/// layer 8), when it names one vene knows.
-pub fn parse_hook_name(hook: &str) -> Option<(usize, Component)> {
-    let rest = hook.strip_prefix("blocks.")?;
-    let (layer, name) = rest.split_once('.')?;
-    let component = match name {
-        "hook_resid_pre" => Component::BlockInput,
-        "hook_resid_post" => Component::BlockOutput,
-        "hook_attn_out" => Component::AttentionOutput,
-        "hook_mlp_out" => Component::MlpOutput,
-        _ => return None,
-    };
-    Some((layer.parse().ok()?, component))
-}
-
-/// The body of an example's `main`: `run` on the folders the user gave (`given`), or, when
-/// none were given, on folders `make` writes into a temporary root that is removed afterwards.
-/// Prints the report, or the error as one line with exit code 1.
-pub fn run_main<T>(
-    name: &str,
-    given: Result<Option<T>>,
-    make: impl FnOnce(&Path) -> Result<T>,
-    run: impl FnOnce(&T) -> Result<String>,
-) {
-    let mut root = None;
-    let result = (|| -> Result<String> {
-        let target = match given? {
-            Some(target) => target,
-            None => {
-                let r = temp_root(name)?;
-                root = Some(r.clone());
-                make(&r)?
-            }
-        };
-        run(&target)
-    })();
-    if let Some(r) = root {
-        let _ = std::fs::remove_dir_all(r);
-    }
-    match result {
-        Ok(text) => print!("{text}"),
-        Err(e) => {
-            eprintln!("error: {}", e.one_line());
-            std::process::exit(1);
-        }
-    }
 }
