@@ -94,6 +94,9 @@ const FILLERS: [&str; 4] = ["the", "so", "now", "well"];
 const COLORS: [&str; 4] = ["red", "green", "blue", "yellow"];
 const SIZES: [&str; 3] = ["small", "medium", "large"];
 const N_ENTITIES: usize = 32;
+/// Entities held out of the latent search, on which the interventions are scored (RAVEL's
+/// split).
+const N_HELD_OUT: usize = 8;
 /// Prompts are `[filler, entity, attribute]`; the answer is predicted at the last token.
 const LAST: usize = 2;
 /// The layer whose `block_output` we intervene on.
@@ -254,6 +257,24 @@ struct Row {
     isolation_size: f64,
 }
 
+impl Row {
+    /// RAVEL's disentanglement score: the mean of cause (IIA) and isolation.
+    fn disentangle(&self) -> f64 {
+        (self.iia_color + self.isolation_size) / 2.0
+    }
+}
+
+/// RAVEL's split of the entities: the latents are chosen on `train`, interventions are scored
+/// on the `held_out` entities only (a seeded shuffle; `n_held_out` of `n`).
+fn split_entities(n: usize, n_held_out: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(&mut StdRng::seed_from_u64(seed.wrapping_add(3)));
+    let mut held_out = all.split_off(n - n_held_out.min(n));
+    held_out.sort_unstable();
+    all.sort_unstable();
+    (all, held_out)
+}
+
 /// What a run of the tutorial measured (the smoke test checks it).
 #[derive(Debug, Clone)]
 #[cfg_attr(not(test), allow(dead_code))]
@@ -319,12 +340,21 @@ fn train_sae(acts: &Tensor, opts: &Options) -> Result<(AutoencoderLayer, SaeRepo
     Ok((sae, report))
 }
 
-/// Step 4: the latents whose mean activation differs most between colors (on color queries),
-/// relative to their spread.
-fn color_latents(world: &World, prompts: &[Prompt], z: &Tensor, k: usize) -> Result<Vec<usize>> {
+/// Step 4: the latents whose mean activation differs most between colors (on the color queries
+/// of the `train` entities), relative to their spread.
+fn color_latents(
+    world: &World,
+    prompts: &[Prompt],
+    train: &[usize],
+    z: &Tensor,
+    k: usize,
+) -> Result<Vec<usize>> {
     let classes: Vec<Option<usize>> = prompts
         .iter()
-        .map(|p| (p.attribute == Attribute::Color).then(|| world.color(p.entity)))
+        .map(|p| {
+            (p.attribute == Attribute::Color && train.contains(&p.entity))
+                .then(|| world.color(p.entity))
+        })
         .collect();
     class_latents(&classes, COLORS.len(), z, k)
 }
@@ -375,23 +405,30 @@ fn class_latents(
     Ok(scores.into_iter().take(k).map(|(_, j)| j).collect())
 }
 
-/// For each base prompt, a source prompt: same filler and attribute, an entity with a different
-/// color and a different size (so that both metrics count every pair).
-fn source_prompts(world: &World, prompts: &[Prompt], seed: u64) -> Vec<Prompt> {
+/// (base, source) pairs: each base prompt gets a source prompt with the same filler and
+/// attribute and an entity of `entities` with a different color and a different size (so that
+/// both metrics count every pair). A base with no such entity is left out.
+fn source_prompts(
+    world: &World,
+    prompts: &[Prompt],
+    entities: &[usize],
+    seed: u64,
+) -> Vec<(Prompt, Prompt)> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_add(1));
     prompts
         .iter()
-        .map(|p| {
-            let mut candidates: Vec<usize> = (0..N_ENTITIES)
+        .filter_map(|p| {
+            let mut candidates: Vec<usize> = entities
+                .iter()
+                .copied()
                 .filter(|&e| {
                     world.color(e) != world.color(p.entity) && world.size(e) != world.size(p.entity)
                 })
                 .collect();
             candidates.shuffle(&mut rng);
-            Prompt {
-                entity: candidates.first().copied().unwrap_or(p.entity),
-                ..*p
-            }
+            candidates
+                .first()
+                .map(|&entity| (*p, Prompt { entity, ..*p }))
         })
         .collect()
 }
@@ -464,20 +501,42 @@ fn run(opts: &Options) -> Result<Report> {
         sae_report.dead_fraction * 100.0
     );
 
-    println!("Step 4: find the latents that carry the color");
+    let (train_entities, held_out) = split_entities(N_ENTITIES, N_HELD_OUT, opts.seed);
+    println!(
+        "Step 4: find the latents that carry the color, on {} training entities",
+        train_entities.len()
+    );
     let z = sae.encode(&acts)?;
-    let color_dims = color_latents(&world, &prompts, &z, opts.n_dims)?;
+    let color_dims = color_latents(&world, &prompts, &train_entities, &z, opts.n_dims)?;
     println!("  color latents: {color_dims:?}");
     let intervenable =
         get_intervenable_with_autoencoder(model.clone(), sae, color_dims.clone(), LAYER)?;
 
-    println!("Step 5: interchange interventions, source entity -> base entity");
-    let sources = source_prompts(&world, &prompts, opts.seed);
+    let test_prompts: Vec<Prompt> = prompts
+        .iter()
+        .copied()
+        .filter(|p| held_out.contains(&p.entity))
+        .collect();
+    let (bases, sources): (Vec<Prompt>, Vec<Prompt>) =
+        source_prompts(&world, &test_prompts, &held_out, opts.seed)
+            .into_iter()
+            .unzip();
+    if bases.is_empty() {
+        return Err(CliError::invalid(
+            "no held-out entity has a source entity of another color and size",
+        ));
+    }
+    println!(
+        "Step 5: interchange interventions, source entity -> base entity, on the {} held-out \
+         entities ({} pairs)",
+        held_out.len(),
+        bases.len()
+    );
     let (sae_row, sae_logits) = score(
         &world,
         &intervenable,
         None,
-        &prompts,
+        &bases,
         &sources,
         &format!("SAE, {} color latents", color_dims.len()),
     )?;
@@ -489,7 +548,7 @@ fn run(opts: &Options) -> Result<Report> {
         &world,
         &intervenable,
         Some(Subspaces::Ids(random_dims)),
-        &prompts,
+        &bases,
         &sources,
         &format!("SAE, {} random latents", color_dims.len()),
     )?;
@@ -502,7 +561,7 @@ fn run(opts: &Options) -> Result<Report> {
         &world,
         &vanilla,
         None,
-        &prompts,
+        &bases,
         &sources,
         "Vanilla, all 64 dims of block_output",
     )?;
@@ -510,26 +569,33 @@ fn run(opts: &Options) -> Result<Report> {
     print_rows(&rows, "IIA (color)", "isolation (size)");
 
     println!("Step 6: save the intervenable model and load it back");
-    let tmp;
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempdir()?;
-            tmp.join("color-intervention")
-        }
+    // Without --out, a temporary folder, removed at the end.
+    let tmp = match &opts.out {
+        Some(_) => None,
+        None => Some(TempDir::new()?),
+    };
+    let dir = match (&opts.out, &tmp) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.0.join("color-intervention"),
+        (None, None) => unreachable!("a temporary folder is made when --out is not given"),
     };
     // --out may hold the save of an earlier run: replace it (a folder of other files is
     // never replaced).
     intervenable.save_with(&dir, &vene::SaveOptions::default().overwrite(true))?;
     let loaded = IntervenableModel::load(&dir, model.clone())?;
-    let (_, reloaded_logits) = score(&world, &loaded, None, &prompts, &sources, "reloaded")?;
+    let (_, reloaded_logits) = score(&world, &loaded, None, &bases, &sources, "reloaded")?;
     let reload_max_diff = (&sae_logits - &reloaded_logits)?
         .abs()?
         .max_all()?
         .to_scalar::<f32>()?;
     println!(
-        "  saved to {}; max |logit difference| after reload: {reload_max_diff}",
-        dir.display()
+        "  saved to {}{}; max |logit difference| after reload: {reload_max_diff}",
+        dir.display(),
+        if tmp.is_some() {
+            " (removed at exit)"
+        } else {
+            ""
+        }
     );
 
     Ok(Report {
@@ -542,7 +608,8 @@ fn run(opts: &Options) -> Result<Report> {
     })
 }
 
-/// Prints the RAVEL table.
+/// Prints the RAVEL table: cause (IIA), isolation, and their mean, RAVEL's disentanglement
+/// score.
 fn print_rows(rows: &[Row], iia: &str, isolation: &str) {
     let rows: Vec<Vec<String>> = rows
         .iter()
@@ -551,22 +618,34 @@ fn print_rows(rows: &[Row], iia: &str, isolation: &str) {
                 r.method.clone(),
                 format!("{:.1}%", r.iia_color * 100.0),
                 format!("{:.1}%", r.isolation_size * 100.0),
+                format!("{:.1}%", r.disentangle() * 100.0),
             ]
         })
         .collect();
-    for line in vene_cli::table::render(&["intervention", iia, isolation], &rows).lines() {
+    let header = ["intervention", iia, isolation, "disentangle (mean)"];
+    for line in vene_cli::table::render(&header, &rows).lines() {
         println!("  {line}");
     }
 }
 
-/// A fresh folder under the system's temporary directory.
-fn tempdir() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
-    Ok(dir)
+/// A fresh folder under the system's temporary directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn main() {
@@ -626,14 +705,13 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn steps_2_to_6_run_on_a_model_folder_and_a_saelens_sae() {
-        let root = common::temp_root("tutorial-real-test").unwrap();
-        let model = common::offline::write_trained_model(&root, 0, 400).unwrap();
-        let d = common::offline::WIDTH;
-        // SAELens's `blocks.1.hook_resid_pre`: block_input of layer 1.
-        let sae = common::offline::write_sae(&root, d, 4 * d, 1, Component::BlockInput, 9).unwrap();
-        let opts = Options::parse_from([
+    /// Options of the real-model path on `model` and `sae`, saving into `out`.
+    fn real_options(
+        model: &std::path::Path,
+        sae: &std::path::Path,
+        out: &std::path::Path,
+    ) -> Options {
+        Options::parse_from([
             "tutorial",
             "--model",
             model.to_str().unwrap(),
@@ -642,30 +720,74 @@ mod tests {
             "--n-dims",
             "4",
             "--out",
-            root.join("saved").to_str().unwrap(),
-        ]);
-        let report = real_model::run(
-            &opts,
+            out.to_str().unwrap(),
+        ])
+    }
+
+    fn run_real(opts: &Options) -> Result<Report> {
+        real_model::run(
+            opts,
             opts.model.as_deref().unwrap(),
             opts.sae.as_deref().unwrap(),
         )
-        .unwrap();
-        // The offline model was trained to answer all 40 prompts (20 cities x 2 attributes).
+    }
+
+    #[test]
+    fn steps_2_to_6_run_on_a_model_folder_and_a_saelens_sae() {
+        let root = common::temp_root("tutorial-real-test").unwrap();
+        // `vene demo`'s folders: a GPT-2 trained on the city facts, and an SAE trained by
+        // `train-sae` on its `block_output` of layer 0 (SAELens's `blocks.0.hook_resid_post`).
+        let demo = vene_cli::demo::write_demo(&root.join("demo"), 0, 300).unwrap();
+        let opts = real_options(&demo.model, &demo.sae, &root.join("saved"));
+        let report = run_real(&opts).unwrap();
+        let d = common::offline::WIDTH;
+        // The demo model was trained to answer all 40 prompts (20 cities x 2 attributes).
         assert_eq!(report.model_accuracy, 1.0);
         assert_eq!(report.activations_shape, vec![40, d]);
         assert!(report.sae.mse.is_finite() && report.sae.l0 <= (4 * d) as f64);
+        assert!(report.sae.explained_variance > 0.5, "{:?}", report.sae);
         assert_eq!(report.color_dims.len(), 4);
         assert!(report.color_dims.iter().all(|&j| j < 4 * d));
         assert_eq!(report.rows.len(), 3);
         assert!(report.rows[2]
             .method
-            .starts_with("Vanilla, all 32 dims of block_input"));
+            .starts_with("Vanilla, all 32 dims of block_output"));
         for r in &report.rows {
             assert!((0.0..=1.0).contains(&r.iia_color) && (0.0..=1.0).contains(&r.isolation_size));
+            assert_eq!(r.disentangle(), (r.iia_color + r.isolation_size) / 2.0);
         }
         // The SAELens standard SAE becomes pyvene's AutoencoderLayer: saved, reloaded, same.
         assert!(root.join("saved").join("config.json").is_file());
         assert_eq!(report.reload_max_diff, 0.0);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    /// Degenerate inputs stop with a message instead of printing scores about nothing.
+    #[test]
+    fn degenerate_real_model_inputs_are_refused() {
+        let root = common::temp_root("tutorial-degenerate-test").unwrap();
+        let model = common::offline::write_trained_model(&root, 0, 0).unwrap();
+        let d = common::offline::WIDTH;
+        // An SAE that was never trained: worse than the mean.
+        let sae = common::offline::write_sae(&root, d, 4 * d, 1, Component::BlockInput, 9).unwrap();
+        let err = run_real(&real_options(&model, &sae, &root.join("a")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("worse than their mean"), "{err}");
+        assert!(!root.join("a").exists());
+        // A tokenizer that knows none of the cities: every city is `<unk>`.
+        let path = model.join("tokenizer.json");
+        let mut tok: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+        for c in &common::cities::CITIES {
+            vocab.remove(c.name);
+        }
+        std::fs::write(&path, tok.to_string()).unwrap();
+        let err = run_real(&real_options(&model, &sae, &root.join("b")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("only 0 of the 20 cities"), "{err}");
         std::fs::remove_dir_all(root).unwrap();
     }
 
@@ -678,8 +800,18 @@ mod tests {
     fn every_source_differs_in_color_and_size() {
         let world = World::new();
         let prompts = world.prompts();
-        let sources = source_prompts(&world, &prompts, 0);
-        for (b, s) in prompts.iter().zip(&sources) {
+        let (train, held_out) = split_entities(N_ENTITIES, N_HELD_OUT, 0);
+        assert_eq!(
+            (train.len(), held_out.len()),
+            (N_ENTITIES - N_HELD_OUT, N_HELD_OUT)
+        );
+        let mut all: Vec<usize> = train.iter().chain(&held_out).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..N_ENTITIES).collect::<Vec<_>>());
+        let pairs = source_prompts(&world, &prompts, &held_out, 0);
+        assert_eq!(pairs.len(), prompts.len());
+        for (b, s) in &pairs {
+            assert!(held_out.contains(&s.entity));
             assert_ne!(world.color(b.entity), world.color(s.entity));
             assert_ne!(world.size(b.entity), world.size(s.entity));
             assert_eq!((b.filler, b.attribute), (s.filler, s.attribute));

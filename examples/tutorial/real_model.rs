@@ -246,8 +246,21 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
         sae_report.explained_variance,
         sae_report.dead_fraction * 100.0
     );
+    if sae_report.explained_variance.is_nan() || sae_report.explained_variance < 0.0 {
+        return Err(CliError::invalid(format!(
+            "the SAE reconstructs these activations worse than their mean does (explained \
+             variance {:.3}): it was not trained on {component} of layer {layer} of this model; \
+             pass the --layer and --component it was trained at, or another SAE",
+            sae_report.explained_variance
+        )));
+    }
 
-    println!("Step 4: find the latents that carry the country");
+    let (train_cities, held_out) =
+        crate::split_entities(CITIES.len(), CITIES.len() * 3 / 10, opts.seed);
+    println!(
+        "Step 4: find the latents that carry the country, on {} training cities",
+        train_cities.len()
+    );
     let countries: Vec<&str> = {
         let mut c: Vec<&str> = Vec::new();
         for city in &CITIES {
@@ -260,8 +273,9 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
     let classes: Vec<Option<usize>> = items
         .iter()
         .map(|&it| {
-            (it.attribute == Attribute::Country).then(|| {
-                let country = CITIES.get(city(&enc, it)).map_or("", |c| c.country);
+            let c = city(&enc, it);
+            (it.attribute == Attribute::Country && train_cities.contains(&c)).then(|| {
+                let country = CITIES.get(c).map_or("", |c| c.country);
                 countries.iter().position(|c| *c == country).unwrap_or(0)
             })
         })
@@ -277,13 +291,17 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
         dims.clone(),
     )?;
 
-    println!("Step 5: interchange interventions, source city -> base city");
     let mut rng = StdRng::seed_from_u64(opts.seed.wrapping_add(1));
-    let sources: Vec<Item> = items
+    let test_items: Vec<Item> = items
         .iter()
-        .map(|&b| {
+        .copied()
+        .filter(|&it| held_out.contains(&city(&enc, it)))
+        .collect();
+    let (bases, sources): (Vec<Item>, Vec<Item>) = test_items
+        .iter()
+        .filter_map(|&b| {
             let bc = CITIES.get(city(&enc, b));
-            let mut candidates: Vec<Item> = items
+            let mut candidates: Vec<Item> = test_items
                 .iter()
                 .copied()
                 .filter(|&s| s.attribute == b.attribute)
@@ -294,14 +312,28 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
                 })
                 .collect();
             candidates.shuffle(&mut rng);
-            candidates.first().copied().unwrap_or(b)
+            candidates.first().map(|&s| (b, s))
         })
-        .collect();
+        .unzip();
+    if bases.iter().all(|b| b.attribute != Attribute::Country)
+        || bases.iter().all(|b| b.attribute != Attribute::Continent)
+    {
+        return Err(CliError::invalid(
+            "too few held-out cities with a source of another country and continent to score \
+             both attributes",
+        ));
+    }
+    println!(
+        "Step 5: interchange interventions, source city -> base city, on {} held-out cities \
+         ({} pairs)",
+        held_out.len(),
+        bases.len()
+    );
     let (sae_row, sae_logits) = score(
         &enc,
         &intervenable,
         None,
-        &items,
+        &bases,
         &sources,
         position,
         &format!("SAE, {} country latents", dims.len()),
@@ -313,7 +345,7 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
         &enc,
         &intervenable,
         Some(Subspaces::Ids(random_dims)),
-        &items,
+        &bases,
         &sources,
         position,
         &format!("SAE, {} random latents", dims.len()),
@@ -326,7 +358,7 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
         &enc,
         &vanilla,
         None,
-        &items,
+        &bases,
         &sources,
         position,
         &format!("Vanilla, all {} dims of {component}", ae.input_dim()),
@@ -335,16 +367,22 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
     crate::print_rows(&rows, "IIA (country)", "isolation (continent)");
 
     println!("Step 6: save the intervenable model and load it back");
-    let dir = match &opts.out {
-        Some(d) => d.clone(),
-        None => crate::tempdir()?.join("country-intervention"),
+    // Without --out, a temporary folder, removed at the end.
+    let tmp = match &opts.out {
+        Some(_) => None,
+        None => Some(crate::TempDir::new()?),
+    };
+    let dir = match (&opts.out, &tmp) {
+        (Some(d), _) => d.clone(),
+        (None, Some(t)) => t.0.join("country-intervention"),
+        (None, None) => unreachable!("a temporary folder is made when --out is not given"),
     };
     let reload_max_diff = match intervenable
         .save_with(&dir, &vene::SaveOptions::default().overwrite(true))
     {
         Ok(()) => {
             let loaded = IntervenableModel::load(&dir, lm.model.clone())?;
-            let (_, logits) = score(&enc, &loaded, None, &items, &sources, position, "reloaded")?;
+            let (_, logits) = score(&enc, &loaded, None, &bases, &sources, position, "reloaded")?;
             let diff = (&sae_logits - &logits)?
                 .abs()?
                 .max_all()?

@@ -140,9 +140,43 @@ pub fn encode(lm: &LoadedModel, attribute: Attribute) -> Result<Encoded> {
             _ => out.skipped.push(c.name),
         }
     }
+    // Cities the tokenizer writes as the same token (e.g. `<unk>` of a word-level vocabulary
+    // that does not know them) cannot be told apart: leave them all out.
+    let city_token = |ids: &Vec<u32>| ids.get(out.position).copied();
+    let shared: Vec<bool> = out
+        .ids
+        .iter()
+        .map(|a| {
+            out.ids
+                .iter()
+                .filter(|b| city_token(b) == city_token(a))
+                .count()
+                > 1
+        })
+        .collect();
+    if shared.iter().any(|&s| s) {
+        let mut kept = Encoded {
+            cities: Vec::new(),
+            ids: Vec::new(),
+            answers: Vec::new(),
+            position: out.position,
+            skipped: out.skipped.clone(),
+        };
+        for (i, is_shared) in shared.into_iter().enumerate() {
+            if is_shared {
+                kept.skipped.push(CITIES[out.cities[i]].name);
+            } else {
+                kept.cities.push(out.cities[i]);
+                kept.ids.push(out.ids[i].clone());
+                kept.answers.push(out.answers[i]);
+            }
+        }
+        out = kept;
+    }
     if out.cities.len() < 2 {
         return Err(CliError::invalid(format!(
-            "only {} of the {} cities are one token for this tokenizer; need at least 2",
+            "only {} of the {} cities are one token of their own for this tokenizer (the others \
+             are several tokens, or share one, e.g. `<unk>`); need at least 2",
             out.cities.len(),
             CITIES.len()
         )));

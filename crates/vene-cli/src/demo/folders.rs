@@ -29,7 +29,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     }
 }
 
-/// The offline vocabulary: `<unk>`, the city task's words, then [`EXTRA_WORDS`], no repeats.
+/// The offline vocabulary: `<unk>`, the city task's words, then a few everyday words, no repeats.
 pub fn vocabulary() -> Vec<String> {
     let mut words: Vec<String> = vec!["<unk>".into()];
     let task = super::cities::TEMPLATE_WORDS
