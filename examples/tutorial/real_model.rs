@@ -388,8 +388,13 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
                 .max_all()?
                 .to_scalar::<f32>()?;
             println!(
-                "  saved to {}; max |logit difference| after reload: {diff}",
-                dir.display()
+                "  saved to {}{}; max |logit difference| after reload: {diff}",
+                dir.display(),
+                if tmp.is_some() {
+                    " (removed at exit)"
+                } else {
+                    ""
+                }
             );
             diff
         }
