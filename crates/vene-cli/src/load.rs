@@ -32,11 +32,10 @@ impl LoadedModel {
         Ok((ids, t))
     }
 
-    /// The text of one token.
+    /// The readable text of one token (never empty; partial UTF-8 bytes as `\xNN`; see
+    /// [`Tokenizer::token_text`]).
     pub fn token(&self, id: u32) -> String {
-        self.tokenizer
-            .decode(&[id])
-            .unwrap_or_else(|_| format!("<{id}>"))
+        self.tokenizer.token_text(id)
     }
 }
 

@@ -26,6 +26,7 @@ mod loader;
 mod logits_at;
 mod model;
 mod prefix;
+mod token_text;
 mod tokenizer;
 mod weights;
 
