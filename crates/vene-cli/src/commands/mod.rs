@@ -2,6 +2,7 @@
 
 pub mod features;
 pub mod patch;
+pub mod patch_args;
 pub mod steer;
 pub mod train_sae;
 
