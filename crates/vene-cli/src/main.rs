@@ -29,11 +29,13 @@ fn main() {
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
             let msg = e.to_string();
-            let line = msg
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            eprintln!("{}", line.trim());
+            let mut lines = msg.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("invalid arguments");
+            // "the following required arguments were not provided:" names them on the next line.
+            match lines.next().filter(|_| first.ends_with(':')) {
+                Some(next) => eprintln!("{first} {next}"),
+                None => eprintln!("{first}"),
+            }
             std::process::exit(1);
         }
     };

@@ -433,8 +433,8 @@ fn patch_position_all_heat_map_cells_are_the_single_position_runs() {
         }
     }
     // The last block's output at an earlier position cannot reach the last position's logits.
-    for p in 1..=3 {
-        assert_eq!(rows[1][p].parse::<f32>().unwrap(), 0.0, "{map}");
+    for cell in &rows[1][1..4] {
+        assert_eq!(cell.parse::<f32>().unwrap(), 0.0, "{map}");
     }
     // Negative positions count from the end.
     assert_eq!(
@@ -522,11 +522,9 @@ fn patch_pairs_file_rows_and_mean() {
         .map(|r| r[1..].iter().map(|c| c.parse().unwrap()).collect())
         .collect();
     assert_eq!(cells.len(), 3, "{maps}");
-    for p in 0..3 {
-        assert!(
-            (cells[2][p] - (cells[0][p] + cells[1][p]) / 2.0).abs() < 1.5e-4,
-            "{maps}"
-        );
+    assert_eq!(cells[2].len(), 3, "{maps}");
+    for ((mean, a), b) in cells[2].iter().zip(&cells[0]).zip(&cells[1]) {
+        assert!((mean - (a + b) / 2.0).abs() < 1.5e-4, "{maps}");
     }
     // Errors name the file and the line.
     std::fs::write(&file, "the cat\ta dog\nthe cat a dog\n").unwrap();
@@ -545,6 +543,8 @@ fn patch_pairs_file_rows_and_mean() {
         &["patch", "--model", m, "--pairs", f, "--base", "the"],
         &["--base"],
     );
+    // Neither prompts nor a pairs file: the missing arguments are named.
+    assert_fails(&["patch", "--model", m], &["not provided", "--base"]);
 }
 
 /// The change of the logit difference from patching `head` of `component` at `layer`, source
