@@ -855,3 +855,59 @@ fn sae_of_mlp_activation_has_its_width_and_features_reads_it() {
     );
     assert!(!out.exists());
 }
+
+/// The fixture tiny Llama (rotary positions, `max_position_embeddings` 32, intermediate 40)
+/// with the word-level tokenizer of [`model_dir`].
+fn llama_dir(root: &Path) -> PathBuf {
+    let gpt2 = model_dir(root);
+    let dir = root.join("llama");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(FIXTURE).with_file_name("tiny-llama");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(gpt2.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+#[test]
+fn train_sae_on_a_rotary_model_chunks_to_its_configured_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = llama_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let words: Vec<&str> = WORDS.split(' ').cycle().take(40).collect();
+    let data = tmp.path().join("long.txt");
+    std::fs::write(&data, format!("{}\n", words.join(" "))).unwrap();
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("sae");
+    // max_position_embeddings 32: two chunks; mlp_activation is intermediate_size wide.
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out.to_str().unwrap(),
+        &["--component", "mlp_activation"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 40 activations of width 40 (1 lines in 2 chunks of at most 32 tokens)"
+        ),
+        "{text}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["d_in"], 40);
+    // A rotary model takes a longer chunk when asked.
+    let out2 = tmp.path().join("sae2");
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out2.to_str().unwrap(),
+        &["--context-length", "64"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 40 activations of width 16 (1 lines in 1 chunks of at most 64 tokens)"
+        ),
+        "{text}"
+    );
+}

@@ -52,7 +52,8 @@ pub struct TrainSaeArgs {
     #[arg(long, default_value_t = 1e-3)]
     pub l1: f64,
     /// Tokens per forward pass: longer lines are cut into chunks of this many tokens
-    /// (default: the model's context, its position table, or 1024 for rotary models).
+    /// (default: the model's context: its position table, else `max_position_embeddings` of
+    /// its config.json, else 1024).
     #[arg(long)]
     pub context_length: Option<usize>,
     /// Seed of the init and of the batches.
@@ -76,28 +77,65 @@ pub const MAX_BATCH_SIZE: usize = 1 << 20;
 pub const DEFAULT_CONTEXT_LENGTH: usize = 1024;
 
 /// The longest chunk of tokens `model` takes in one pass: its learned position table's
-/// length (GPT-2's `n_positions`), else [`DEFAULT_CONTEXT_LENGTH`].
+/// length (GPT-2's `n_positions`), else the context its `config.json` names (`config`:
+/// `max_position_embeddings` or an equivalent, see [`config_context_length`]), else
+/// [`DEFAULT_CONTEXT_LENGTH`].
 ///
 /// ```
 /// use candle_core::{DType, Device};
 /// use vene::models::Model;
 /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
 /// let model = Model::from_dir(dir, DType::F32, &Device::Cpu)?;
-/// assert_eq!(vene_cli::commands::train_sae::context_length(&model), 32);
+/// assert_eq!(vene_cli::commands::train_sae::context_length(&model, None), 32);
 /// # Ok::<(), vene_cli::CliError>(())
 /// ```
-pub fn context_length(model: &Model) -> usize {
-    model
-        .spec()
-        .max_positions()
-        .unwrap_or(DEFAULT_CONTEXT_LENGTH)
+pub fn context_length(model: &Model, config: Option<usize>) -> usize {
+    match (model.spec().max_positions(), config) {
+        (Some(table), Some(c)) => table.min(c),
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => DEFAULT_CONTEXT_LENGTH,
+    }
+}
+
+/// The context length a model folder's `config.json` names: `max_position_embeddings`,
+/// `n_positions`, `n_ctx`, `max_seq_len` or `seq_length` (also under `text_config`); `None`
+/// when `dir` is not a folder with a readable config that names one.
+///
+/// ```
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-llama");
+/// assert_eq!(vene_cli::commands::train_sae::config_context_length(dir.as_ref()), Some(32));
+/// assert_eq!(vene_cli::commands::train_sae::config_context_length("/no/such".as_ref()), None);
+/// ```
+pub fn config_context_length(dir: &Path) -> Option<usize> {
+    const MAX_CONFIG_BYTES: u64 = 16 << 20;
+    let path = dir.join("config.json");
+    if std::fs::metadata(&path).ok()?.len() > MAX_CONFIG_BYTES {
+        return None;
+    }
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let keys = [
+        "max_position_embeddings",
+        "n_positions",
+        "n_ctx",
+        "max_seq_len",
+        "seq_length",
+    ];
+    let found = [Some(&cfg), cfg.get("text_config")]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| keys.iter().filter_map(move |k| c.get(*k)?.as_u64()))
+        .find_map(|n| usize::try_from(n).ok().filter(|&n| n > 0));
+    found
 }
 
 /// The tokens per chunk: `--context-length` when given (at least 1, at most the model's
 /// learned position table), else [`context_length`].
-fn chunk_length(model: &Model, asked: Option<usize>) -> Result<usize> {
+fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Result<usize> {
     let Some(n) = asked else {
-        return Ok(context_length(model));
+        return Ok(context_length(
+            model,
+            config_context_length(Path::new(model_arg)),
+        ));
     };
     if n == 0 {
         return Err(CliError::invalid("--context-length must be at least 1"));
@@ -350,7 +388,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
         )));
     }
-    let chunk = chunk_length(&lm.model, args.context_length)?;
+    let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
     let Collected {
         acts,
         lines,
