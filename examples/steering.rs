@@ -91,7 +91,7 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
         .component
         .or(hook.map(|(_, c)| c))
         .unwrap_or(Component::BlockOutput);
-    let ae = load::sae_for(&lm.model, sae, &backend)?;
+    let ae = load::sae_for(&lm.model, sae, component, &backend)?;
     // The decoder row when the SAE's decoder is affine, else decode(e_i) - decode(0).
     let row = match ae.decoder_rows(&[args.latent]) {
         Ok(Some(rows)) => rows.squeeze(0)?,

@@ -229,7 +229,7 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
 
     println!("Step 3: the pretrained SAE, {sae_spec}, on them");
     let layer_form = as_layer(&sae, &acts);
-    let ae = load::sae_for(&lm.model, sae, &backend)?;
+    let ae = load::sae_for(&lm.model, sae, component, &backend)?;
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("no latents"))?;
     let sae_report = SaeReport {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use vene::autoencoder::{load_sae, load_sae_from_hub, Autoencoder, HubOptions, LoadedSae};
+use vene::hooks::{Component, HookableModel};
 use vene::models::{load_pretrained, LanguageModel, Model, Tokenizer};
 
 use crate::backend::Backend;
@@ -71,14 +72,64 @@ pub fn sae(spec: &str) -> Result<LoadedSae> {
     }
 }
 
-/// The SAE as a shared autoencoder, checked against the model's width, on the model's
-/// device in `backend.sae_dtype` (the precision its math runs in).
-pub fn sae_for(model: &Model, sae: LoadedSae, backend: &Backend) -> Result<Arc<dyn Autoencoder>> {
-    if sae.d_in != model.hidden_size() {
+/// The width of one activation vector of `component` in `model`: the hidden size for the
+/// residual stream and the attention/MLP inputs and outputs, the intermediate size for
+/// `mlp_activation`, the width of one head for head components (`head_*`), all heads together
+/// for `query_output` / `key_output` / `value_output` / `attention_value_output`.
+///
+/// ```
+/// use candle_core::{DType, Device};
+/// use vene::hooks::Component;
+/// use vene::models::Model;
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
+/// let model = Model::from_dir(dir, DType::F32, &Device::Cpu)?;
+/// let width = |c| vene_cli::load::component_width(&model, c).unwrap();
+/// assert_eq!(width(Component::BlockOutput), 16);
+/// assert_eq!(width(Component::MlpActivation), 64);
+/// assert_eq!(width(Component::HeadQueryOutput), 8);
+/// assert!(vene_cli::load::component_width(&model, Component::AttentionWeight).is_err());
+/// # Ok::<(), vene_cli::CliError>(())
+/// ```
+pub fn component_width(model: &Model, component: Component) -> Result<usize> {
+    if component == Component::AttentionWeight {
+        return Err(CliError::invalid(
+            "attention_weight holds attention probabilities, not activation vectors: choose \
+             another --component",
+        ));
+    }
+    let shape = HookableModel::component_shape(model, component)?;
+    Ok(if component.is_head() {
+        shape.head_dim()
+    } else {
+        shape.width
+    })
+}
+
+/// The SAE as a shared autoencoder, checked against the width of `component` in the model
+/// (see [`component_width`]), on the model's device in `backend.sae_dtype` (the precision its
+/// math runs in).
+pub fn sae_for(
+    model: &Model,
+    sae: LoadedSae,
+    component: Component,
+    backend: &Backend,
+) -> Result<Arc<dyn Autoencoder>> {
+    let width = component_width(model, component)?;
+    if sae.d_in != width {
+        // Name a component of the SAE's width, when the model has one.
+        let hint = [
+            Component::BlockOutput,
+            Component::MlpActivation,
+            Component::HeadAttentionValueOutput,
+        ]
+        .into_iter()
+        .find(|c| component_width(model, *c).ok() == Some(sae.d_in))
+        .map(|c| format!(" (the width of {c}: try --component {c})"))
+        .unwrap_or_default();
         return Err(CliError::invalid(format!(
-            "the SAE reads activations of width {}, but the model's residual stream has width {}",
-            sae.d_in,
-            model.hidden_size()
+            "the SAE reads activations of width {}, but {component} of the model has width \
+             {width}{hint}",
+            sae.d_in
         )));
     }
     Ok(Arc::from(

@@ -522,3 +522,554 @@ fn demo_writes_a_model_an_sae_and_commands_that_run() {
         before
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue #13 (first contact): `patch --position/--pairs/--head/--site`, `train-sae` chunking
+// and component widths, `features` on an SAE of mlp_activation.
+// ---------------------------------------------------------------------------------------------
+
+/// Exit code 1, one stderr line containing every needle, no panic.
+fn assert_fails(args: &[&str], needles: &[&str]) {
+    let o = vene(args);
+    assert_eq!(o.status.code(), Some(1), "{args:?}");
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// An argument error clap reports itself: exit code 2, every needle in its message, no panic.
+fn assert_clap_fails(args: &[&str], needles: &[&str]) {
+    let o = vene(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}");
+    let err = String::from_utf8(o.stderr).unwrap();
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn patch_args<'a>(m: &'a str, base: &'a str, source: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["patch", "--model", m, "--base", base, "--source", source];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The last column ("Δ logit diff") of each row of a per-layer table.
+fn last_column(text: &str) -> Vec<f32> {
+    table_rows(text)
+        .iter()
+        .map(|r| r.last().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn patch_position_all_heat_map_cells_are_the_single_position_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let (base, source) = ("the cat sat on", "a dog ran to");
+    let map = stdout(&vene(&patch_args(m, base, source, &["--position", "all"])));
+    assert!(map.contains("Δ logit diff"), "{map}");
+    // Token strings head the columns.
+    let header = map.lines().find(|l| l.starts_with("| layer")).unwrap();
+    assert!(header.contains("1 \"cat\"/\"dog\""), "{header}");
+    let rows = table_rows(&map);
+    assert_eq!(rows.len(), 2, "{map}");
+    for p in 0..4 {
+        let single = stdout(&vene(&patch_args(
+            m,
+            base,
+            source,
+            &["--position", &p.to_string()],
+        )));
+        let deltas = table_rows(&single);
+        for (layer, row) in rows.iter().enumerate() {
+            assert_eq!(row[0], layer.to_string());
+            assert_eq!(row[p + 1], deltas[layer][4], "layer {layer} position {p}");
+        }
+    }
+    // The last block's output at an earlier position cannot reach the last position's logits.
+    for cell in &rows[1][1..4] {
+        assert_eq!(cell.parse::<f32>().unwrap(), 0.0, "{map}");
+    }
+    // Negative positions count from the end.
+    assert_eq!(
+        stdout(&vene(&patch_args(m, base, source, &["--position", "-3"]))),
+        stdout(&vene(&patch_args(m, base, source, &["--position", "1"])))
+    );
+}
+
+#[test]
+fn patch_source_base_position_pair() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    // At the last layer, source position 1 patched into the base's last position gives the
+    // logits the source has at position 1: those of the source cut after its second token.
+    let pair = stdout(&vene(&patch_args(
+        m,
+        "the cat sat",
+        "a dog ran",
+        &["--layer", "1", "--position", "1:-1"],
+    )));
+    let cut = stdout(&vene(&patch_args(
+        m,
+        "the cat sat",
+        "a dog",
+        &["--layer", "1"],
+    )));
+    assert!(
+        pair.contains("source position 1 into base position 2"),
+        "{pair}"
+    );
+    assert_eq!(table_rows(&pair), table_rows(&cut));
+    assert!(!table_rows(&pair).is_empty());
+}
+
+#[test]
+fn patch_pairs_file_rows_and_mean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let file = tmp.path().join("pairs.tsv");
+    std::fs::write(
+        &file,
+        "# base\tsource\nthe cat sat\ta dog ran\n\nred house and\tgreen tree to\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let text = stdout(&vene(&["patch", "--model", m, "--pairs", f]));
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 3, "{text}");
+    assert_eq!((rows[0][0].as_str(), rows[1][0].as_str()), ("2", "4"));
+    assert_eq!(rows[2][0], "mean");
+    // Each pair's row is that pair's own run.
+    for (row, (b, s)) in rows.iter().zip([
+        ("the cat sat", "a dog ran"),
+        ("red house and", "green tree to"),
+    ]) {
+        let single = last_column(&stdout(&vene(&patch_args(m, b, s, &[]))));
+        let cells: Vec<f32> = row[3..].iter().map(|c| c.parse().unwrap()).collect();
+        assert_eq!(cells, single, "{row:?}");
+    }
+    for layer in 0..2 {
+        let a: f32 = rows[0][3 + layer].parse().unwrap();
+        let b: f32 = rows[1][3 + layer].parse().unwrap();
+        let mean: f32 = rows[2][3 + layer].parse().unwrap();
+        assert!((mean - (a + b) / 2.0).abs() < 1.5e-4, "{text}");
+    }
+    // Heat maps per pair, and their mean (same lengths here).
+    let maps = stdout(&vene(&[
+        "patch",
+        "--model",
+        m,
+        "--pairs",
+        f,
+        "--position",
+        "all",
+        "--layer",
+        "0",
+    ]));
+    assert!(maps.contains("mean over 2 pairs"), "{maps}");
+    // Three tables (two pairs and the mean), one row each: layer 0.
+    let cells: Vec<Vec<f32>> = table_rows(&maps)
+        .iter()
+        .filter(|r| r[0] == "0")
+        .map(|r| r[1..].iter().map(|c| c.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(cells.len(), 3, "{maps}");
+    assert_eq!(cells[2].len(), 3, "{maps}");
+    for ((mean, a), b) in cells[2].iter().zip(&cells[0]).zip(&cells[1]) {
+        assert!((mean - (a + b) / 2.0).abs() < 1.5e-4, "{maps}");
+    }
+    // Errors name the file and the line.
+    std::fs::write(&file, "the cat\ta dog\nthe cat a dog\n").unwrap();
+    assert_fails(
+        &["patch", "--model", m, "--pairs", f],
+        &["pairs.tsv:2:", "base<TAB>source"],
+    );
+    std::fs::write(&file, "the cat\ta dog\nthe\ta dog ran\n").unwrap();
+    assert_fails(
+        &["patch", "--model", m, "--pairs", f, "--position", "all"],
+        &["pairs.tsv:2:", "same length"],
+    );
+    std::fs::write(&file, "# nothing\n\n").unwrap();
+    assert_fails(&["patch", "--model", m, "--pairs", f], &["no pairs"]);
+    assert_clap_fails(
+        &["patch", "--model", m, "--pairs", f, "--base", "the"],
+        &["--base", "cannot be used with", "--pairs"],
+    );
+    // Neither prompts nor a pairs file: the missing arguments are named.
+    assert_clap_fails(&["patch", "--model", m], &["not provided", "--base"]);
+}
+
+/// The change of the logit difference from patching `head` of `component` at `layer`, source
+/// position `pos` into the same base position, computed with the library.
+fn head_patch_delta(model: &Path, base: &[u32], source: &[u32], head: usize, pos: usize) -> f32 {
+    use candle_core::{DType, Device, Tensor};
+    use vene::hooks::{Component, Unit};
+    use vene::models::{LanguageModel, Model};
+    use vene::{
+        ForwardRequest, IntervenableConfig, IntervenableModel, LogitsAt, RepresentationConfig,
+        UnitLoc, UnitLocations,
+    };
+    let lm = Model::from_dir(model, DType::F32, &Device::Cpu).unwrap();
+    let ids = |x: &[u32]| Tensor::new(x, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let last = |x: &[u32]| -> Vec<f32> {
+        let l = lm
+            .forward(&ids(x), None, &mut vene::hooks::NoHooks)
+            .unwrap();
+        l.get(0)
+            .unwrap()
+            .get(x.len() - 1)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    let (bl, sl) = (last(base), last(source));
+    let (bt, st) = (argmax(&bl), argmax(&sl));
+    let repr = RepresentationConfig::new(1, Component::HeadAttentionValueOutput).unit(Unit::HPos);
+    let iv = IntervenableModel::new(IntervenableConfig::new(vec![repr]), lm.clone()).unwrap();
+    let loc = || Some(UnitLoc::head_positions(vec![vec![head]], vec![vec![pos]]));
+    let out = iv
+        .forward(
+            &ForwardRequest::new(ids(base))
+                .source(ids(source))
+                .locations(UnitLocations::full(Some(vec![loc()]), vec![loc()]))
+                .logits(LogitsAt::Last),
+        )
+        .unwrap();
+    let p: Vec<f32> = out
+        .intervened
+        .get(0)
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    (p[st] - p[bt]) - (bl[st] - bl[bt])
+}
+
+#[test]
+fn patch_one_head_by_head_or_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let (base, source) = ("the cat sat", "a dog ran");
+    let by_site = stdout(&vene(&patch_args(m, base, source, &["--site", "L1H1"])));
+    let by_head = stdout(&vene(&patch_args(
+        m,
+        base,
+        source,
+        &[
+            "--layer",
+            "1",
+            "--head",
+            "1",
+            "--component",
+            "head_attention_value_output",
+        ],
+    )));
+    assert_eq!(by_site, by_head);
+    assert!(
+        by_site.contains("patching head_attention_value_output head 1"),
+        "{by_site}"
+    );
+    // The Δ logit diff the CLI prints is the library's, head by head (ids: WORDS order + 1).
+    let delta = |text: &str| -> f32 {
+        let line = text.lines().find(|l| l.contains("Δ logit diff")).unwrap();
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    for head in 0..2 {
+        let text = stdout(&vene(&patch_args(
+            m,
+            base,
+            source,
+            &["--site", &format!("L1H{head}")],
+        )));
+        let want = head_patch_delta(&model, &[1, 2, 3], &[5, 8, 9], head, 2);
+        assert!(
+            (delta(&text) - want).abs() < 1e-4,
+            "head {head}: {text} vs {want}"
+        );
+    }
+    // A head of the query projection, every layer.
+    let q = stdout(&vene(&patch_args(
+        m,
+        base,
+        source,
+        &["--head", "0", "--component", "head_query_output"],
+    )));
+    assert_eq!(table_rows(&q).len(), 2, "{q}");
+}
+
+#[test]
+fn patch_errors_name_the_valid_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let (b, s) = ("the cat sat", "a dog ran");
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--head", "5"],
+            vec!["head 5 is out of range", "2 heads (0..=1)"],
+        ),
+        (
+            vec!["--site", "L9H0"],
+            vec!["layer 9 is out of range", "2 layers (0..=1)"],
+        ),
+        (vec!["--site", "5.3"], vec!["--site", "L5H3"]),
+        (
+            vec!["--head", "0", "--component", "block_output"],
+            vec!["not a head component"],
+        ),
+        (
+            vec!["--component", "head_value_output"],
+            vec!["needs a head", "--head N (0..=1)"],
+        ),
+        (vec!["--top-k", "0"], vec!["--top-k must be at least 1"]),
+        (
+            vec!["--position", "3"],
+            vec!["position 3 is out of range", "has 3 tokens"],
+        ),
+        (
+            vec!["--position", "-4"],
+            vec!["position -4 is out of range"],
+        ),
+        (vec!["--position", "x"], vec!["--position", "S:B"]),
+    ];
+    for (extra, needles) in cases {
+        assert_fails(&patch_args(m, b, s, &extra), &needles);
+    }
+    assert_clap_fails(
+        &patch_args(m, b, s, &["--site", "L1", "--layer", "0"]),
+        &["--layer", "cannot be used with", "--site"],
+    );
+    assert_fails(
+        &patch_args(m, b, "a dog", &["--position", "all"]),
+        &["same length", "3 tokens", "source 2"],
+    );
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn train_args<'a>(m: &'a str, data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "train-sae",
+        "--model",
+        m,
+        "--layer",
+        "1",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--steps",
+        "5",
+        "--expansion",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[test]
+fn train_sae_chunks_lines_longer_than_the_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    // 40 tokens on one line: more than the model's 32 positions.
+    let words: Vec<&str> = WORDS.split(' ').cycle().take(40).collect();
+    let data = tmp.path().join("long.txt");
+    std::fs::write(&data, format!("{}\n\nthe cat sat\n", words.join(" "))).unwrap();
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("sae");
+    let o = vene(&train_args(m, d, out.to_str().unwrap(), &[]));
+    let text = stdout(&o);
+    assert!(
+        text.contains(
+            "trained on 43 activations of width 16 (2 lines in 3 chunks of at most 32 tokens)"
+        ),
+        "{text}"
+    );
+    // No progress bar when stderr is not a terminal.
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out2 = tmp.path().join("sae2");
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out2.to_str().unwrap(),
+        &["--context-length", "10"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 43 activations of width 16 (2 lines in 5 chunks of at most 10 tokens)"
+        ),
+        "{text}"
+    );
+    let out3 = tmp.path().join("sae3");
+    assert_fails(
+        &train_args(m, d, out3.to_str().unwrap(), &["--context-length", "33"]),
+        &["--context-length 33", "32 positions"],
+    );
+    assert_fails(
+        &train_args(m, d, out3.to_str().unwrap(), &["--context-length", "0"]),
+        &["--context-length must be at least 1"],
+    );
+    assert!(!out3.exists());
+}
+
+#[test]
+fn sae_of_mlp_activation_has_its_width_and_features_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let data = tmp.path().join("data.txt");
+    std::fs::write(&data, "the cat sat on a mat\nred house and green tree\n").unwrap();
+    let d = data.to_str().unwrap();
+    let sae = tmp.path().join("sae-mlp");
+    let s = sae.to_str().unwrap();
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        s,
+        &["--component", "mlp_activation"],
+    )));
+    // n_inner null: 4 * n_embd = 64.
+    assert!(
+        text.contains("trained on 11 activations of width 64"),
+        "{text}"
+    );
+    assert!(text.contains("128 latents"), "{text}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sae.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["d_in"], 64);
+    assert_eq!(cfg["d_sae"], 128);
+    assert_eq!(cfg["hook_name"], "blocks.1.mlp.hook_post");
+    let features = |extra: &[&'static str]| {
+        let mut args: Vec<String> = [
+            "features",
+            "--model",
+            m,
+            "--sae",
+            s,
+            "--prompt",
+            "the cat sat",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args
+    };
+    let with_mlp = features(&["--component", "mlp_activation", "--top-k", "2"]);
+    let text = stdout(&vene(&refs(&with_mlp)));
+    assert!(
+        text.starts_with("SAE latents at layer 1 mlp_activation (128 latents)"),
+        "{text}"
+    );
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let active: usize = row[2].parse().unwrap();
+        let shown = if row[3].is_empty() {
+            0
+        } else {
+            row[3].split(", ").count()
+        };
+        assert_eq!(shown, active.min(2), "{row:?}");
+    }
+    // Read at the residual stream, the widths differ: a clear error naming the component.
+    assert_fails(
+        &refs(&features(&[])),
+        &[
+            "width 64",
+            "block_output of the model has width 16",
+            "--component mlp_activation",
+        ],
+    );
+    assert_fails(
+        &[
+            "steer", "--model", m, "--sae", s, "--latent", "0", "--scale", "1", "--prompt", "the",
+        ],
+        &["width 64", "width 16"],
+    );
+    // Head components are refused by train-sae before any work.
+    let out = tmp.path().join("sae-head");
+    assert_fails(
+        &train_args(
+            m,
+            d,
+            out.to_str().unwrap(),
+            &["--component", "head_query_output"],
+        ),
+        &["head_query_output", "query_output"],
+    );
+    assert!(!out.exists());
+}
+
+/// The fixture tiny Llama (rotary positions, `max_position_embeddings` 32, intermediate 40)
+/// with the word-level tokenizer of [`model_dir`].
+fn llama_dir(root: &Path) -> PathBuf {
+    let gpt2 = model_dir(root);
+    let dir = root.join("llama");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(FIXTURE).with_file_name("tiny-llama");
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::copy(gpt2.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+#[test]
+fn train_sae_on_a_rotary_model_chunks_to_its_configured_context() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = llama_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let words: Vec<&str> = WORDS.split(' ').cycle().take(40).collect();
+    let data = tmp.path().join("long.txt");
+    std::fs::write(&data, format!("{}\n", words.join(" "))).unwrap();
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("sae");
+    // max_position_embeddings 32: two chunks; mlp_activation is intermediate_size wide.
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out.to_str().unwrap(),
+        &["--component", "mlp_activation"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 40 activations of width 40 (1 lines in 2 chunks of at most 32 tokens)"
+        ),
+        "{text}"
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["d_in"], 40);
+    // A rotary model takes a longer chunk when asked.
+    let out2 = tmp.path().join("sae2");
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out2.to_str().unwrap(),
+        &["--context-length", "64"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 40 activations of width 16 (1 lines in 1 chunks of at most 64 tokens)"
+        ),
+        "{text}"
+    );
+}

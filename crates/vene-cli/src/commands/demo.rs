@@ -61,7 +61,12 @@ fn top_latent(written: &demo::Demo) -> Result<usize> {
     let backend = BackendArgs::default().open()?;
     let lm = load::model(&written.model.to_string_lossy(), &backend)?;
     let sae = load::sae(&written.sae.to_string_lossy())?;
-    let ae = load::sae_for(&lm.model, sae, &backend)?;
+    let ae = load::sae_for(
+        &lm.model,
+        sae,
+        vene::hooks::Component::BlockOutput,
+        &backend,
+    )?;
     let (_, ids) = lm.encode(PARIS)?;
     let acts = super::collect_all(
         &lm.model,

@@ -41,7 +41,7 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae, &backend)?;
+    let ae = load::sae_for(&lm.model, sae, args.component, &backend)?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;
     let acts = super::collect_all(&lm.model, layer, args.component, &ids_t)?;
     let z = ae.encode(&acts)?.to_dtype(DType::F32)?;

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod features;
 pub mod patch;
+pub mod patch_args;
 pub mod steer;
 pub mod train_sae;
 

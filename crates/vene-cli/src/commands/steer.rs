@@ -79,7 +79,7 @@ pub fn run(args: &SteerArgs) -> Result<String> {
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae, &backend)?;
+    let ae = load::sae_for(&lm.model, sae, args.component, &backend)?;
     let direction = (decoder_direction(ae.as_ref(), args.latent)? * args.scale)?
         .to_device(lm.model.device())?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;

@@ -2,16 +2,18 @@
 //! in SAELens's layout.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::{
     metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig,
 };
 use vene::hooks::Component;
+use vene::models::{LanguageModel, Model};
 
 use crate::backend::BackendArgs;
 use crate::{load, toy, CliError, Result};
@@ -49,6 +51,11 @@ pub struct TrainSaeArgs {
     /// L1 coefficient.
     #[arg(long, default_value_t = 1e-3)]
     pub l1: f64,
+    /// Tokens per forward pass: longer lines are cut into chunks of this many tokens
+    /// (default: the model's context: its position table, else `max_position_embeddings` of
+    /// its config.json, else 1024).
+    #[arg(long)]
+    pub context_length: Option<usize>,
     /// Seed of the init and of the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -64,6 +71,172 @@ pub struct TrainSaeArgs {
 
 /// The most rows `--batch-size` may ask for.
 pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
+/// Tokens per forward pass for a model without a learned position table (rotary models
+/// take any length; this bounds the memory of one pass).
+pub const DEFAULT_CONTEXT_LENGTH: usize = 1024;
+
+/// The longest chunk of tokens `model` takes in one pass: its learned position table's
+/// length (GPT-2's `n_positions`), else the context its `config.json` names (`config`:
+/// `max_position_embeddings` or an equivalent, see [`config_context_length`]), else
+/// [`DEFAULT_CONTEXT_LENGTH`].
+///
+/// ```
+/// use candle_core::{DType, Device};
+/// use vene::models::Model;
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
+/// let model = Model::from_dir(dir, DType::F32, &Device::Cpu)?;
+/// assert_eq!(vene_cli::commands::train_sae::context_length(&model, None), 32);
+/// # Ok::<(), vene_cli::CliError>(())
+/// ```
+pub fn context_length(model: &Model, config: Option<usize>) -> usize {
+    match (model.spec().max_positions(), config) {
+        (Some(table), Some(c)) => table.min(c),
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => DEFAULT_CONTEXT_LENGTH,
+    }
+}
+
+/// The context length a model folder's `config.json` names: `max_position_embeddings`,
+/// `n_positions`, `n_ctx`, `max_seq_len` or `seq_length` (also under `text_config`); `None`
+/// when `dir` is not a folder with a readable config that names one.
+///
+/// ```
+/// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-llama");
+/// assert_eq!(vene_cli::commands::train_sae::config_context_length(dir.as_ref()), Some(32));
+/// assert_eq!(vene_cli::commands::train_sae::config_context_length("/no/such".as_ref()), None);
+/// ```
+pub fn config_context_length(dir: &Path) -> Option<usize> {
+    const MAX_CONFIG_BYTES: u64 = 16 << 20;
+    let path = dir.join("config.json");
+    if std::fs::metadata(&path).ok()?.len() > MAX_CONFIG_BYTES {
+        return None;
+    }
+    let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let keys = [
+        "max_position_embeddings",
+        "n_positions",
+        "n_ctx",
+        "max_seq_len",
+        "seq_length",
+    ];
+    let found = [Some(&cfg), cfg.get("text_config")]
+        .into_iter()
+        .flatten()
+        .flat_map(|c| keys.iter().filter_map(move |k| c.get(*k)?.as_u64()))
+        .find_map(|n| usize::try_from(n).ok().filter(|&n| n > 0));
+    found
+}
+
+/// The tokens per chunk: `--context-length` when given (at least 1, at most the model's
+/// learned position table), else [`context_length`].
+fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Result<usize> {
+    let Some(n) = asked else {
+        return Ok(context_length(
+            model,
+            config_context_length(Path::new(model_arg)),
+        ));
+    };
+    if n == 0 {
+        return Err(CliError::invalid("--context-length must be at least 1"));
+    }
+    match model.spec().max_positions() {
+        Some(max) if n > max => Err(CliError::invalid(format!(
+            "--context-length {n} is more than the model's {max} positions"
+        ))),
+        _ => Ok(n),
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal (hidden in pipes and
+/// tests, so their output stays clean).
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// What [`collect`] gathered: the activations `[n, width]` and how they were cut.
+struct Collected {
+    acts: Tensor,
+    lines: usize,
+    chunks: usize,
+}
+
+/// Streams `path` line by line (blank lines skipped), cuts each line's tokens into chunks
+/// of at most `chunk` tokens and collects `component` at `layer` for every token, in
+/// `dtype`. Errors name the line. A progress bar (bytes read) is drawn on a terminal.
+fn collect(
+    lm: &load::LoadedModel,
+    path: &Path,
+    layer: usize,
+    component: Component,
+    width: usize,
+    chunk: usize,
+    dtype: candle_core::DType,
+) -> Result<Collected> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = progress_bar(size, "{bar:30} {bytes}/{total_bytes} collecting {msg}");
+    let (mut parts, mut rows, mut lines, mut chunks) = (Vec::new(), 0usize, 0usize, 0usize);
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        bar.inc(line.len() as u64 + 1);
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let at_line = |e: CliError| {
+            CliError::invalid(format!("{}:{}: {}", path.display(), i + 1, e.one_line()))
+        };
+        let (ids, _) = lm.encode(text).map_err(at_line)?;
+        rows += ids.len();
+        if vene::autoencoder::limits::checked_elements(&[rows, width]).is_none() {
+            return Err(CliError::invalid(format!(
+                "{}: the activations up to line {} are more than the {} values allowed; \
+                 train on a shorter file",
+                path.display(),
+                i + 1,
+                vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
+            )));
+        }
+        for piece in ids.chunks(chunk) {
+            let t = Tensor::new(piece, lm.model.device())?.unsqueeze(0)?;
+            let acts = super::collect_all(&lm.model, layer, component, &t).map_err(at_line)?;
+            parts.push(acts.to_dtype(dtype)?);
+            chunks += 1;
+        }
+        lines += 1;
+        bar.set_message(format!("{lines} lines, {rows} tokens"));
+    }
+    bar.finish_and_clear();
+    if parts.is_empty() {
+        return Err(CliError::invalid(format!(
+            "{}: no text (one example per line)",
+            path.display()
+        )));
+    }
+    let acts = Tensor::cat(&parts, 0)?;
+    let d = acts.dim(1)?;
+    if d != width {
+        return Err(CliError::invalid(format!(
+            "{component} at layer {layer} gave activations of width {d}, but the model says \
+             its width is {width}"
+        )));
+    }
+    Ok(Collected {
+        acts,
+        lines,
+        chunks,
+    })
+}
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
     move |source| CliError::Io {
@@ -153,6 +326,7 @@ pub fn hook_name(layer: usize, component: Component) -> String {
         Component::BlockOutput => "hook_resid_post",
         Component::AttentionOutput => "hook_attn_out",
         Component::MlpOutput => "hook_mlp_out",
+        Component::MlpActivation => "mlp.hook_post",
         other => return format!("blocks.{layer}.{other}"),
     };
     format!("blocks.{layer}.{hook}")
@@ -171,34 +345,31 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             args.batch_size
         )));
     }
-    // Fail before the (long) training, not after it.
+    // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
-    let text = std::fs::read_to_string(&args.data).map_err(io_err(&args.data))?;
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if lines.is_empty() {
+    if args.component.is_head() {
         return Err(CliError::invalid(format!(
-            "{}: no text (one example per line)",
-            args.data.display()
+            "--component {}: train-sae collects whole positions; use the component the head \
+             is a view of ({})",
+            args.component,
+            args.component.tap()
         )));
     }
+    // A missing data file is reported before the model is loaded.
+    std::fs::metadata(&args.data).map_err(io_err(&args.data))?;
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
-    let mut parts = Vec::with_capacity(lines.len());
-    for line in &lines {
-        let (_, ids) = lm.encode(line)?;
-        parts.push(super::collect_all(
-            &lm.model,
+    let n_layers = vene::hooks::HookableModel::n_layers(&lm.model);
+    if args.layer >= n_layers {
+        return Err(CliError::invalid(format!(
+            "--layer {} is out of range: the model has {n_layers} layers (0..={})",
             args.layer,
-            args.component,
-            &ids,
-        )?);
+            n_layers.saturating_sub(1)
+        )));
     }
-    let acts = Tensor::cat(&parts, 0)?.to_dtype(backend.sae_dtype)?;
-    let (n, d) = acts.dims2()?;
+    // The SAE reads the component's activations: its width is the component's, e.g.
+    // intermediate_size for mlp_activation.
+    let d = load::component_width(&lm.model, args.component)?;
     let latents = d
         .checked_mul(args.expansion)
         .filter(|&l| vene::autoencoder::limits::checked_elements(&[d, l]).is_some())
@@ -217,6 +388,21 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
         )));
     }
+    let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
+    let Collected {
+        acts,
+        lines,
+        chunks,
+    } = collect(
+        &lm,
+        &args.data,
+        args.layer,
+        args.component,
+        d,
+        chunk,
+        backend.sae_dtype,
+    )?;
+    let n = acts.dim(0)?;
     let ae = toy::seeded_autoencoder(d, latents, args.seed, acts.device())?
         .to(acts.device(), backend.sae_dtype)?;
     let cfg = TrainConfig {
@@ -226,11 +412,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         log_every: (args.steps / 100).max(1),
         ..Default::default()
     };
-    let bar = ProgressBar::new(args.steps as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let rows = args.batch_size;
     let device = acts.device().clone();
@@ -260,9 +442,9 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         args.overwrite,
     )?;
     Ok(format!(
-        "trained on {n} activations of width {d} ({} lines), {} latents, {} steps\n\
+        "trained on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
+         {chunk} tokens), {} latents, {} steps\n\
          mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n",
-        lines.len(),
         ae.latent_dim(),
         last.step,
         metrics::mse(&acts, &recon)?,
