@@ -1073,3 +1073,49 @@ fn train_sae_on_a_rotary_model_chunks_to_its_configured_context() {
         "{text}"
     );
 }
+
+/// Every `vene ...` command in the README's shell blocks is one the binary accepts: each is run
+/// with `--help` appended, which clap answers with exit code 0 only when every argument before
+/// it is known and every value parses (placeholders `<...>` become `0`).
+#[test]
+fn readme_commands_parse() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let mut in_sh = false;
+    let mut checked = 0;
+    for line in readme.lines() {
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        let line = line.split(" # ").next().unwrap().trim();
+        if !in_sh || !line.starts_with("vene ") {
+            continue;
+        }
+        let mut text = String::new();
+        let mut rest = line;
+        while let Some(start) = rest.find('<') {
+            let end = rest[start..]
+                .find('>')
+                .map_or(rest.len(), |e| start + e + 1);
+            text.push_str(&rest[..start]);
+            text.push('0');
+            rest = &rest[end..];
+        }
+        text.push_str(rest);
+        let mut words = shell_words(&text);
+        words.push("--help".to_string());
+        let o = Command::new(env!("CARGO_BIN_EXE_vene"))
+            .args(&words[1..])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "README: {line}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} README commands found");
+}
