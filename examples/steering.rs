@@ -81,16 +81,9 @@ fn run(args: &Args, model_dir: &str, sae_spec: &str) -> Result<Report> {
     let backend = args.backend.open()?;
     let lm = load::model(model_dir, &backend)?;
     let sae = load::sae(sae_spec)?;
-    let hook = sae.hook_name.as_deref().and_then(common::parse_hook_name);
-    let layer = match (args.layer, hook) {
-        (Some(l), _) => l,
-        (None, Some((l, _))) => l,
-        (None, None) => load::layer_of(None, Some(&sae))?,
-    };
-    let component = args
-        .component
-        .or(hook.map(|(_, c)| c))
-        .unwrap_or(Component::BlockOutput);
+    // The SAE's own site unless --layer/--component say otherwise.
+    let site = load::sae_site(args.layer, args.component, &sae)?;
+    let (layer, component) = (site.layer, site.component);
     let ae = load::sae_for(&lm.model, sae, component, &backend)?;
     // The decoder row when the SAE's decoder is affine, else decode(e_i) - decode(0).
     let row = match ae.decoder_rows(&[args.latent]) {

@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use vene::hooks::Component;
 use vene_cli::{CliError, Result};
 
 #[allow(unused_imports)]
@@ -21,21 +20,6 @@ pub fn temp_root(name: &str) -> Result<PathBuf> {
         source,
     })?;
     Ok(dir)
-}
-
-/// `(layer, component)` of a SAELens hook name (`blocks.8.hook_resid_pre` is `block_input` of
-/// layer 8), when it names one vene knows.
-pub fn parse_hook_name(hook: &str) -> Option<(usize, Component)> {
-    let rest = hook.strip_prefix("blocks.")?;
-    let (layer, name) = rest.split_once('.')?;
-    let component = match name {
-        "hook_resid_pre" => Component::BlockInput,
-        "hook_resid_post" => Component::BlockOutput,
-        "hook_attn_out" => Component::AttentionOutput,
-        "hook_mlp_out" => Component::MlpOutput,
-        _ => return None,
-    };
-    Some((layer.parse().ok()?, component))
 }
 
 /// The body of an example's `main`: `run` on the folders the user gave (`given`), or, when

@@ -20,7 +20,6 @@ use vene::{
 use vene_cli::{load, CliError, Result};
 
 use crate::common::cities::{self, Attribute, Encoded, CITIES};
-use crate::common::parse_hook_name;
 use crate::{Options, Report, Row, SaeReport};
 
 /// One prompt of the task: its attribute and the index of its row in that attribute's batch.
@@ -153,16 +152,12 @@ pub fn run(opts: &Options, model_spec: &str, sae_spec: &str) -> Result<Report> {
     let backend = opts.backend.open()?;
     let lm = load::model(model_spec, &backend)?;
     let sae = load::sae(sae_spec)?;
-    let hook = sae.hook_name.as_deref().and_then(parse_hook_name);
-    let layer = match (opts.layer, hook) {
-        (Some(l), _) => l,
-        (None, Some((l, _))) => l,
-        (None, None) => load::layer_of(None, Some(&sae))?,
-    };
-    let component = opts
-        .component
-        .or(hook.map(|(_, c)| c))
-        .unwrap_or(Component::BlockOutput);
+    // The SAE's own site unless --layer/--component say otherwise (then with a warning).
+    let site = load::sae_site(opts.layer, opts.component, &sae)?;
+    if let Some(w) = &site.warning {
+        println!("{w}");
+    }
+    let (layer, component) = (site.layer, site.component);
     let device = lm.model.device().clone();
     let enc = [
         cities::encode(&lm, Attribute::Country)?,

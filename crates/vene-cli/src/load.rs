@@ -137,9 +137,83 @@ pub fn sae_for(
     ))
 }
 
-/// The layer to use: `--layer` when given, else the SAE's own layer when its files name one.
-pub fn layer_of(layer: Option<usize>, sae: Option<&LoadedSae>) -> Result<usize> {
-    layer.or_else(|| sae.and_then(|s| s.layer)).ok_or_else(|| {
-        CliError::invalid("no layer: pass --layer (the SAE's files do not name one)")
+/// Where an SAE is applied, and a warning when that is not where its files say it was trained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaeSite {
+    /// The layer.
+    pub layer: usize,
+    /// The component.
+    pub component: Component,
+    /// Set when `--layer`/`--component` chose another site than the SAE's own.
+    pub warning: Option<String>,
+}
+
+/// Whether two sites read the same activations (`block_input` of layer l is `block_output` of
+/// layer l - 1).
+fn same_site(a: (usize, Component), b: (usize, Component)) -> bool {
+    let canonical = |(l, c): (usize, Component)| match c {
+        Component::BlockInput if l > 0 => (l - 1, Component::BlockOutput),
+        _ => (l, c),
+    };
+    canonical(a) == canonical(b)
+}
+
+/// The site to apply `sae` at: `--layer` and `--component` when given, else the site its files
+/// name (SAELens `hook_name`, sparsify hookpoint, dictionary_learning submodule; read by
+/// [`vene::hooks::site_from_name`]), else its layer and `block_output`. A site asked for that
+/// differs from the SAE's own comes with a warning.
+///
+/// ```
+/// use vene::hooks::Component;
+/// # fn sae(hook: &str) -> vene::autoencoder::LoadedSae {
+/// #     let dir = std::env::temp_dir().join(format!("vene-doc-sae-site-{}", std::process::id()));
+/// #     let ae = vene_cli::toy::seeded_autoencoder(4, 8, 0, &candle_core::Device::Cpu).unwrap();
+/// #     vene_cli::commands::train_sae::save_saelens(&ae, &dir, hook, 8, "m", true).unwrap();
+/// #     let s = vene::autoencoder::load_sae(&dir).unwrap();
+/// #     std::fs::remove_dir_all(&dir).unwrap();
+/// #     s
+/// # }
+/// // An SAELens SAE of `blocks.8.hook_resid_pre` is applied at block_input of layer 8.
+/// let s = sae("blocks.8.hook_resid_pre");
+/// let site = vene_cli::load::sae_site(None, None, &s)?;
+/// assert_eq!((site.layer, site.component, site.warning), (8, Component::BlockInput, None));
+/// // block_output of layer 7 reads the same activations: no warning.
+/// let site = vene_cli::load::sae_site(Some(7), Some(Component::BlockOutput), &s)?;
+/// assert!(site.warning.is_none());
+/// // Another site is used as asked, with a warning.
+/// let site = vene_cli::load::sae_site(None, Some(Component::BlockOutput), &s)?;
+/// assert_eq!((site.layer, site.component), (8, Component::BlockOutput));
+/// assert!(site.warning.unwrap().contains("blocks.8.hook_resid_pre"));
+/// # Ok::<(), vene_cli::CliError>(())
+/// ```
+pub fn sae_site(
+    layer: Option<usize>,
+    component: Option<Component>,
+    sae: &LoadedSae,
+) -> Result<SaeSite> {
+    let named = sae
+        .hook_name
+        .as_deref()
+        .and_then(vene::hooks::site_from_name);
+    let layer = layer
+        .or(named.map(|(l, _)| l))
+        .or(sae.layer)
+        .ok_or_else(|| {
+            CliError::invalid("no layer: pass --layer (the SAE's files do not name one)")
+        })?;
+    let component = component
+        .or(named.map(|(_, c)| c))
+        .unwrap_or(Component::BlockOutput);
+    let warning = match (named, sae.hook_name.as_deref()) {
+        (Some(own), Some(hook)) if !same_site(own, (layer, component)) => Some(format!(
+            "warning: the SAE was trained at {hook} ({} of layer {}); applying it at {component} of layer {layer} as asked",
+            own.1, own.0
+        )),
+        _ => None,
+    };
+    Ok(SaeSite {
+        layer,
+        component,
+        warning,
     })
 }

@@ -989,9 +989,14 @@ fn sae_of_mlp_activation_has_its_width_and_features_reads_it() {
         };
         assert_eq!(shown, active.min(2), "{row:?}");
     }
+    // Without --component, the SAE's own site (its hook_name, `mlp.hook_post`) is used.
+    let o = vene(&refs(&features(&["--top-k", "2"])));
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), text);
+    assert!(o.stderr.is_empty());
     // Read at the residual stream, the widths differ: a clear error naming the component.
     assert_fails(
-        &refs(&features(&[])),
+        &refs(&features(&["--component", "block_output"])),
         &[
             "width 64",
             "block_output of the model has width 16",
@@ -1000,7 +1005,19 @@ fn sae_of_mlp_activation_has_its_width_and_features_reads_it() {
     );
     assert_fails(
         &[
-            "steer", "--model", m, "--sae", s, "--latent", "0", "--scale", "1", "--prompt", "the",
+            "steer",
+            "--model",
+            m,
+            "--sae",
+            s,
+            "--latent",
+            "0",
+            "--scale",
+            "1",
+            "--prompt",
+            "the",
+            "--component",
+            "block_output",
         ],
         &["width 64", "width 16"],
     );
@@ -1118,4 +1135,67 @@ fn readme_commands_parse() {
         checked += 1;
     }
     assert!(checked >= 12, "only {checked} README commands found");
+}
+
+/// An SAE whose files name `hook_resid_pre` is applied at `block_input` by default; another
+/// site asked for is used, with a warning naming the SAE's own.
+#[test]
+fn features_default_to_the_saes_own_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let data = tmp.path().join("data.txt");
+    std::fs::write(&data, format!("{WORDS}\n")).unwrap();
+    let sae = tmp.path().join("sae-pre");
+    let o = vene(&train_args(
+        m,
+        data.to_str().unwrap(),
+        sae.to_str().unwrap(),
+        &["--component", "block_input"],
+    ));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sae.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["hook_name"], "blocks.1.hook_resid_pre");
+    let s = sae.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "features",
+            "--model",
+            m,
+            "--sae",
+            s,
+            "--prompt",
+            "the cat sat",
+        ];
+        args.extend_from_slice(extra);
+        vene(&args)
+    };
+    let own = run(&[]);
+    assert_eq!(own.status.code(), Some(0));
+    let own_text = stdout(&own);
+    assert!(
+        own_text.starts_with("SAE latents at layer 1 block_input"),
+        "{own_text}"
+    );
+    assert!(own.stderr.is_empty());
+    // block_output of layer 0 reads the same activations: same latents, no warning.
+    let same = run(&["--layer", "0", "--component", "block_output"]);
+    assert!(same.stderr.is_empty());
+    assert_eq!(table_rows(&stdout(&same)), table_rows(&own_text));
+    // block_output of layer 1 is another site: used as asked, with a warning.
+    let other = run(&["--component", "block_output"]);
+    assert_eq!(other.status.code(), Some(0));
+    assert!(stdout(&other).starts_with("SAE latents at layer 1 block_output"));
+    let warning = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        warning.contains("warning: the SAE was trained at blocks.1.hook_resid_pre"),
+        "{warning}"
+    );
+    assert_ne!(table_rows(&stdout(&other)), table_rows(&own_text));
 }

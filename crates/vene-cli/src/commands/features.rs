@@ -18,9 +18,10 @@ pub struct FeaturesArgs {
     /// Layer (default: the layer the SAE's files name).
     #[arg(long)]
     pub layer: Option<usize>,
-    /// Component the SAE reads (block_input for SAELens `hook_resid_pre`).
-    #[arg(long, default_value = "block_output")]
-    pub component: Component,
+    /// Component the SAE reads (default: the site its files name, e.g. block_input for
+    /// SAELens `hook_resid_pre`; else block_output).
+    #[arg(long)]
+    pub component: Option<Component>,
     /// The text to analyse.
     #[arg(long)]
     pub prompt: String,
@@ -40,10 +41,14 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
-    let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae, args.component, &backend)?;
+    let site = load::sae_site(args.layer, args.component, &sae)?;
+    let (layer, component) = (site.layer, site.component);
+    let ae = load::sae_for(&lm.model, sae, component, &backend)?;
+    if let Some(w) = &site.warning {
+        eprintln!("{w}");
+    }
     let (ids, ids_t) = lm.encode(&args.prompt)?;
-    let acts = super::collect_all(&lm.model, layer, args.component, &ids_t)?;
+    let acts = super::collect_all(&lm.model, layer, component, &ids_t)?;
     let z = ae.encode(&acts)?.to_dtype(DType::F32)?;
     let k = args.top_k.min(ae.latent_dim());
     let order = z
@@ -69,7 +74,7 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     }
     let title = format!(
         "SAE latents at layer {layer} {} ({} latents)\n",
-        args.component,
+        component,
         ae.latent_dim()
     );
     Ok(title

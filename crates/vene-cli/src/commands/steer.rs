@@ -22,9 +22,10 @@ pub struct SteerArgs {
     /// Layer (default: the layer the SAE's files name).
     #[arg(long)]
     pub layer: Option<usize>,
-    /// Component the direction is added to.
-    #[arg(long, default_value = "block_output")]
-    pub component: Component,
+    /// Component the SAE reads (default: the site its files name, e.g. block_input for
+    /// SAELens `hook_resid_pre`; else block_output).
+    #[arg(long)]
+    pub component: Option<Component>,
     /// The latent whose decoder direction steers.
     #[arg(long)]
     pub latent: usize,
@@ -78,8 +79,12 @@ pub fn run(args: &SteerArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
-    let layer = load::layer_of(args.layer, Some(&sae))?;
-    let ae = load::sae_for(&lm.model, sae, args.component, &backend)?;
+    let site = load::sae_site(args.layer, args.component, &sae)?;
+    let (layer, component) = (site.layer, site.component);
+    let ae = load::sae_for(&lm.model, sae, component, &backend)?;
+    if let Some(w) = &site.warning {
+        eprintln!("{w}");
+    }
     let direction = (decoder_direction(ae.as_ref(), args.latent)? * args.scale)?
         .to_device(lm.model.device())?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;
@@ -88,7 +93,7 @@ pub fn run(args: &SteerArgs) -> Result<String> {
         ..Default::default()
     };
     let plain = vene::models::generate(&lm.model, &ids, &cfg, &mut vene::hooks::NoHooks)?;
-    let repr = RepresentationConfig::new(layer, args.component)
+    let repr = RepresentationConfig::new(layer, component)
         .intervention_type("AdditionIntervention")
         .source_representation(direction);
     let steering = IntervenableModel::new(IntervenableConfig::new(vec![repr]), lm.model)?;
@@ -105,6 +110,6 @@ pub fn run(args: &SteerArgs) -> Result<String> {
         text(&steered),
         args.latent,
         args.scale,
-        args.component
+        component
     ))
 }

@@ -319,17 +319,12 @@ pub fn save_saelens(
     staged.commit(overwrite).map_err(io_err(dir))
 }
 
-/// SAELens's hook name of `component` at `layer` (TransformerLens names).
+/// SAELens's hook name of `component` at `layer` (TransformerLens names,
+/// [`vene::hooks::transformer_lens_name`]); a component without one (a single head) is
+/// written `blocks.L.<vene name>`.
 pub fn hook_name(layer: usize, component: Component) -> String {
-    let hook = match component {
-        Component::BlockInput => "hook_resid_pre",
-        Component::BlockOutput => "hook_resid_post",
-        Component::AttentionOutput => "hook_attn_out",
-        Component::MlpOutput => "hook_mlp_out",
-        Component::MlpActivation => "mlp.hook_post",
-        other => return format!("blocks.{layer}.{other}"),
-    };
-    format!("blocks.{layer}.{hook}")
+    vene::hooks::transformer_lens_name(layer, component)
+        .unwrap_or_else(|| format!("blocks.{layer}.{component}"))
 }
 
 /// Runs `vene train-sae`; the progress bar goes to stderr, the summary is returned.
