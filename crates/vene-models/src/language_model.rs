@@ -38,6 +38,43 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// One forward pass that keeps the activation of every site `filter` accepts, as
+    /// TransformerLens's `run_with_cache`: the logits where `logits` says (`None` for
+    /// [`LogitsAt::Nothing`]) and the activations by site. Head components are not called by
+    /// models: ask for their tap (`query_output` for `head_query_output`). With
+    /// [`LogitsAt::Nothing`], `stop_after` lets the pass end after that layer.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use vene_hooks::{Component, Site};
+    /// use vene_models::{Gpt2Config, LanguageModel, LogitsAt, Model};
+    ///
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 2, 2), DType::F32, &Device::Cpu)?;
+    /// let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+    /// let residual = |s: Site| matches!(s.component, Component::BlockInput | Component::BlockOutput);
+    /// let (logits, cache) = model.run_with_cache(&ids, &LogitsAt::All, &residual, None)?;
+    /// assert_eq!(logits.unwrap().dims(), &[1, 3, 32]);
+    /// assert_eq!(cache.len(), 4); // 2 layers x {block_input, block_output}
+    /// let pre = cache.get_by_name("blocks.1.hook_resid_pre").unwrap();
+    /// let post = cache.get(0, Component::BlockOutput).unwrap();
+    /// assert_eq!((pre - post)?.abs()?.sum_all()?.to_scalar::<f32>()?, 0.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn run_with_cache(
+        &self,
+        input_ids: &Tensor,
+        logits: &LogitsAt,
+        filter: &dyn Fn(vene_hooks::Site) -> bool,
+        stop_after: Option<usize>,
+    ) -> Result<(Option<Tensor>, vene_hooks::ActivationCache)> {
+        let mut hooks = vene_hooks::CacheHooks::new(filter);
+        if let Some(layer) = stop_after {
+            hooks = hooks.stop_after(layer);
+        }
+        let out = self.forward_logits_at(input_ids, None, None, logits, &mut hooks)?;
+        Ok((out, hooks.into_cache()))
+    }
+
     /// As [`LanguageModel::forward_with_positions`], with logits only where `logits` says
     /// (`[B, n, vocab]`; see [`LogitsAt`]). With [`LogitsAt::Nothing`] the model runs only as
     /// far as `hooks` need ([`Hooks::last_layer`]) and returns `None`.

@@ -173,3 +173,59 @@ fn half_precision_loads_close_to_f32() {
         }
     }
 }
+
+/// `run_with_cache` keeps what pyvene collects at every component of layer 1, and the logits
+/// of a plain forward; with no logits and `stop_after`, only the layers up to it.
+fn check_run_with_cache(name: &str) {
+    let model = load(name);
+    let o = oracle(name);
+    let ids = &o[&format!("{name}.base_input_ids")];
+    let layer1 = |s: Site| s.layer == 1 && s.component != Component::AttentionWeight;
+    let (logits, cache) = model
+        .run_with_cache(ids, &vene_models::LogitsAt::All, &layer1, None)
+        .unwrap();
+    let d = max_abs_diff(&logits.unwrap(), &o[&format!("{name}.base_logits")]);
+    assert!(d < 1e-5, "{name} logits differ by {d}");
+    let comps: Vec<Component> = Component::ALL
+        .iter()
+        .copied()
+        .filter(|c| !c.is_head() && *c != Component::AttentionWeight)
+        .collect();
+    assert_eq!(
+        cache.len(),
+        comps.len(),
+        "{name}: one activation per component"
+    );
+    for c in comps {
+        let want = &o[&format!("{name}.sweep.collect.l1.{c}.base_allpos")];
+        let d = max_abs_diff(cache.get(1, c).unwrap(), want);
+        assert!(d < 1e-5, "{name} {c}: differs from pyvene by {d}");
+    }
+    let by_name = cache.get_by_name("blocks.1.hook_resid_post").unwrap();
+    assert_eq!(
+        max_abs_diff(by_name, cache.get(1, Component::BlockOutput).unwrap()),
+        0.0
+    );
+
+    let every = |_: Site| true;
+    let (logits, cache) = model
+        .run_with_cache(ids, &vene_models::LogitsAt::Nothing, &every, Some(0))
+        .unwrap();
+    assert!(logits.is_none());
+    assert!(
+        cache.sites().all(|s| s.layer == 0),
+        "{name}: stopped after layer 0"
+    );
+    assert!(cache.get(0, Component::BlockOutput).is_some());
+    assert!(cache.get(0, Component::AttentionWeight).is_some());
+}
+
+#[test]
+fn gpt2_run_with_cache_matches_pyvene() {
+    check_run_with_cache("gpt2");
+}
+
+#[test]
+fn llama_run_with_cache_matches_pyvene() {
+    check_run_with_cache("llama");
+}
