@@ -174,3 +174,131 @@ fn missing_tokenizer_file_is_an_io_error() {
     let err = Tokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err();
     assert!(matches!(err, ModelError::Io { .. }), "{err}");
 }
+
+// ---- PyTorch checkpoints (pytorch_model.bin), made by scripts/make_pytorch_bin_fixture.py ----
+
+fn pytorch_fixture(name: &str) -> std::path::PathBuf {
+    vene_testutil::fixtures()
+        .join("pytorch-bin")
+        .join(format!("tiny-{name}"))
+}
+
+/// Logits of the model in `dir` and of the same weights from the safetensors fixture, on the
+/// oracle's base input.
+fn logits_pair(dir: &Path, name: &str) -> (Tensor, Tensor) {
+    let ids = &oracle(name)[&format!("{name}.base_input_ids")];
+    let from_bin = Model::from_dir(dir, DType::F32, &Device::Cpu).unwrap();
+    let from_st =
+        Model::from_dir(fixture(&format!("tiny-{name}")), DType::F32, &Device::Cpu).unwrap();
+    (
+        from_bin.forward(ids, None, &mut NoHooks).unwrap(),
+        from_st.forward(ids, None, &mut NoHooks).unwrap(),
+    )
+}
+
+#[test]
+fn pytorch_bin_loads_like_safetensors() {
+    // One weight Fortran-ordered, two biases sharing a storage at an offset.
+    let dir = pytorch_fixture("gpt2");
+    assert!(!dir.join("model.safetensors").exists());
+    let (bin, st) = logits_pair(&dir, "gpt2");
+    assert_eq!(max_abs_diff(&bin, &st), 0.0);
+    base_logits_match(
+        &Model::from_dir(&dir, DType::F32, &Device::Cpu).unwrap(),
+        "gpt2",
+    );
+    // load_pretrained takes the same folder.
+    let p = vene_models::load_pretrained(dir.to_str().unwrap(), DType::F32, &Device::Cpu).unwrap();
+    base_logits_match(&p.model, "gpt2");
+}
+
+#[test]
+fn sharded_pytorch_bin_loads_like_safetensors() {
+    let dir = pytorch_fixture("llama");
+    assert!(dir.join("pytorch_model.bin.index.json").is_file());
+    let (bin, st) = logits_pair(&dir, "llama");
+    assert_eq!(max_abs_diff(&bin, &st), 0.0);
+}
+
+#[test]
+fn pytorch_bin_in_the_hub_cache_resolves() {
+    let cache = tempfile::tempdir().unwrap();
+    let sha = "89abcdef0123456789abcdef0123456789abcdef";
+    let repo = cache.path().join("models--vene-test--tiny-gpt2-bin");
+    let snap = repo.join("snapshots").join(sha);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), sha).unwrap();
+    for f in ["config.json", "pytorch_model.bin"] {
+        std::fs::copy(pytorch_fixture("gpt2").join(f), snap.join(f)).unwrap();
+    }
+    // With the tokenizer cached too, nothing needs the network.
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../assets/tokenizers/gpt2/tokenizer.json"
+        ),
+        snap.join("tokenizer.json"),
+    )
+    .unwrap();
+    let model = Model::from_hub_with_cache(
+        "vene-test/tiny-gpt2-bin",
+        None,
+        cache.path(),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    base_logits_match(&model, "gpt2");
+}
+
+#[test]
+fn corrupt_pytorch_bins_are_clear_errors() {
+    let src = pytorch_fixture("gpt2");
+    let bytes = std::fs::read(src.join("pytorch_model.bin")).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "legacy",
+            b"\x80\x02\x8a\x0alegacy torch pickle".to_vec(),
+            "not a zip-format PyTorch checkpoint",
+        ),
+        (
+            "truncated",
+            bytes[..bytes.len() / 2].to_vec(),
+            "pytorch_model.bin",
+        ),
+        ("empty", Vec::new(), "not a zip-format PyTorch checkpoint"),
+    ];
+    for (what, data, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+        std::fs::write(dir.path().join("pytorch_model.bin"), &data).unwrap();
+        match Model::from_dir(dir.path(), DType::F32, &Device::Cpu) {
+            Err(e @ ModelError::CorruptWeights { .. }) => {
+                let m = e.to_string();
+                assert!(m.contains(want), "{what}: {m}");
+                assert!(m.contains("pytorch_model.bin"), "{what}: {m}");
+            }
+            other => panic!("{what}: expected CorruptWeights, got {other:?}"),
+        }
+    }
+    // A shard the index lists but the folder lacks is named.
+    let dir = tempfile::tempdir().unwrap();
+    let llama = pytorch_fixture("llama");
+    for f in [
+        "config.json",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-00001-of-00002.bin",
+    ] {
+        std::fs::copy(llama.join(f), dir.path().join(f)).unwrap();
+    }
+    match Model::from_dir(dir.path(), DType::F32, &Device::Cpu) {
+        Err(ModelError::Io { path, .. }) => {
+            assert!(
+                path.ends_with("pytorch_model-00002-of-00002.bin"),
+                "{path:?}"
+            )
+        }
+        other => panic!("expected Io, got {other:?}"),
+    }
+}
