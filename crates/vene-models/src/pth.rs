@@ -153,14 +153,16 @@ fn check_sizes(path: &Path, pth: &PthTensors) -> Result<()> {
         })?;
         match need {
             Some(n) if (n as u64) <= have => {}
-            _ => return Err(corrupt(
-                path,
-                format!(
+            _ => {
+                return Err(corrupt(
+                    path,
+                    format!(
                     "tensor '{}' of shape {:?} needs more bytes than its storage holds ({have})",
                     info.name,
                     layout.dims()
                 ),
-            )),
+                ))
+            }
         }
     }
     Ok(())
