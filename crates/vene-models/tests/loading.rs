@@ -302,3 +302,86 @@ fn corrupt_pytorch_bins_are_clear_errors() {
         other => panic!("expected Io, got {other:?}"),
     }
 }
+
+// ---- the BOS token ----
+
+const TOKENIZERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/tokenizers");
+
+#[test]
+fn gpt2_bos_is_endoftext_and_is_prepended_once() {
+    let tok = Tokenizer::from_file(format!("{TOKENIZERS}/gpt2/tokenizer.json")).unwrap();
+    assert_eq!(tok.bos_token_id().unwrap(), 50256);
+    let plain = vec![15496, 995, 0];
+    assert_eq!(tok.encode_bos("Hello world!", None).unwrap(), plain);
+    assert_eq!(tok.encode_bos("Hello world!", Some(false)).unwrap(), plain);
+    assert_eq!(
+        tok.encode_bos("Hello world!", Some(true)).unwrap(),
+        vec![50256, 15496, 995, 0]
+    );
+    // a text that already starts with the BOS token keeps one
+    assert_eq!(
+        tok.encode_bos("<|endoftext|>Hello", Some(true)).unwrap(),
+        vec![50256, 15496]
+    );
+}
+
+#[test]
+fn mistral_bos_comes_from_tokenizer_config() {
+    let tok = Tokenizer::from_file(format!("{TOKENIZERS}/mistral-7b/tokenizer.json")).unwrap();
+    assert_eq!(tok.bos_token_id().unwrap(), 1);
+    let with = tok.encode_bos("Hello", Some(true)).unwrap();
+    assert_eq!(with[0], 1);
+    assert_ne!(with[1], 1, "{with:?}");
+    let without = tok.encode_bos("Hello", Some(false)).unwrap();
+    assert_eq!(without, with[1..].to_vec());
+}
+
+#[test]
+fn bos_from_config_object_null_or_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{TOKENIZERS}/gpt2/tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("tokenizer_config.json");
+    let load = || Tokenizer::from_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::write(
+        &cfg,
+        r#"{"bos_token": {"content": "<|endoftext|>", "special": true}}"#,
+    )
+    .unwrap();
+    assert_eq!(load().bos_token_id().unwrap(), 50256);
+    std::fs::write(&cfg, r#"{"bos_token": null}"#).unwrap();
+    let e = load().bos_token_id().unwrap_err().to_string();
+    assert!(e.contains("no BOS token") && e.contains("null"), "{e}");
+    // asking for none still works
+    assert_eq!(
+        load().encode_bos("Hello", Some(false)).unwrap(),
+        vec![15496]
+    );
+    std::fs::write(&cfg, r#"{"bos_token": "<nope>"}"#).unwrap();
+    let e = load()
+        .encode_bos("Hello", Some(true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("\"<nope>\"") && e.contains("not in the vocabulary"),
+        "{e}"
+    );
+    // a word-level vocabulary without any BOS-like token
+    let words = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "hi": 1}, "unk_token": "<unk>"}
+    });
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("tokenizer.json"), words.to_string()).unwrap();
+    let tok = Tokenizer::from_file(other.path().join("tokenizer.json")).unwrap();
+    let e = tok.encode_bos("hi", Some(true)).unwrap_err().to_string();
+    assert!(
+        e.contains("no BOS token") && e.contains("<|endoftext|>"),
+        "{e}"
+    );
+}
