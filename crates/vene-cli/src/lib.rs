@@ -2,12 +2,14 @@
 //!
 //! - [`commands`]: `features`, `patch`, `steer`, `train-sae`; each returns the text it prints.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
+//! - [`bos`]: `--prepend-bos` / `--no-prepend-bos`, shared by the commands that tokenize.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 pub mod backend;
+pub mod bos;
 pub mod commands;
 mod error;
 pub mod load;

@@ -30,6 +30,9 @@ pub struct FeaturesArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// Runs `vene features`: a table with one row per token and its `top_k` latents `id (value)`.
@@ -40,6 +43,7 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
+    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
     let ae = load::sae_for(&lm.model, sae, &backend)?;
     let (ids, ids_t) = lm.encode(&args.prompt)?;

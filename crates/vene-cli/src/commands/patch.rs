@@ -35,6 +35,9 @@ pub struct PatchArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// Last-position logits of the base with the source's last position patched in at `layer`.
@@ -75,7 +78,8 @@ fn at(x: &[f32], i: u32) -> f32 {
 /// `all`, one row per layer with the patched prediction and the change of the base's and the
 /// source's top tokens.
 pub fn run(args: &PatchArgs) -> Result<String> {
-    let lm = load::model(&args.model, &args.backend.open()?)?;
+    let lm = load::model(&args.model, &args.backend.open()?)?
+        .with_prepend_bos(args.bos.resolve(None))?;
     let (_, base) = lm.encode(&args.base)?;
     let (_, source) = lm.encode(&args.source)?;
     let base_logits = last_logits(&lm.model, &base)?;

@@ -40,6 +40,9 @@ pub struct SteerArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// The decoder direction of `latent`: `decode(e_latent) - decode(0)`, `[d]`.
@@ -78,6 +81,7 @@ pub fn run(args: &SteerArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
+    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let layer = load::layer_of(args.layer, Some(&sae))?;
     let ae = load::sae_for(&lm.model, sae, &backend)?;
     let direction = (decoder_direction(ae.as_ref(), args.latent)? * args.scale)?

@@ -60,6 +60,9 @@ pub struct TrainSaeArgs {
     /// in f32).
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// The most rows `--batch-size` may ask for.
@@ -186,7 +189,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         )));
     }
     let backend = args.backend.open()?;
-    let lm = load::model(&args.model, &backend)?;
+    let lm = load::model(&args.model, &backend)?.with_prepend_bos(args.bos.resolve(None))?;
     let mut parts = Vec::with_capacity(lines.len());
     for line in &lines {
         let (_, ids) = lm.encode(line)?;
