@@ -362,4 +362,125 @@ mod tests {
             "x"
         ))));
     }
+
+    /// A stand-in for the hub on 127.0.0.1 answering what hf-hub asks (`/{repo}/resolve/main/
+    /// {file}` with a byte range): `files` are served, `tokenizer.json` gets `tokenizer_status`
+    /// when not among them, anything else 404. Its thread lives as long as the test process.
+    fn fake_hub(files: Vec<(&'static str, Vec<u8>)>, tokenizer_status: u16) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                // `Range: bytes=A-B` (B inclusive) or `bytes=A-` (to the end).
+                let (mut start, mut end) = (0usize, None::<usize>);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(r) = lower.strip_prefix("range: bytes=") {
+                        let (a, b) = r.trim().split_once('-').unwrap_or(("0", ""));
+                        start = a.parse().unwrap_or(0);
+                        end = b.parse().ok();
+                    }
+                }
+                let path = request.split(' ').nth(1).unwrap_or("").to_string();
+                let file = path.rsplit("/resolve/main/").next().unwrap_or("");
+                let response = match files.iter().find(|(n, _)| *n == file) {
+                    Some((name, bytes)) => {
+                        let stop = end.map_or(bytes.len(), |e| (e + 1).min(bytes.len()));
+                        let body = &bytes[start.min(stop)..stop];
+                        let mut r = format!(
+                            "HTTP/1.1 206 Partial Content\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\netag: \"etag-{name}\"\r\ncontent-range: bytes {start}-{}/{}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            start + body.len().saturating_sub(1),
+                            bytes.len(),
+                            body.len()
+                        )
+                        .into_bytes();
+                        r.extend_from_slice(body);
+                        r
+                    }
+                    None => {
+                        let status = if file == "tokenizer.json" {
+                            tokenizer_status
+                        } else {
+                            404
+                        };
+                        format!("HTTP/1.1 {status} Nope\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .into_bytes()
+                    }
+                };
+                let _ = stream.write_all(&response);
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn online(cache: &Path, endpoint: String) -> HubEnv {
+        HubEnv {
+            cache_dir: Some(cache.to_path_buf()),
+            offline: false,
+            endpoint: Some(endpoint),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn downloads_fetch_pytorch_weights_and_tell_a_missing_tokenizer_from_a_failed_one() {
+        let files = || {
+            vec![
+                ("config.json", br#"{"model_type": "gpt2"}"#.to_vec()),
+                ("pytorch_model.bin", b"PK\x03\x04 weights".to_vec()),
+            ]
+        };
+        // No tokenizer.json in the repo (404): the snapshot holds config and weights only.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = snapshot_with(
+            "o/m",
+            None,
+            None,
+            online(tmp.path(), fake_hub(files(), 404)),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("pytorch_model.bin")).unwrap(),
+            b"PK\x03\x04 weights"
+        );
+        assert!(dir.join("config.json").is_file());
+        assert!(!dir.join("tokenizer.json").exists());
+        assert!(!dir.join("model.safetensors").exists());
+        // tokenizer.json exists but cannot be fetched (a server error): said so.
+        let tmp = tempfile::tempdir().unwrap();
+        let e = snapshot_with(
+            "o/m",
+            None,
+            None,
+            online(tmp.path(), fake_hub(files(), 500)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tokenizer.json could not be fetched"), "{e}");
+        assert!(e.contains("500"), "{e}");
+        assert!(e.contains(OFFLINE_HINT), "{e}");
+        // A repo with no weights vene reads.
+        let tmp = tempfile::tempdir().unwrap();
+        let only_config = vec![("config.json", b"{}".to_vec())];
+        let e = snapshot_with(
+            "o/m",
+            None,
+            None,
+            online(tmp.path(), fake_hub(only_config, 404)),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the repo has none of model.safetensors"), "{e}");
+    }
 }
