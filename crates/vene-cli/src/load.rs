@@ -56,8 +56,10 @@ impl LoadedModel {
     }
 }
 
-/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id) with its tokenizer,
-/// on `backend`'s device in its dtype.
+/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id `owner/name`: any
+/// other path is a "no such folder" error, never a hub request) with its tokenizer, on
+/// `backend`'s device in its dtype. Prompts are tokenized as the tokenizer does until
+/// [`LoadedModel::with_prepend_bos`] says otherwise.
 pub fn model(dir_or_repo: &str, backend: &Backend) -> Result<LoadedModel> {
     let p = load_pretrained(dir_or_repo, backend.dtype, &backend.device)?;
     let tokenizer = p.tokenizer.ok_or_else(|| {

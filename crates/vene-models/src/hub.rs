@@ -190,10 +190,12 @@ pub(crate) fn snapshot_with(
     };
     let mut repo = HubRepo::new(repo_id, revision, cache_dir, env);
     let config = repo.get("config.json")?;
-    let dir = config
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| ModelError::Hub(format!("{}: no parent folder", config.display())))?;
+    let dir = config.parent().map(Path::to_path_buf).ok_or_else(|| {
+        ModelError::Hub(format!(
+            "{}: no parent folder; {OFFLINE_HINT}",
+            config.display()
+        ))
+    })?;
     // What the cache already has wins; else ask the hub for each kind in turn.
     let cached = WEIGHT_FILES
         .iter()
@@ -218,7 +220,7 @@ pub(crate) fn snapshot_with(
         Some((name, path)) => repo.get_weights(name, path)?,
         None => {
             return Err(ModelError::Hub(format!(
-                "{repo_id}@{}: the repo has none of {} (no weights vene can read)",
+                "{repo_id}@{}: the repo has none of {} (no weights vene can read); {OFFLINE_HINT}",
                 repo.revision,
                 WEIGHT_FILES.join(", ")
             )))
