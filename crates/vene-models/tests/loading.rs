@@ -385,3 +385,43 @@ fn bos_from_config_object_null_or_missing() {
         "{e}"
     );
 }
+
+#[test]
+fn a_pytorch_tensor_larger_than_its_storage_is_refused_before_reading() {
+    use std::io::{Read, Write};
+    let src = pytorch_fixture("gpt2");
+    let mut zin =
+        zip::ZipArchive::new(std::fs::File::open(src.join("pytorch_model.bin")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).unwrap();
+    let mut zout =
+        zip::ZipWriter::new(std::fs::File::create(dir.path().join("pytorch_model.bin")).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let mut cut = false;
+    for i in 0..zin.len() {
+        let mut entry = zin.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        // The largest storage loses most of its bytes.
+        if name.contains("/data/") && bytes.len() >= 3072 && !cut {
+            bytes.truncate(100);
+            cut = true;
+        }
+        zout.start_file(name, stored).unwrap();
+        zout.write_all(&bytes).unwrap();
+    }
+    zout.finish().unwrap();
+    assert!(cut);
+    match Model::from_dir(dir.path(), DType::F32, &Device::Cpu) {
+        Err(e @ ModelError::CorruptWeights { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("needs more bytes than its storage holds (100)"),
+                "{m}"
+            );
+        }
+        other => panic!("expected CorruptWeights, got {other:?}"),
+    }
+}
