@@ -9,8 +9,10 @@
 //!   position ids), `forward_logits_at` (logits only at chosen positions, or a run that stops
 //!   after the last layer its hooks need: [`LogitsAt`]), `forward_cached` with an explicit
 //!   [`KvCache`].
-//! - Loading from a local folder ([`Model::from_dir`], [`load_pretrained`]), from the hub
-//!   ([`Model::from_hub`]), or fresh random weights in a `VarMap`
+//! - Loading from a local folder ([`Model::from_dir`], [`load_pretrained`]; safetensors or
+//!   PyTorch `pytorch_model.bin`, single or sharded), from the hub ([`Model::from_hub`]; cache,
+//!   offline mode and endpoint from the environment: [`HubEnv`]), or fresh random weights in a
+//!   `VarMap`
 //!   ([`Model::random_from_config`], [`Model::random_gpt2`], [`Model::random_llama`]).
 //! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`Tokenizer`].
 
