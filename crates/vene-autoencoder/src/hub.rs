@@ -3,29 +3,18 @@
 use std::path::{Path, PathBuf};
 
 use hf_hub::api::sync::ApiBuilder;
-use hf_hub::{Cache, Repo, RepoType};
+use hf_hub::{Repo, RepoType};
 
-use crate::{load_sae_with, AutoencoderError, LoadOptions, LoadedSae, Result};
+use crate::{load_sae_with, AutoencoderError, HubEnv, LoadOptions, LoadedSae, Result};
 
 /// How to work without the network, appended to every hub failure.
-const OFFLINE_HINT: &str = "to work offline, pass a local SAE folder or file, put the SAE in the hub cache ($HF_HOME/hub or ~/.cache/huggingface/hub), or set HF_HUB_OFFLINE=1 (HubOptions::offline) to use only that cache";
-
-/// Whether `HF_HUB_OFFLINE` asks for the cache only.
-fn env_offline() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .map(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        })
-        .unwrap_or(false)
-}
+const OFFLINE_HINT: &str = "to work offline, pass a local SAE folder or file, put the SAE in the hub cache ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub), or set HF_HUB_OFFLINE=1 (HubOptions::offline) to use only that cache";
 
 /// Where to look on the hub.
 #[derive(Debug, Clone)]
 pub struct HubOptions {
-    /// The hub cache (default: hf-hub's, `$HF_HOME/hub`).
+    /// The hub cache (default: from the environment, see [`HubEnv`]: `$HF_HUB_CACHE`, else
+    /// `$HF_HOME/hub`, else `~/.cache/huggingface/hub`).
     pub cache_dir: Option<PathBuf>,
     /// The revision (default `main`).
     pub revision: String,
@@ -70,34 +59,50 @@ pub fn cached_path(
 ///
 /// The local cache is used when it holds the path; otherwise (unless `offline`) every repo
 /// file under the path is downloaded through hf-hub and then loaded with
-/// [`crate::load_sae_with`].
+/// [`crate::load_sae_with`]. What `opts` leaves open comes from the environment
+/// ([`HubEnv::from_env`]: cache folder, `HF_HUB_OFFLINE`, `HF_ENDPOINT`, progress bar).
 pub fn load_sae_from_hub(
     repo_id: &str,
     path_in_repo: &str,
     opts: &HubOptions,
 ) -> Result<LoadedSae> {
-    let cache_dir = opts
-        .cache_dir
-        .clone()
-        .unwrap_or_else(|| Cache::from_env().path().clone());
+    load_sae_from_hub_with_env(repo_id, path_in_repo, opts, &HubEnv::from_env())
+}
+
+/// [`load_sae_from_hub`] with the environment's settings given.
+pub(crate) fn load_sae_from_hub_with_env(
+    repo_id: &str,
+    path_in_repo: &str,
+    opts: &HubOptions,
+    env: &HubEnv,
+) -> Result<LoadedSae> {
+    let cache_dir = match opts.cache_dir.clone().or_else(|| env.cache_dir.clone()) {
+        Some(d) => d,
+        None => {
+            return Err(AutoencoderError::Hub(format!(
+                "no HF_HUB_CACHE, HF_HOME or HOME to find the hub cache; {OFFLINE_HINT}"
+            )))
+        }
+    };
     let path_in_repo = path_in_repo.trim_matches('/');
     if let Some(p) = cached_path(&cache_dir, repo_id, &opts.revision, path_in_repo) {
         return load_sae_with(p, &opts.load);
     }
-    if opts.offline || env_offline() {
+    if opts.offline || env.offline {
         return Err(AutoencoderError::Hub(format!(
-            "`{path_in_repo}` of `{repo_id}` (revision {}) is not in the cache {}",
+            "`{path_in_repo}` of `{repo_id}` (revision {}) is not in the cache {} and offline mode is on; {OFFLINE_HINT}",
             opts.revision,
             cache_dir.display()
         )));
     }
-    let api = ApiBuilder::new()
-        .with_cache_dir(cache_dir.clone())
-        .with_progress(false)
-        .build()
-        .map_err(|e| {
-            AutoencoderError::Hub(format!("cannot start the hub client: {e}; {OFFLINE_HINT}"))
-        })?;
+    let mut builder =
+        ApiBuilder::from_cache(hf_hub::Cache::new(cache_dir.clone())).with_progress(env.progress);
+    if let Some(endpoint) = &env.endpoint {
+        builder = builder.with_endpoint(endpoint.clone());
+    }
+    let api = builder.build().map_err(|e| {
+        AutoencoderError::Hub(format!("cannot start the hub client: {e}; {OFFLINE_HINT}"))
+    })?;
     let repo = api.repo(Repo::with_revision(
         repo_id.to_string(),
         RepoType::Model,
@@ -120,7 +125,8 @@ pub fn load_sae_from_hub(
         .collect();
     if wanted.is_empty() {
         return Err(AutoencoderError::Hub(format!(
-            "`{path_in_repo}` is not in `{repo_id}`"
+            "`{path_in_repo}` is not in `{repo_id}` (revision {}); {OFFLINE_HINT}",
+            opts.revision
         )));
     }
     let mut last = None;
@@ -137,8 +143,114 @@ pub fn load_sae_from_hub(
         None => match last {
             Some(p) if !path_in_repo.is_empty() => load_sae_with(p, &opts.load),
             _ => Err(AutoencoderError::Hub(format!(
-                "downloaded `{path_in_repo}` of `{repo_id}` but cannot find it in the cache"
+                "downloaded `{path_in_repo}` of `{repo_id}` but cannot find it in the cache {}; {OFFLINE_HINT}",
+                cache_dir.display()
             ))),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    use candle_core::{Device, Tensor};
+
+    /// A SAELens SAE (d_in 2, d_sae 3) at `blocks.1.hook_resid_pre` of `owner/saes` in a cache
+    /// folder laid out as hf-hub lays it out.
+    fn cached_sae(cache: &Path) {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let repo = cache.join("models--owner--saes");
+        let dir = repo
+            .join("snapshots")
+            .join(sha)
+            .join("blocks.1.hook_resid_pre");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs").join("main"), sha).unwrap();
+        let cfg = serde_json::json!({"d_in": 2, "d_sae": 3, "architecture": "standard",
+            "hook_name": "blocks.1.hook_resid_pre", "prepend_bos": true});
+        std::fs::write(dir.join("cfg.json"), cfg.to_string()).unwrap();
+        let t = |v: &[f32], shape: &[usize]| Tensor::from_slice(v, shape, &Device::Cpu).unwrap();
+        let w: HashMap<String, Tensor> = [
+            ("W_enc", t(&[1., 0., 0., 0., 1., 0.], &[2, 3])),
+            ("b_enc", t(&[0., 0., 0.], &[3])),
+            ("W_dec", t(&[1., 0., 0., 1., 0., 0.], &[3, 2])),
+            ("b_dec", t(&[0., 0.], &[2])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        candle_core::safetensors::save(&w, dir.join("sae_weights.safetensors")).unwrap();
+    }
+
+    #[test]
+    fn the_cache_folder_comes_from_hf_hub_cache_then_hf_home() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hub_cache = tmp.path().join("c");
+        cached_sae(&hub_cache);
+        let home = tmp.path().join("h");
+        cached_sae(&home.join("hub"));
+        let opts = HubOptions::default();
+        for (vars, want) in [
+            (
+                vec![
+                    ("HF_HUB_CACHE", hub_cache.clone()),
+                    ("HF_HOME", tmp.path().join("x")),
+                ],
+                &hub_cache,
+            ),
+            (vec![("HF_HOME", home.clone())], &home.join("hub")),
+        ] {
+            let env = HubEnv::from_vars(
+                |k| {
+                    vars.iter()
+                        .find(|(n, _)| *n == k)
+                        .map(|(_, v)| OsString::from(v))
+                        .or_else(|| (k == "HF_HUB_OFFLINE").then(|| "1".into()))
+                },
+                false,
+            );
+            let sae =
+                load_sae_from_hub_with_env("owner/saes", "blocks.1.hook_resid_pre", &opts, &env)
+                    .unwrap();
+            assert_eq!((sae.d_in, sae.d_sae, sae.layer), (2, 3, Some(1)));
+            assert!(sae.weights_path.starts_with(want), "{:?}", sae.weights_path);
+            assert_eq!(sae.prepend_bos, Some(true));
+        }
+    }
+
+    #[test]
+    fn offline_misses_name_the_cache_folder_and_how_to_work_offline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = HubEnv {
+            cache_dir: Some(tmp.path().to_path_buf()),
+            offline: true,
+            ..HubEnv::default()
+        };
+        let e = load_sae_from_hub_with_env("owner/saes", "layer_3", &HubOptions::default(), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`layer_3` of `owner/saes` (revision main)"),
+            "{e}"
+        );
+        assert!(e.contains(&tmp.path().display().to_string()), "{e}");
+        assert!(e.contains(OFFLINE_HINT), "{e}");
+        // No cache folder at all: said so, with the hint.
+        let e = load_sae_from_hub_with_env(
+            "owner/saes",
+            "layer_3",
+            &HubOptions::default(),
+            &HubEnv::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no HF_HUB_CACHE, HF_HOME or HOME") && e.contains(OFFLINE_HINT),
+            "{e}"
+        );
     }
 }

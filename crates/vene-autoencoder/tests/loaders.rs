@@ -361,6 +361,8 @@ fn hub_cache_layout() {
     )
     .unwrap();
     assert_eq!((sae.format, sae.layer), (SaeFormat::SaeLens, Some(0)));
+    // cfg.json does not say whether a BOS was prepended
+    assert_eq!(sae.prepend_bos, None);
     let z = ref_relu(&ref_pre(&x, &w.w_enc, &w.b_enc, Some(&w.b_dec)));
     check(sae.autoencoder.as_ref(), &x, &z, &w);
     let err = load_sae_from_hub(
@@ -370,4 +372,27 @@ fn hub_cache_layout() {
     )
     .unwrap_err();
     assert!(matches!(err, AutoencoderError::Hub(_)), "{err}");
+}
+
+#[test]
+fn saelens_prepend_bos_is_read_from_cfg() {
+    let w = weights(21);
+    for (cfg_extra, want) in [
+        (serde_json::json!({"prepend_bos": true}), Some(true)),
+        (serde_json::json!({"prepend_bos": false}), Some(false)),
+        (
+            serde_json::json!({"metadata": {"prepend_bos": false, "hook_name": "blocks.2.hook_resid_pre"}}),
+            Some(false),
+        ),
+        (serde_json::json!({"prepend_bos": "yes"}), None),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = serde_json::json!({"architecture": "standard", "d_in": D, "d_sae": L});
+        for (k, v) in cfg_extra.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        write_saelens(tmp.path(), &w, cfg.clone(), false);
+        let sae = vene_autoencoder::load_sae(tmp.path()).unwrap();
+        assert_eq!(sae.prepend_bos, want, "{cfg}");
+    }
 }

@@ -5,12 +5,14 @@
 //! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
 //!   the examples.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
+//! - [`bos`]: `--prepend-bos` / `--no-prepend-bos`, shared by the commands that tokenize.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 pub mod backend;
+pub mod bos;
 pub mod commands;
 pub mod demo;
 mod error;

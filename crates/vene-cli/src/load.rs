@@ -18,12 +18,28 @@ pub struct LoadedModel {
     pub model: Model,
     /// Its tokenizer (`tokenizer.json` of the folder).
     pub tokenizer: Tokenizer,
+    /// Whether prompts start with the BOS token: `None` as the tokenizer does (see
+    /// [`Tokenizer::encode_bos`] and [`crate::bos::BosArgs`]).
+    pub prepend_bos: Option<bool>,
 }
 
 impl LoadedModel {
-    /// Token ids of `text`, `[1, T]`, with a clear error for an empty prompt.
+    /// The same model, tokenizing prompts with the BOS token as `prepend_bos` asks; asking
+    /// for one from a model that has none is an error now, not at the first prompt.
+    pub fn with_prepend_bos(mut self, prepend_bos: Option<bool>) -> Result<Self> {
+        if prepend_bos == Some(true) {
+            self.tokenizer.bos_token_id().map_err(|e| {
+                CliError::invalid(format!("--prepend-bos (or the SAE's prepend_bos): {e}"))
+            })?;
+        }
+        self.prepend_bos = prepend_bos;
+        Ok(self)
+    }
+
+    /// Token ids of `text`, `[1, T]` (with the BOS token as [`LoadedModel::prepend_bos`]
+    /// says), with a clear error for an empty prompt.
     pub fn encode(&self, text: &str) -> Result<(Vec<u32>, Tensor)> {
-        let ids = self.tokenizer.encode(text)?;
+        let ids = self.tokenizer.encode_bos(text, self.prepend_bos)?;
         if ids.is_empty() {
             return Err(CliError::invalid(format!(
                 "the prompt {text:?} has no tokens"
@@ -40,8 +56,10 @@ impl LoadedModel {
     }
 }
 
-/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id) with its tokenizer,
-/// on `backend`'s device in its dtype.
+/// Loads the model at `dir_or_repo` (a local folder, else a hub repo id `owner/name`: any
+/// other path is a "no such folder" error, never a hub request) with its tokenizer, on
+/// `backend`'s device in its dtype. Prompts are tokenized as the tokenizer does until
+/// [`LoadedModel::with_prepend_bos`] says otherwise.
 pub fn model(dir_or_repo: &str, backend: &Backend) -> Result<LoadedModel> {
     let p = load_pretrained(dir_or_repo, backend.dtype, &backend.device)?;
     let tokenizer = p.tokenizer.ok_or_else(|| {
@@ -53,21 +71,54 @@ pub fn model(dir_or_repo: &str, backend: &Backend) -> Result<LoadedModel> {
     Ok(LoadedModel {
         model: p.model,
         tokenizer,
+        prepend_bos: None,
     })
 }
 
-/// Loads an SAE from a local folder or file, else from the hub as `org/repo/path/in/repo`.
+/// `org/repo/path-in-repo` split into the repo id and the path, when `spec` has that shape
+/// (`org` and `repo` made of letters, digits, `-`, `_`, `.`, not starting with `.`; a path
+/// starting with `/` or `.` is never a hub path).
+///
+/// ```
+/// use vene_cli::load::hub_sae_spec;
+/// assert_eq!(
+///     hub_sae_spec("jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre"),
+///     Some(("jbloom/GPT2-Small-SAEs-Reformatted", "blocks.8.hook_resid_pre"))
+/// );
+/// assert_eq!(hub_sae_spec("./saes/layer8/sae"), None);
+/// assert_eq!(hub_sae_spec("/abs/saes/x"), None);
+/// assert_eq!(hub_sae_spec("org/repo"), None);
+/// ```
+pub fn hub_sae_spec(spec: &str) -> Option<(&str, &str)> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && !p.starts_with('.')
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let (org, rest) = spec.split_once('/')?;
+    let (repo, path) = rest.split_once('/')?;
+    let path = path.trim_matches('/');
+    (part_ok(org) && part_ok(repo) && !path.is_empty() && !path.contains('\\'))
+        .then(|| (&spec[..org.len() + 1 + repo.len()], path))
+}
+
+/// Loads an SAE from a local folder or file; else, when `spec` is shaped
+/// `org/repo/path-in-repo` ([`hub_sae_spec`]), from the hub (cache and offline mode from the
+/// environment). Anything else is a plain "no such file or folder" naming `spec`.
 pub fn sae(spec: &str) -> Result<LoadedSae> {
     if Path::new(spec).exists() {
         return Ok(load_sae(spec)?);
     }
-    let parts: Vec<&str> = spec.splitn(3, '/').collect();
-    match parts.as_slice() {
-        [org, repo, path] if !org.is_empty() && !repo.is_empty() && !path.is_empty() => Ok(
-            load_sae_from_hub(&format!("{org}/{repo}"), path, &HubOptions::default())?,
-        ),
-        _ => Err(CliError::invalid(format!(
-            "--sae {spec:?}: no such file or folder, and not a hub path `org/repo/path-in-repo`"
+    match hub_sae_spec(spec) {
+        Some((repo_id, path)) => load_sae_from_hub(repo_id, path, &HubOptions::default())
+            .map_err(|e| {
+                CliError::invalid(format!(
+                    "--sae {spec:?}: no such local file or folder, so it was read as `{path}` of the hub repo {repo_id}: {e}"
+                ))
+            }),
+        None => Err(CliError::invalid(format!(
+            "--sae {spec:?}: no such file or folder (and not a hub path `org/repo/path-in-repo`)"
         ))),
     }
 }

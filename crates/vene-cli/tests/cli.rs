@@ -1199,3 +1199,203 @@ fn features_default_to_the_saes_own_site() {
     );
     assert_ne!(table_rows(&stdout(&other)), table_rows(&own_text));
 }
+
+// ======================================================================================
+// Model / SAE loading: local paths never go to the hub, hub env vars, BOS (issue #13).
+// ======================================================================================
+
+/// `vene args...` with the hub confined to `cache` (offline) plus `env`.
+fn vene_env(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vene"));
+    cmd.args(args)
+        .env_remove("HF_HOME")
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_OFFLINE", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Exit code 1 and the one-line stderr.
+fn failure(o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn local_model_paths_are_never_sent_to_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("config.json");
+    std::fs::write(&file, "{}").unwrap();
+    let file = file.to_str().unwrap().to_string();
+    for (spec, want) in [
+        ("./no-such-model", "no such folder"),
+        ("nope/x/gpt2", "no such folder"),
+        ("/no/such/model", "no such folder"),
+        (file.as_str(), "not a folder"),
+    ] {
+        let o = vene_env(
+            &["patch", "--model", spec, "--base", "a", "--source", "b"],
+            tmp.path(),
+            &[],
+        );
+        let err = failure(&o);
+        assert!(err.contains(spec) && err.contains(want), "{spec}: {err}");
+        // no hub lookup: nothing about the cache or offline mode
+        assert!(
+            !err.contains("cache") && !err.contains("HF_HUB"),
+            "{spec}: {err}"
+        );
+    }
+}
+
+#[test]
+fn local_sae_paths_are_never_sent_to_the_hub() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    for spec in ["./no-such-sae", "/no/such/sae", "../a/b/c", "just-a-name"] {
+        let o = vene_env(
+            &["features", "--model", m, "--sae", spec, "--prompt", "the"],
+            tmp.path(),
+            &[],
+        );
+        let err = failure(&o);
+        assert!(
+            err.contains(&format!("--sae {spec:?}: no such file or folder")),
+            "{spec}: {err}"
+        );
+        assert!(!err.contains("hub repo"), "{spec}: {err}");
+    }
+    // org/repo/path is a hub path: offline with an empty cache, the error names the cache
+    // folder and says how to work offline.
+    let o = vene_env(
+        &[
+            "features",
+            "--model",
+            m,
+            "--sae",
+            "org/saes/layer_1",
+            "--prompt",
+            "the",
+        ],
+        tmp.path(),
+        &[],
+    );
+    let err = failure(&o);
+    assert!(err.contains("no such local file or folder"), "{err}");
+    assert!(err.contains("`layer_1` of `org/saes`"), "{err}");
+    assert!(err.contains(tmp.path().to_str().unwrap()), "{err}");
+    assert!(err.contains("HF_HUB_OFFLINE=1"), "{err}");
+}
+
+/// A hub cache under `cache` holding the files of `model` as the repo `owner/name`.
+fn cache_model(cache: &Path, repo_id: &str, model: &Path) {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let repo = cache.join(format!("models--{}", repo_id.replace('/', "--")));
+    let snap = repo.join("snapshots").join(sha);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), sha).unwrap();
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(model.join(f), snap.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn hub_models_resolve_through_hf_hub_cache_and_hf_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let args = |m: &str| {
+        [
+            "patch", "--model", m, "--base", "the cat", "--source", "the dog", "--layer", "0",
+        ]
+        .map(str::to_string)
+    };
+    let run = |m: &str, cache: &Path, env: &[(&str, &str)]| {
+        let a = args(m);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        vene_env(&a, cache, env)
+    };
+    let local = stdout(&run(model.to_str().unwrap(), tmp.path(), &[]));
+    // HF_HUB_CACHE
+    let hub_cache = tmp.path().join("hub-cache");
+    cache_model(&hub_cache, "vene-test/tiny", &model);
+    assert_eq!(stdout(&run("vene-test/tiny", &hub_cache, &[])), local);
+    // HF_HOME/hub when HF_HUB_CACHE is not set (empty counts as unset)
+    let home = tmp.path().join("hf-home");
+    cache_model(&home.join("hub"), "vene-test/tiny2", &model);
+    let o = run(
+        "vene-test/tiny2",
+        Path::new(""),
+        &[("HF_HOME", home.to_str().unwrap())],
+    );
+    assert_eq!(stdout(&o), local);
+    // Offline with a repo the cache lacks: the error names the repo and the cache folder.
+    let err = failure(&run("vene-test/absent", &hub_cache, &[]));
+    assert!(err.contains("vene-test/absent@main"), "{err}");
+    assert!(err.contains(hub_cache.to_str().unwrap()), "{err}");
+    assert!(err.contains("HF_HUB_OFFLINE"), "{err}");
+}
+
+#[test]
+fn prepend_bos_follows_the_sae_cfg_and_the_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let sae = train_sae(&model, tmp.path());
+    let cfg_path = sae.join("cfg.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    cfg["prepend_bos"] = true.into();
+    std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    let (m, s) = (model.to_str().unwrap(), sae.to_str().unwrap());
+    let features = |extra: &[&str]| {
+        let mut a = vec!["features", "--model", m, "--sae", s, "--prompt", "the cat"];
+        a.extend_from_slice(extra);
+        vene_env(&a, tmp.path(), &[])
+    };
+    // The word-level tokenizer has no BOS token: the SAE's prepend_bos asks for one.
+    let err = failure(&features(&[]));
+    assert!(
+        err.contains("prepend_bos") && err.contains("no BOS token"),
+        "{err}"
+    );
+    // --no-prepend-bos overrides the cfg.
+    let rows = table_rows(&stdout(&features(&["--no-prepend-bos"])));
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0][1], "\"the\"");
+
+    // With <|endoftext|> in the vocabulary (GPT-2's BOS), the cfg's prepend_bos adds it first.
+    let tok_path = model.join("tokenizer.json");
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tok_path).unwrap()).unwrap();
+    tok["model"]["vocab"]["<|endoftext|>"] = 63.into();
+    std::fs::write(&tok_path, tok.to_string()).unwrap();
+    let text = stdout(&features(&[]));
+    let rows = table_rows(&text);
+    assert_eq!(rows.len(), 3);
+    // (the token's `|` splits the first row's cells: read it from the line)
+    let first = text.lines().find(|l| l.starts_with("| 0 ")).unwrap();
+    assert!(first.contains("\"<|endoftext|>\""), "{text}");
+    assert_eq!(rows[1][1], "\"the\"");
+    // The last flag wins.
+    let rows = table_rows(&stdout(&features(&["--prepend-bos", "--no-prepend-bos"])));
+    assert_eq!(rows.len(), 2);
+    // Without an SAE saying so, patch tokenizes as before, and --prepend-bos adds the BOS.
+    let patch = |extra: &[&str]| {
+        let mut a = vec![
+            "patch", "--model", m, "--base", "the cat", "--source", "the dog", "--layer", "0",
+        ];
+        a.extend_from_slice(extra);
+        stdout(&vene_env(&a, tmp.path(), &[]))
+    };
+    let plain = patch(&[]);
+    assert_eq!(plain, patch(&["--no-prepend-bos"]));
+    assert_ne!(plain, patch(&["--prepend-bos"]));
+}

@@ -9,8 +9,10 @@
 //!   position ids), `forward_logits_at` (logits only at chosen positions, or a run that stops
 //!   after the last layer its hooks need: [`LogitsAt`]), `forward_cached` with an explicit
 //!   [`KvCache`].
-//! - Loading from a local folder ([`Model::from_dir`], [`load_pretrained`]), from the hub
-//!   ([`Model::from_hub`]), or fresh random weights in a `VarMap`
+//! - Loading from a local folder ([`Model::from_dir`], [`load_pretrained`]; safetensors or
+//!   PyTorch `pytorch_model.bin`, single or sharded), from the hub ([`Model::from_hub`]; cache,
+//!   offline mode and endpoint from the environment: [`HubEnv`]), or fresh random weights in a
+//!   `VarMap`
 //!   ([`Model::random_from_config`], [`Model::random_gpt2`], [`Model::random_llama`]).
 //! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`Tokenizer`].
 
@@ -20,12 +22,14 @@ mod error;
 mod families;
 mod generate;
 mod hub;
+mod hub_env;
 mod inputs;
 mod language_model;
 mod loader;
 mod logits_at;
 mod model;
 mod prefix;
+mod pth;
 mod token_text;
 mod tokenizer;
 mod weights;
@@ -37,6 +41,7 @@ pub use families::gpt2::Gpt2Config;
 pub use families::llama::{llama_config, LlamaConfig};
 pub use families::{module_path_component, supported_model_types};
 pub use generate::{generate, GenerationConfig};
+pub use hub_env::HubEnv;
 pub use language_model::LanguageModel;
 pub use loader::{load_pretrained, Pretrained};
 pub use logits_at::LogitsAt;

@@ -48,24 +48,27 @@ pub(crate) fn shard_names(index_path: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// The safetensors files of the model in `dir`: `model.safetensors`, or the shards of
-/// `model.safetensors.index.json`.
-pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let single = dir.join("model.safetensors");
-    if single.is_file() {
-        return Ok(vec![single]);
+/// The weight files of a model folder and their format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WeightFiles {
+    /// `model.safetensors`, or the shards of `model.safetensors.index.json`.
+    Safetensors(Vec<PathBuf>),
+    /// `pytorch_model.bin`, or the shards of `pytorch_model.bin.index.json` (PyTorch zip
+    /// checkpoints).
+    Pytorch(Vec<PathBuf>),
+}
+
+impl WeightFiles {
+    fn files(&self) -> &[PathBuf] {
+        match self {
+            WeightFiles::Safetensors(f) | WeightFiles::Pytorch(f) => f,
+        }
     }
-    let index = dir.join("model.safetensors.index.json");
-    if !index.is_file() {
-        return Err(ModelError::Io {
-            path: dir.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no model.safetensors or model.safetensors.index.json in this folder",
-            ),
-        });
-    }
-    let files: Vec<PathBuf> = shard_names(&index)?
+}
+
+/// The shards an index in `dir` lists, each checked to exist.
+fn shards(dir: &Path, index: &Path) -> Result<Vec<PathBuf>> {
+    let files: Vec<PathBuf> = shard_names(index)?
         .into_iter()
         .map(|n| dir.join(n))
         .collect();
@@ -81,6 +84,36 @@ pub(crate) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The weight files of the model in `dir`, looked for in the order of
+/// [`crate::hub::WEIGHT_FILES`]: safetensors (single or sharded) first, then PyTorch
+/// checkpoints.
+pub(crate) fn weight_files(dir: &Path) -> Result<WeightFiles> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(WeightFiles::Safetensors(vec![single]));
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        return Ok(WeightFiles::Safetensors(shards(dir, &index)?));
+    }
+    let single = dir.join("pytorch_model.bin");
+    if single.is_file() {
+        return Ok(WeightFiles::Pytorch(vec![single]));
+    }
+    let index = dir.join("pytorch_model.bin.index.json");
+    if index.is_file() {
+        return Ok(WeightFiles::Pytorch(shards(dir, &index)?));
+    }
+    Err(ModelError::Io {
+        path: dir.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or \
+             pytorch_model.bin.index.json in this folder",
+        ),
+    })
+}
+
 fn describe(files: &[PathBuf]) -> String {
     files
         .iter()
@@ -89,15 +122,38 @@ fn describe(files: &[PathBuf]) -> String {
         .join(", ")
 }
 
-fn var_builder(files: &[PathBuf], dtype: DType, device: &Device) -> Result<VarBuilder<'static>> {
-    // SAFETY: the files are memory-mapped; they must not be modified while the model loads
-    // (the tensors are copied to the device before this function's caller returns).
-    unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(|e| {
-        ModelError::CorruptWeights {
-            file: describe(files),
-            reason: e.to_string(),
+fn var_builder(
+    weights: &WeightFiles,
+    dtype: DType,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
+    match weights {
+        WeightFiles::Safetensors(files) => {
+            // SAFETY: the files are memory-mapped; they must not be modified while the model
+            // loads (the tensors are copied to the device before this function's caller
+            // returns).
+            unsafe { VarBuilder::from_mmaped_safetensors(files, dtype, device) }.map_err(|e| {
+                ModelError::CorruptWeights {
+                    file: describe(files),
+                    reason: e.to_string(),
+                }
+            })
         }
-    })
+        WeightFiles::Pytorch(files) => {
+            let mut all = std::collections::HashMap::new();
+            for file in files {
+                for (name, t) in crate::pth::read_pth(file)? {
+                    if all.insert(name.clone(), t).is_some() {
+                        return Err(ModelError::CorruptWeights {
+                            file: describe(files),
+                            reason: format!("tensor '{name}' is in more than one shard"),
+                        });
+                    }
+                }
+            }
+            Ok(VarBuilder::from_tensors(all, dtype, device))
+        }
+    }
 }
 
 /// Builds the model described by `config.json` in `dir` from the weights in `dir`.
@@ -110,9 +166,9 @@ pub(crate) fn model_from_dir(dir: &Path, dtype: DType, device: &Device) -> Resul
         }
         other => other,
     })?;
-    let files = weight_files(dir)?;
-    let vb = var_builder(&files, dtype, device)?;
-    Model::from_spec(spec, vb).map_err(|e| e.with_file(&describe(&files)))
+    let weights = weight_files(dir)?;
+    let vb = var_builder(&weights, dtype, device)?;
+    Model::from_spec(spec, vb).map_err(|e| e.with_file(&describe(weights.files())))
 }
 
 /// A model with its tokenizer (when the folder has `tokenizer.json`) and the folder it came from.
@@ -127,7 +183,13 @@ pub struct Pretrained {
 }
 
 /// Loads a model and its tokenizer from a local folder when `dir_or_repo` is one, else from
-/// the hub repo of that id (main revision, default cache).
+/// the hub repo of that id (main revision; cache and offline mode from the environment, see
+/// [`crate::HubEnv`]).
+///
+/// Only a string shaped `owner/name` is a hub id: a path that does not exist (`./model`,
+/// `a/b/c`, `/abs/path`) or an existing file is an [`ModelError::Io`] naming it, never a hub
+/// request. The weights are `model.safetensors`, `pytorch_model.bin`, or the shards of their
+/// `.index.json`.
 ///
 /// ```
 /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
@@ -154,7 +216,12 @@ pub fn load_pretrained(dir_or_repo: &str, dtype: DType, device: &Device) -> Resu
             ),
         });
     } else {
-        crate::hub::snapshot(dir_or_repo, None, None)?
+        crate::hub::snapshot(dir_or_repo, None, None).map_err(|e| match e {
+            ModelError::Hub(msg) => ModelError::Hub(format!(
+                "no local folder {dir_or_repo:?}, so it was read as a hub repo id: {msg}"
+            )),
+            other => other,
+        })?
     };
     let model = model_from_dir(&dir, dtype, device)?;
     let tok_path = dir.join("tokenizer.json");

@@ -82,15 +82,18 @@ impl Model {
         })
     }
 
-    /// Loads `config.json` (its `model_type` picks the family) and `model.safetensors` (or the
-    /// shards of `model.safetensors.index.json`) from `dir`, casting weights to `dtype`.
+    /// Loads `config.json` (its `model_type` picks the family) and the weights from `dir`:
+    /// `model.safetensors`, the shards of `model.safetensors.index.json`, or a PyTorch
+    /// checkpoint (`pytorch_model.bin`, or the shards of `pytorch_model.bin.index.json`),
+    /// casting them to `dtype`.
     pub fn from_dir(dir: impl AsRef<Path>, dtype: DType, device: &Device) -> Result<Model> {
         crate::loader::model_from_dir(dir.as_ref(), dtype, device)
     }
 
-    /// Loads a model from the hub (revision `main` by default) through the default cache
-    /// (`$HF_HOME/hub` or `~/.cache/huggingface/hub`): cached files are used as they are, missing
-    /// ones are downloaded.
+    /// Loads a model from the hub (revision `main` by default) through the cache
+    /// (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`): cached files are
+    /// used as they are, missing ones are downloaded (from `$HF_ENDPOINT` when set; never with
+    /// `HF_HUB_OFFLINE=1`; see [`crate::HubEnv`]). `repo_id` must be `owner/name`.
     pub fn from_hub(
         repo_id: &str,
         revision: Option<&str>,

@@ -110,6 +110,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         layer,
         norm_scaling_factor: None,
         interchange_dim: None,
+        prepend_bos: None,
         weights_path: file,
     })
 }

@@ -62,6 +62,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         layer: layer_from_name(&file.to_string_lossy()),
         norm_scaling_factor: None,
         interchange_dim: None,
+        prepend_bos: None,
         weights_path: file,
     })
 }

@@ -81,6 +81,10 @@ pub struct LoadedSae {
     pub norm_scaling_factor: Option<f64>,
     /// pyvene's saved `interchange_dim` (the selected latents), when present.
     pub interchange_dim: Option<Vec<usize>>,
+    /// Whether the SAE was trained on token sequences that start with the tokenizer's BOS
+    /// token (SAELens `cfg.json` `prepend_bos`, top level or under `metadata`); `None` when the
+    /// files do not say.
+    pub prepend_bos: Option<bool>,
     /// The file the weights came from.
     pub weights_path: PathBuf,
 }

@@ -68,6 +68,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         layer: None,
         norm_scaling_factor: None,
         interchange_dim,
+        prepend_bos: None,
         weights_path: file,
     })
 }

@@ -75,6 +75,10 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         None => None,
     }
     .or_else(|| hook_name.as_deref().and_then(layer_from_name));
+    let prepend_bos = meta
+        .and_then(|m| m.get("prepend_bos"))
+        .or_else(|| cfg.get("prepend_bos"))
+        .and_then(|v| v.as_bool());
 
     let mut map = read_safetensors(&weights, &opts.device)?;
     let w_enc = take(&mut map, "W_enc", &weights)?;
@@ -183,6 +187,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         layer,
         norm_scaling_factor: folded,
         interchange_dim: None,
+        prepend_bos,
         weights_path: weights,
     })
 }

@@ -94,6 +94,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         hook_name,
         norm_scaling_factor: None,
         interchange_dim: None,
+        prepend_bos: None,
         weights_path: weights,
     })
 }

@@ -31,6 +31,9 @@ pub struct FeaturesArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// Runs `vene features`: a table with one row per token and its `top_k` latents `id (value)`.
@@ -41,6 +44,7 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
+    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     let (layer, component) = (site.layer, site.component);
     let ae = load::sae_for(&lm.model, sae, component, &backend)?;

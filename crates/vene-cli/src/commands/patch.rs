@@ -59,6 +59,9 @@ pub struct PatchArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// Where the patch acts: a component, and a head of it for head components.
@@ -257,7 +260,8 @@ pub fn run(args: &PatchArgs) -> Result<String> {
     }
     let position = parse_position(&args.position)?;
     let pairs_text = args.pairs.as_deref().map(read_pairs).transpose()?;
-    let lm = load::model(&args.model, &args.backend.open()?)?;
+    let lm = load::model(&args.model, &args.backend.open()?)?
+        .with_prepend_bos(args.bos.resolve(None))?;
     let (layers, single_layer, target) = resolve_target(args, &lm.model)?;
     match pairs_text {
         Some(lines) => {

@@ -41,6 +41,9 @@ pub struct SteerArgs {
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// The decoder direction of `latent`: `decode(e_latent) - decode(0)`, `[d]`.
@@ -79,6 +82,7 @@ pub fn run(args: &SteerArgs) -> Result<String> {
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
+    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     let (layer, component) = (site.layer, site.component);
     let ae = load::sae_for(&lm.model, sae, component, &backend)?;

@@ -67,6 +67,9 @@ pub struct TrainSaeArgs {
     /// in f32).
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// Whether prompts start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
 }
 
 /// The most rows `--batch-size` may ask for.
@@ -353,7 +356,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     // A missing data file is reported before the model is loaded.
     std::fs::metadata(&args.data).map_err(io_err(&args.data))?;
     let backend = args.backend.open()?;
-    let lm = load::model(&args.model, &backend)?;
+    let lm = load::model(&args.model, &backend)?.with_prepend_bos(args.bos.resolve(None))?;
     let n_layers = vene::hooks::HookableModel::n_layers(&lm.model);
     if args.layer >= n_layers {
         return Err(CliError::invalid(format!(
