@@ -1398,4 +1398,44 @@ fn prepend_bos_follows_the_sae_cfg_and_the_flags() {
     let plain = patch(&[]);
     assert_eq!(plain, patch(&["--no-prepend-bos"]));
     assert_ne!(plain, patch(&["--prepend-bos"]));
+    // train-sae records the choice in SAELens's `prepend_bos`, so features follows it; no
+    // flag, no key (the tokenizer's own behaviour).
+    let data = tmp.path().join("bos.txt");
+    std::fs::write(
+        &data,
+        "the cat sat
+",
+    )
+    .unwrap();
+    for (flag, want) in [
+        (Some("--prepend-bos"), Some(true)),
+        (Some("--no-prepend-bos"), Some(false)),
+        (None, None),
+    ] {
+        let out = tmp.path().join(format!("sae-bos-{want:?}"));
+        let mut a = vec![
+            "train-sae",
+            "--model",
+            m,
+            "--layer",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "2",
+        ];
+        a.extend(flag);
+        let o = vene_env(&a, tmp.path(), &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+        assert_eq!(cfg["prepend_bos"].as_bool(), want, "{flag:?}");
+    }
 }

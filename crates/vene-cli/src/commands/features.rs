@@ -9,7 +9,7 @@ use crate::{load, table, CliError, Result};
 /// Arguments of `vene features`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FeaturesArgs {
-    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
     /// SAE folder or file, or a hub path `org/repo/path-in-repo`.

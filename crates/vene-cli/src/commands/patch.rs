@@ -20,7 +20,7 @@ use crate::{load, table, CliError, Result};
 /// Arguments of `vene patch`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PatchArgs {
-    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
     /// The base prompt (the run that is patched).

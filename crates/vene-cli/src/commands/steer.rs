@@ -13,7 +13,7 @@ use crate::{load, CliError, Result};
 /// Arguments of `vene steer`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SteerArgs {
-    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
     /// SAE folder or file, or a hub path `org/repo/path-in-repo`.

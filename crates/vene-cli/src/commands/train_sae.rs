@@ -21,7 +21,7 @@ use crate::{load, toy, CliError, Result};
 /// Arguments of `vene train-sae`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainSaeArgs {
-    /// Model folder or hub repo id (the folder needs tokenizer.json).
+    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
     /// Layer whose activations are collected.
@@ -290,6 +290,7 @@ pub fn save_saelens(
     hook_name: &str,
     layer: usize,
     model: &str,
+    prepend_bos: Option<bool>,
     overwrite: bool,
 ) -> Result<()> {
     check_out_dir(dir, overwrite)?;
@@ -302,7 +303,7 @@ pub fn save_saelens(
     let bytes = safetensors_bytes(&tensors)?;
     let weights = staged.path().join("sae_weights.safetensors");
     std::fs::write(&weights, bytes).map_err(io_err(&weights))?;
-    let cfg = serde_json::json!({
+    let mut cfg = serde_json::json!({
         "architecture": "standard",
         "d_in": ae.input_dim(),
         "d_sae": ae.latent_dim(),
@@ -315,6 +316,13 @@ pub fn save_saelens(
         "model_name": model,
         "metadata": {"hook_name": hook_name, "hook_layer": layer, "model_name": model},
     });
+    // SAELens's `prepend_bos`, when the activations were collected with a choice made.
+    if let (Some(bos), Some(obj)) = (prepend_bos, cfg.as_object_mut()) {
+        obj.insert("prepend_bos".into(), bos.into());
+        if let Some(meta) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.insert("prepend_bos".into(), bos.into());
+        }
+    }
     let path = staged.path().join("cfg.json");
     let text = serde_json::to_string_pretty(&cfg)
         .map_err(|e| CliError::invalid(format!("cfg.json: {e}")))?;
@@ -437,6 +445,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         &hook,
         args.layer,
         &args.model,
+        args.bos.resolve(None),
         args.overwrite,
     )?;
     Ok(format!(

@@ -152,6 +152,7 @@ pub fn write_sae(
         &hook_name(layer, component),
         layer,
         "offline-gpt2",
+        None,
         true,
     )?;
     Ok(dir)
