@@ -71,9 +71,9 @@ impl Tokenizer {
     }
 
     /// The id of the BOS (beginning of sequence) token: the `bos_token` of the
-    /// `tokenizer_config.json` beside `tokenizer.json`, else the first of
-    /// [`FALLBACK_BOS_TOKENS`] in the vocabulary (`<|endoftext|>` for GPT-2, `<s>` for
-    /// Llama/Mistral). A clear [`ModelError::Tokenizer`] when the model has none.
+    /// `tokenizer_config.json` beside `tokenizer.json`, else the first of the usual BOS tokens
+    /// in the vocabulary (`<|begin_of_text|>`, `<s>`, `<bos>`, `<|endoftext|>`: `<s>` for
+    /// Llama/Mistral, `<|endoftext|>` for GPT-2). A clear [`ModelError::Tokenizer`] when the model has none.
     ///
     /// ```
     /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/tokenizers");
