@@ -917,6 +917,26 @@ fn train_sae_chunks_lines_longer_than_the_context() {
         ),
         "{text}"
     );
+    // With a BOS, every chunk starts with it: 40 tokens in chunks of BOS + 9 make 5 chunks
+    // (45 activations), `the cat sat` one of 4.
+    let tok_path = model.join("tokenizer.json");
+    let mut tok: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tok_path).unwrap()).unwrap();
+    tok["model"]["vocab"]["<|endoftext|>"] = 63.into();
+    std::fs::write(&tok_path, tok.to_string()).unwrap();
+    let out_bos = tmp.path().join("sae-bos");
+    let text = stdout(&vene(&train_args(
+        m,
+        d,
+        out_bos.to_str().unwrap(),
+        &["--context-length", "10", "--prepend-bos"],
+    )));
+    assert!(
+        text.contains(
+            "trained on 49 activations of width 16 (2 lines in 6 chunks of at most 10 tokens)"
+        ),
+        "{text}"
+    );
     let out3 = tmp.path().join("sae3");
     assert_fails(
         &train_args(m, d, out3.to_str().unwrap(), &["--context-length", "33"]),

@@ -200,7 +200,13 @@ fn collect(
             CliError::invalid(format!("{}:{}: {}", path.display(), i + 1, e.one_line()))
         };
         let (ids, _) = lm.encode(text).map_err(at_line)?;
-        rows += ids.len();
+        // With a BOS asked for, every chunk starts with it (as SAELens's contexts do).
+        let bos = match lm.prepend_bos {
+            Some(true) => Some(lm.tokenizer.bos_token_id().map_err(CliError::from)?),
+            _ => None,
+        };
+        let pieces = chunk_ids(&ids, chunk, bos);
+        rows += pieces.iter().map(Vec::len).sum::<usize>();
         if vene::autoencoder::limits::checked_elements(&[rows, width]).is_none() {
             return Err(CliError::invalid(format!(
                 "{}: the activations up to line {} are more than the {} values allowed; \
@@ -210,8 +216,8 @@ fn collect(
                 vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
             )));
         }
-        for piece in ids.chunks(chunk) {
-            let t = Tensor::new(piece, lm.model.device())?.unsqueeze(0)?;
+        for piece in &pieces {
+            let t = Tensor::new(piece.as_slice(), lm.model.device())?.unsqueeze(0)?;
             let acts = super::collect_all(&lm.model, layer, component, &t).map_err(at_line)?;
             parts.push(acts.to_dtype(dtype)?);
             chunks += 1;
@@ -239,6 +245,31 @@ fn collect(
         lines,
         chunks,
     })
+}
+
+/// `ids` cut into chunks of at most `chunk` tokens. With `bos`, a leading BOS is taken off and
+/// every chunk starts with it instead (so each holds at most `chunk - 1` other tokens).
+///
+/// ```
+/// use vene_cli::commands::train_sae::chunk_ids;
+/// assert_eq!(chunk_ids(&[1, 2, 3, 4, 5], 2, None), vec![vec![1, 2], vec![3, 4], vec![5]]);
+/// assert_eq!(chunk_ids(&[0, 1, 2, 3], 3, Some(0)), vec![vec![0, 1, 2], vec![0, 3]]);
+/// assert_eq!(chunk_ids(&[0], 3, Some(0)), vec![vec![0]]);
+/// ```
+pub fn chunk_ids(ids: &[u32], chunk: usize, bos: Option<u32>) -> Vec<Vec<u32>> {
+    let chunk = chunk.max(1);
+    match bos {
+        Some(b) if chunk > 1 => {
+            let rest = ids.strip_prefix(&[b]).unwrap_or(ids);
+            if rest.is_empty() {
+                return vec![vec![b]];
+            }
+            rest.chunks(chunk - 1)
+                .map(|c| std::iter::once(b).chain(c.iter().copied()).collect())
+                .collect()
+        }
+        _ => ids.chunks(chunk).map(<[u32]>::to_vec).collect(),
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
