@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use vene_autoencoder::{Autoencoder, AutoencoderLayer};
+use vene_autoencoder::{Autoencoder, AutoencoderLayer, LoadedSae};
 use vene_hooks::{Component, Unit};
 use vene_interventions::{AutoencoderIntervention, Intervention};
 use vene_models::LanguageModel;
@@ -19,7 +19,23 @@ fn wrap<M: LanguageModel>(
     interchange_dims: Vec<usize>,
     layer: usize,
 ) -> Result<IntervenableModel<M>> {
-    let repr = RepresentationConfig::new(layer, Component::BlockOutput)
+    wrap_at(
+        model,
+        intervention,
+        (input_dim, latent_dim),
+        interchange_dims,
+        (layer, Component::BlockOutput),
+    )
+}
+
+fn wrap_at<M: LanguageModel>(
+    model: M,
+    intervention: AutoencoderIntervention,
+    (input_dim, latent_dim): (usize, usize),
+    interchange_dims: Vec<usize>,
+    (layer, component): (usize, Component),
+) -> Result<IntervenableModel<M>> {
+    let repr = RepresentationConfig::new(layer, component)
         .unit(Unit::Pos)
         .max_number_of_units(1)
         .latent_dim(latent_dim);
@@ -28,7 +44,7 @@ fn wrap<M: LanguageModel>(
         return Err(VeneError::AutoencoderWidth {
             input_dim,
             width,
-            component: Component::BlockOutput,
+            component,
             layer,
         });
     }
@@ -69,4 +85,47 @@ pub fn get_intervenable_with_custom_autoencoder<M: LanguageModel>(
     let (d, l) = (autoencoder.input_dim(), autoencoder.latent_dim());
     let iv = AutoencoderIntervention::new(autoencoder)?;
     wrap(model, iv, d, l, interchange_dims, layer)
+}
+
+/// As [`get_intervenable_with_custom_autoencoder`], at the site the SAE's files name: its
+/// SAELens `hook_name`, sparsify hookpoint or dictionary_learning submodule, read by
+/// [`vene_hooks::site_from_name`] (`blocks.8.hook_resid_pre` is `block_input` of layer 8);
+/// else `block_output` of the layer its files name. An SAE whose files name neither is refused:
+/// place it with [`get_intervenable_with_custom_autoencoder`] and a layer.
+///
+/// ```no_run
+/// use candle_core::{DType, Device};
+/// use vene::models::Model;
+/// let model = Model::from_dir("path/to/gpt2", DType::F32, &Device::Cpu)?;
+/// let sae = vene::autoencoder::load_sae("path/to/saelens/blocks.8.hook_resid_pre")?;
+/// let iv = vene::get_intervenable_with_sae(model, sae, vec![123, 456])?; // block_input, layer 8
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn get_intervenable_with_sae<M: LanguageModel>(
+    model: M,
+    sae: LoadedSae,
+    interchange_dims: Vec<usize>,
+) -> Result<IntervenableModel<M>> {
+    let site = match (
+        sae.hook_name
+            .as_deref()
+            .and_then(vene_hooks::site_from_name),
+        sae.layer,
+    ) {
+        (Some(site), _) => site,
+        (None, Some(layer)) => (layer, Component::BlockOutput),
+        (None, None) => {
+            return Err(VeneError::Config(format!(
+                "the SAE's files name no site ({}): place it with \
+                 get_intervenable_with_custom_autoencoder and a layer",
+                sae.hook_name
+                    .as_deref()
+                    .map_or("no hook name".to_string(), |h| format!("hook name {h:?}"))
+            )))
+        }
+    };
+    let autoencoder: Arc<dyn Autoencoder> = Arc::from(sae.autoencoder);
+    let (d, l) = (autoencoder.input_dim(), autoencoder.latent_dim());
+    let iv = AutoencoderIntervention::new(autoencoder)?;
+    wrap_at(model, iv, (d, l), interchange_dims, site)
 }

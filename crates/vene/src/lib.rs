@@ -32,6 +32,7 @@ mod train;
 
 pub use autoencoder_helper::{
     get_intervenable_with_autoencoder, get_intervenable_with_custom_autoencoder,
+    get_intervenable_with_sae,
 };
 pub use config::{IntervenableConfig, Mode, RepresentationConfig, FORMAT_VERSION};
 pub use error::{Result, VeneError};

@@ -368,3 +368,88 @@ fn left_padded_batch_matches_the_fixture() {
     assert!(max_abs_diff(&ours_row1, &exp_row1) <= 1e-5);
     assert!(max_abs_diff(&out.intervened.get(0).unwrap(), &expected.get(0).unwrap()) <= 1e-5);
 }
+
+/// Writes an SAELens folder (`cfg.json` + `sae_weights.safetensors`) of a `16 -> 24` standard
+/// SAE named `hook` (or with no hook name) under `root/name`.
+fn write_saelens(root: &std::path::Path, name: &str, hook: Option<&str>) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dev = Device::Cpu;
+    let mut tensors = std::collections::HashMap::new();
+    tensors.insert(
+        "W_enc".to_string(),
+        Tensor::randn(0f32, 0.3, (16, 24), &dev).unwrap(),
+    );
+    tensors.insert(
+        "b_enc".to_string(),
+        Tensor::randn(0f32, 0.1, 24, &dev).unwrap(),
+    );
+    tensors.insert(
+        "W_dec".to_string(),
+        Tensor::randn(0f32, 0.3, (24, 16), &dev).unwrap(),
+    );
+    tensors.insert(
+        "b_dec".to_string(),
+        Tensor::randn(0f32, 0.1, 16, &dev).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, dir.join("sae_weights.safetensors")).unwrap();
+    let mut cfg = serde_json::json!({
+        "architecture": "standard", "d_in": 16, "d_sae": 24, "dtype": "float32",
+        "device": "cpu", "apply_b_dec_to_input": true, "normalize_activations": "none",
+    });
+    if let Some(h) = hook {
+        cfg["hook_name"] = h.into();
+    }
+    std::fs::write(dir.join("cfg.json"), cfg.to_string()).unwrap();
+    dir
+}
+
+/// `get_intervenable_with_sae` places an SAE at the site its files name: SAELens's
+/// `blocks.1.hook_resid_pre` is block_input of layer 1, which reads what block_output of layer
+/// 0 reads, so the interchange equals the helper's at layer 0; `hook_resid_post` of layer 1
+/// equals the helper's at layer 1. Files that name no site are refused.
+#[test]
+fn get_intervenable_with_sae_uses_the_saes_own_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = oracle("gpt2");
+    let (base, source) = ids(&o, "gpt2");
+    let dims = vec![1, 5, 7, 20];
+    let run = |iv: &IntervenableModel<vene::models::Model>| {
+        iv.forward(
+            &ForwardRequest::new(base.clone())
+                .source(source.clone())
+                .locations(UnitLocations::pair(4, 2)),
+        )
+        .unwrap()
+        .intervened
+    };
+    for (hook, helper_layer) in [
+        ("blocks.1.hook_resid_pre", 0),
+        ("blocks.1.hook_resid_post", 1),
+    ] {
+        let dir = write_saelens(tmp.path(), hook, Some(hook));
+        let sae = vene::autoencoder::load_sae(&dir).unwrap();
+        let by_site = vene::get_intervenable_with_sae(model("gpt2"), sae, dims.clone()).unwrap();
+        let ae = vene::autoencoder::load_sae(&dir).unwrap().autoencoder;
+        let by_layer = vene::get_intervenable_with_custom_autoencoder(
+            model("gpt2"),
+            std::sync::Arc::from(ae),
+            dims.clone(),
+            helper_layer,
+        )
+        .unwrap();
+        let (a, b) = (run(&by_site), run(&by_layer));
+        assert_eq!(max_abs_diff(&a, &b), 0.0, "{hook}");
+        // and it does intervene: not the plain base logits
+        let plain = vene::models::LanguageModel::forward(&model("gpt2"), &base, None, &mut NoHooks)
+            .unwrap();
+        assert!(max_abs_diff(&a, &plain) > 1e-4, "{hook}");
+    }
+    let dir = write_saelens(tmp.path(), "no-site", None);
+    let sae = vene::autoencoder::load_sae(&dir).unwrap();
+    let err = vene::get_intervenable_with_sae(model("gpt2"), sae, dims)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("files name no site"), "{err}");
+}
