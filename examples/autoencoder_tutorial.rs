@@ -792,6 +792,24 @@ mod tests {
     }
 
     #[test]
+    fn without_out_the_temporary_folder_is_removed() {
+        let opts = Options::parse_from([
+            "tutorial",
+            "--model-steps",
+            "3",
+            "--sae-steps",
+            "3",
+            "--latent-dim",
+            "16",
+            "--n-dims",
+            "2",
+        ]);
+        run(&opts).unwrap();
+        let tmp = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
+        assert!(!tmp.exists(), "{} left behind", tmp.display());
+    }
+
+    #[test]
     fn model_without_sae_is_refused_by_the_parser() {
         assert!(Options::try_parse_from(["tutorial", "--model", "gpt2"]).is_err());
     }

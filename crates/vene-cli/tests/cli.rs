@@ -1459,3 +1459,38 @@ fn prepend_bos_follows_the_sae_cfg_and_the_flags() {
         assert_eq!(cfg["prepend_bos"].as_bool(), want, "{flag:?}");
     }
 }
+
+/// The README's snippet for depending on vene names the candle version the workspace builds
+/// on and the profile setting the workspace itself uses; the README and the tutorial's header
+/// give the same run time.
+#[test]
+fn readme_dependency_snippet_and_tutorial_time_match_the_sources() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+    let (readme, cargo) = (read("README.md"), read("Cargo.toml"));
+    let snippet = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("a toml block in the README");
+    let version = |text: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("candle-core ="))
+            .and_then(|l| l.split('"').nth(1))
+            .map(str::to_string)
+    };
+    assert_eq!(version(snippet), version(&cargo));
+    assert!(version(snippet).is_some());
+    let profile = "[profile.dev.package.\"*\"]\nopt-level = 3";
+    assert!(snippet.contains(profile), "{snippet}");
+    assert!(cargo.contains(profile));
+    let tutorial = read("examples/autoencoder_tutorial.rs");
+    let time = |text: &str| {
+        text.split("about ")
+            .skip(1)
+            .find_map(|s| s.split_once(" s ").map(|(n, _)| n.to_string()))
+            .filter(|n| n.parse::<u32>().is_ok())
+    };
+    assert_eq!(time(&readme), time(tutorial.lines().nth(1).unwrap_or("")));
+    assert!(time(&readme).is_some());
+}
