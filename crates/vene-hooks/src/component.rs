@@ -52,6 +52,11 @@ pub enum Component {
     MlpActivation,
     /// Attention probabilities `[batch, heads, query, key]`.
     AttentionWeight,
+    /// The residual stream between the attention and the MLP (`block_input` plus the
+    /// attention's contribution): TransformerLens's `hook_resid_mid`, where many public SAEs are
+    /// trained. A vene extension (pyvene has no such component); models with parallel attention
+    /// and MLP (GPT-NeoX, GPT-J) have no such point and refuse it.
+    ResidMid,
 }
 
 impl Component {
@@ -75,7 +80,11 @@ impl Component {
         Component::AttentionWeight,
     ];
 
-    /// pyvene's name of the component.
+    /// Components vene adds to pyvene's (not in [`Component::ALL`], which is pyvene's table):
+    /// [`Component::ResidMid`].
+    pub const EXTENSIONS: [Component; 1] = [Component::ResidMid];
+
+    /// pyvene's name of the component (vene's for [`Component::EXTENSIONS`]).
     pub fn as_str(self) -> &'static str {
         match self {
             Component::BlockInput => "block_input",
@@ -94,6 +103,7 @@ impl Component {
             Component::MlpOutput => "mlp_output",
             Component::MlpActivation => "mlp_activation",
             Component::AttentionWeight => "attention_weight",
+            Component::ResidMid => "resid_mid",
         }
     }
 
@@ -131,17 +141,12 @@ impl FromStr for Component {
     type Err = HookError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Component::ALL
-            .iter()
-            .copied()
+        let every = || Component::ALL.iter().chain(&Component::EXTENSIONS).copied();
+        every()
             .find(|c| c.as_str() == s)
             .ok_or_else(|| HookError::UnknownComponent {
                 name: s.to_string(),
-                valid: Component::ALL
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                valid: every().map(|c| c.as_str()).collect::<Vec<_>>().join(", "),
             })
     }
 }

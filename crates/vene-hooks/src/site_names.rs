@@ -13,10 +13,10 @@
 //! | `mlp_input` | `blocks.L.ln2.hook_normalized` | | |
 //! | `mlp_activation` | `blocks.L.mlp.hook_post` | `layers.L.mlp.act_fn`, `.mlp.act` | |
 //! | `mlp_output` | `blocks.L.hook_mlp_out` | `layers.L.mlp` | `mlp_L` |
+//! | `resid_mid` (vene's) | `blocks.L.hook_resid_mid` | | |
 //!
 //! Module paths may carry the model's prefix (`model.layers.L`, `transformer.h.L`,
-//! `gpt_neox.layers.L`). TransformerLens's `hook_resid_mid` (between attention and MLP) has no
-//! vene component yet: [`site_from_name`] does not map it.
+//! `gpt_neox.layers.L`).
 
 use crate::Component;
 
@@ -27,7 +27,7 @@ use crate::Component;
 /// assert_eq!(site_from_name("blocks.8.hook_resid_pre"), Some((8, Component::BlockInput)));
 /// assert_eq!(site_from_name("model.layers.6.mlp"), Some((6, Component::MlpOutput)));
 /// assert_eq!(site_from_name("resid_3"), Some((3, Component::BlockOutput)));
-/// assert_eq!(site_from_name("blocks.8.hook_resid_mid"), None);
+/// assert_eq!(site_from_name("blocks.8.hook_resid_mid"), Some((8, Component::ResidMid)));
 /// ```
 pub fn site_from_name(name: &str) -> Option<(usize, Component)> {
     let name = name.trim();
@@ -62,6 +62,7 @@ fn transformer_lens_component(hook: &str) -> Option<Component> {
     Some(match hook {
         "hook_resid_pre" => Component::BlockInput,
         "hook_resid_post" => Component::BlockOutput,
+        "hook_resid_mid" => Component::ResidMid,
         "hook_attn_out" => Component::AttentionOutput,
         "hook_mlp_out" => Component::MlpOutput,
         "ln1.hook_normalized" => Component::AttentionInput,
@@ -113,6 +114,7 @@ pub fn transformer_lens_name(layer: usize, component: Component) -> Option<Strin
         Component::MlpInput => "ln2.hook_normalized",
         Component::MlpActivation => "mlp.hook_post",
         Component::MlpOutput => "hook_mlp_out",
+        Component::ResidMid => "hook_resid_mid",
         Component::HeadAttentionValueOutput
         | Component::HeadQueryOutput
         | Component::HeadKeyOutput
@@ -127,7 +129,7 @@ mod tests {
 
     #[test]
     fn every_transformer_lens_name_round_trips() {
-        for c in Component::ALL {
+        for c in Component::ALL.into_iter().chain(Component::EXTENSIONS) {
             if let Some(name) = transformer_lens_name(5, c) {
                 assert_eq!(site_from_name(&name), Some((5, c)), "{name}");
             }
@@ -154,7 +156,8 @@ mod tests {
             ("embed", Some((0, Component::BlockInput))),
             ("attn_4", Some((4, Component::AttentionOutput))),
             ("mlp_5", Some((5, Component::MlpOutput))),
-            ("blocks.8.hook_resid_mid", None),
+            ("blocks.8.hook_resid_mid", Some((8, Component::ResidMid))),
+            ("blocks.8.hook_resid_middle", None),
             ("layers.x", None),
             ("model.layers.3.input_layernorm", None),
             ("resid_", None),

@@ -474,6 +474,10 @@ impl HookableModel for Model {
             | Component::AttentionOutput
             | Component::MlpInput
             | Component::MlpOutput => shape(s.hidden_size, 1),
+            // Parallel attention and MLP read the same residual: there is no point between.
+            Component::ResidMid if s.residual == crate::decoder::spec::Residual::Sequential => {
+                shape(s.hidden_size, 1)
+            }
             other => {
                 return Err(HookError::ComponentUnavailable {
                     component: other,

@@ -212,3 +212,58 @@ fn unsupported_and_broken_configs_are_clear_errors() {
     c["num_attention_heads"] = 256.into();
     assert!(err(c).contains("random model"));
 }
+
+/// `resid_mid` (vene's extension, TransformerLens's `hook_resid_mid`) is the residual between
+/// attention and MLP: in every sequential family, `block_output = resid_mid + (post-normed)
+/// MLP`, and without an attention post-norm `resid_mid = block_input + attention_output`.
+/// Parallel families (GPT-NeoX) refuse it, naming the component.
+#[test]
+fn resid_mid_sits_between_attention_and_mlp() {
+    use vene_hooks::{Component, Site};
+    for family in FAMILIES {
+        let model = load(family, DType::F32);
+        let ids = tokens(family);
+        let sites = [
+            Component::BlockInput,
+            Component::AttentionOutput,
+            Component::ResidMid,
+            Component::MlpOutput,
+            Component::BlockOutput,
+        ];
+        let wanted = |s: Site| s.layer == 1 && sites.contains(&s.component);
+        let parallel = model.component_shape(Component::ResidMid).is_err();
+        let (_, cache) = model
+            .run_with_cache(&ids, &vene_models::LogitsAt::Nothing, &wanted, None)
+            .unwrap();
+        let get = |c| {
+            cache
+                .get(1, c)
+                .unwrap_or_else(|| panic!("{family}: no {c}"))
+        };
+        if parallel {
+            assert!(cache.get(1, Component::ResidMid).is_none(), "{family}");
+            let err = model
+                .component_shape(Component::ResidMid)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("resid_mid"), "{family}: {err}");
+            continue;
+        }
+        let mid = get(Component::ResidMid);
+        // Families with post-norms (Gemma 2, OLMo 2) norm the branches before the adds.
+        let post_norms = matches!(family, "gemma2" | "olmo2");
+        if !post_norms {
+            let sum = (get(Component::BlockInput) + get(Component::AttentionOutput)).unwrap();
+            assert!(max_abs_diff(mid, &sum) < 1e-5, "{family}: resid_mid");
+            let out = (mid + get(Component::MlpOutput)).unwrap();
+            assert!(
+                max_abs_diff(get(Component::BlockOutput), &out) < 1e-5,
+                "{family}: block_output"
+            );
+        }
+        assert!(
+            max_abs_diff(mid, get(Component::BlockInput)) > 1e-4,
+            "{family}"
+        );
+    }
+}

@@ -453,3 +453,34 @@ fn get_intervenable_with_sae_uses_the_saes_own_site() {
         .to_string();
     assert!(err.contains("files name no site"), "{err}");
 }
+
+/// An interchange at `resid_mid` (vene's extension) of the last layer: after it, a position's
+/// output depends only on its own residual (the MLP is per position), so the intervened
+/// logits at that position are the source's logits there.
+#[test]
+fn resid_mid_interchange_in_the_last_layer_gives_the_sources_logits() {
+    let o = oracle("gpt2");
+    let (base, source) = ids(&o, "gpt2");
+    let (b, t) = base.dims2().unwrap();
+    let p = t - 1;
+    let config = IntervenableConfig::new(vec![RepresentationConfig::new(1, Component::ResidMid)]);
+    let iv = IntervenableModel::new(config, model("gpt2")).unwrap();
+    let out = iv
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(source.clone())
+                .locations(UnitLocations::pair(p, p)),
+        )
+        .unwrap();
+    let source_logits =
+        vene::models::LanguageModel::forward(&model("gpt2"), &source, None, &mut NoHooks).unwrap();
+    let at = |x: &Tensor| x.narrow(1, p, 1).unwrap();
+    assert!(max_abs_diff(&at(&out.intervened), &at(&source_logits)) < 1e-5);
+    // and the earlier positions keep the base's logits
+    let base_logits =
+        vene::models::LanguageModel::forward(&model("gpt2"), &base, None, &mut NoHooks).unwrap();
+    let head = |x: &Tensor| x.narrow(1, 0, p).unwrap();
+    assert!(max_abs_diff(&head(&out.intervened), &head(&base_logits)) < 1e-5);
+    assert!(max_abs_diff(&at(&base_logits), &at(&source_logits)) > 1e-3);
+    assert_eq!(b, source.dim(0).unwrap());
+}

@@ -39,7 +39,8 @@ impl Block {
     ///
     /// Hooks, in order: block_input; attention_input (what enters the attention, after its
     /// pre-norm); query/key/value_output, attention_weight, attention_value_output,
-    /// attention_output (before any post-norm); mlp_input (what enters the MLP);
+    /// attention_output (before any post-norm); resid_mid (block_input plus the attention's
+    /// contribution; sequential blocks only); mlp_input (what enters the MLP);
     /// mlp_activation, mlp_output (before any post-norm); block_output.
     pub(crate) fn forward(
         &self,
@@ -63,7 +64,7 @@ impl Block {
         let a = norm(&self.attn_post, &a)?;
         let out = match self.residual {
             Residual::Sequential => {
-                let x = (x + a)?;
+                let x = hook(hooks, l, Component::ResidMid, offset, (x + a)?)?;
                 let h = hook(
                     hooks,
                     l,
