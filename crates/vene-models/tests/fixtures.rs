@@ -193,9 +193,10 @@ fn check_run_with_cache(name: &str) {
         .collect();
     assert_eq!(
         cache.len(),
-        comps.len(),
-        "{name}: one activation per component"
+        comps.len() + Component::EXTENSIONS.len(),
+        "{name}: one activation per component, pyvene's and vene's resid_mid"
     );
+    assert!(cache.get(1, Component::ResidMid).is_some());
     for c in comps {
         let want = &o[&format!("{name}.sweep.collect.l1.{c}.base_allpos")];
         let d = max_abs_diff(cache.get(1, c).unwrap(), want);
