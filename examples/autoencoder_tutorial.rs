@@ -634,10 +634,7 @@ struct TempDir(std::path::PathBuf);
 impl TempDir {
     fn new() -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("vene-tutorial-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
         Ok(Self(dir))
     }
 }

@@ -15,10 +15,7 @@ pub use vene_cli::demo::{cities, folders as offline};
 /// A fresh folder under the system's temporary directory for `name`.
 pub fn temp_root(name: &str) -> Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("vene-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|source| CliError::Io {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    std::fs::create_dir_all(&dir).map_err(CliError::io(&dir))?;
     Ok(dir)
 }
 

@@ -40,6 +40,14 @@ impl CliError {
         CliError::Invalid(msg.into())
     }
 
+    /// A mapper from an I/O error on `path` to [`CliError::Io`], for `map_err`.
+    pub fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> CliError + Copy + '_ {
+        move |source| CliError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
     /// The message on one line (inner newlines become `; `).
     pub fn one_line(&self) -> String {
         self.to_string()

@@ -121,10 +121,7 @@ pub fn parse_site(text: &str) -> Result<(usize, Option<usize>)> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn read_pairs(path: &Path) -> Result<Vec<(usize, String, String)>> {
-    let io = |source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    };
+    let io = CliError::io(path);
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_PAIRS_FILE_BYTES {
         return Err(CliError::invalid(format!(

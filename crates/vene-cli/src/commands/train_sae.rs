@@ -185,12 +185,12 @@ fn collect(
     chunk: usize,
     dtype: candle_core::DType,
 ) -> Result<Collected> {
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let file = std::fs::File::open(path).map_err(CliError::io(path))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = progress_bar(size, "{bar:30} {bytes}/{total_bytes} collecting {msg}");
     let (mut parts, mut rows, mut lines, mut chunks) = (Vec::new(), 0usize, 0usize, 0usize);
     for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io_err(path))?;
+        let line = line.map_err(CliError::io(path))?;
         bar.inc(line.len() as u64 + 1);
         let text = line.trim();
         if text.is_empty() {
@@ -272,22 +272,12 @@ pub fn chunk_ids(ids: &[u32], chunk: usize, bos: Option<u32>) -> Vec<Vec<u32>> {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
-    move |source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 /// Checks that `--out` can take a new SAE: absent, empty, or (with `overwrite`) a folder
 /// holding an earlier SAE (`cfg.json`).
 pub fn check_out_dir(dir: &Path, overwrite: bool) -> Result<()> {
     match std::fs::read_dir(dir) {
         Err(_) if !dir.exists() => Ok(()),
-        Err(e) => Err(CliError::Io {
-            path: dir.display().to_string(),
-            source: e,
-        }),
+        Err(e) => Err(CliError::io(dir)(e)),
         Ok(mut entries) => {
             if entries.next().is_none() {
                 Ok(())
@@ -325,7 +315,7 @@ pub fn save_saelens(
     overwrite: bool,
 ) -> Result<()> {
     check_out_dir(dir, overwrite)?;
-    let staged = vene::autoencoder::atomic::StagedDir::new(dir).map_err(io_err(dir))?;
+    let staged = vene::autoencoder::atomic::StagedDir::new(dir).map_err(CliError::io(dir))?;
     let mut tensors = HashMap::new();
     tensors.insert("W_enc".to_string(), ae.encoder_weight().t()?.contiguous()?);
     tensors.insert("b_enc".to_string(), ae.encoder_bias().clone());
@@ -333,7 +323,7 @@ pub fn save_saelens(
     tensors.insert("b_dec".to_string(), ae.decoder_bias().clone());
     let bytes = safetensors_bytes(&tensors)?;
     let weights = staged.path().join("sae_weights.safetensors");
-    std::fs::write(&weights, bytes).map_err(io_err(&weights))?;
+    std::fs::write(&weights, bytes).map_err(CliError::io(&weights))?;
     let mut cfg = serde_json::json!({
         "architecture": "standard",
         "d_in": ae.input_dim(),
@@ -357,8 +347,8 @@ pub fn save_saelens(
     let path = staged.path().join("cfg.json");
     let text = serde_json::to_string_pretty(&cfg)
         .map_err(|e| CliError::invalid(format!("cfg.json: {e}")))?;
-    std::fs::write(&path, text).map_err(io_err(&path))?;
-    staged.commit(overwrite).map_err(io_err(dir))
+    std::fs::write(&path, text).map_err(CliError::io(&path))?;
+    staged.commit(overwrite).map_err(CliError::io(dir))
 }
 
 /// SAELens's hook name of `component` at `layer` (TransformerLens names,
@@ -393,7 +383,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         )));
     }
     // A missing data file is reported before the model is loaded.
-    std::fs::metadata(&args.data).map_err(io_err(&args.data))?;
+    std::fs::metadata(&args.data).map_err(CliError::io(&args.data))?;
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?.with_prepend_bos(args.bos.resolve(None))?;
     let n_layers = vene::hooks::HookableModel::n_layers(&lm.model);

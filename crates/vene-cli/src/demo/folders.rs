@@ -22,13 +22,6 @@ pub const WIDTH: usize = 32;
 /// Layers of the offline GPT-2.
 pub const LAYERS: usize = 2;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
-    move |source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 /// The offline vocabulary: `<unk>`, the city task's words, then a few everyday words, no repeats.
 pub fn vocabulary() -> Vec<String> {
     let mut words: Vec<String> = vec!["<unk>".into()];
@@ -63,7 +56,7 @@ pub fn write_trained_model(root: &Path, seed: u64, steps: usize) -> Result<PathB
 
 /// As [`write_trained_model`], into the folder `dir` itself (created when missing).
 pub fn write_trained_model_to(dir: &Path, seed: u64, steps: usize) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(CliError::io(dir))?;
     let words = vocabulary();
     let cfg = Gpt2Config {
         n_positions: 64,
@@ -80,7 +73,7 @@ pub fn write_trained_model_to(dir: &Path, seed: u64, steps: usize) -> Result<()>
         obj.insert("model_type".into(), "gpt2".into());
     }
     let path = dir.join("config.json");
-    std::fs::write(&path, config.to_string()).map_err(io(&path))?;
+    std::fs::write(&path, config.to_string()).map_err(CliError::io(&path))?;
     let vocab: serde_json::Map<String, serde_json::Value> = words
         .iter()
         .enumerate()
@@ -93,7 +86,7 @@ pub fn write_trained_model_to(dir: &Path, seed: u64, steps: usize) -> Result<()>
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
     });
     let path = dir.join("tokenizer.json");
-    std::fs::write(&path, tokenizer.to_string()).map_err(io(&path))?;
+    std::fs::write(&path, tokenizer.to_string()).map_err(CliError::io(&path))?;
     Ok(())
 }
 

@@ -68,13 +68,6 @@ pub fn corpus() -> String {
     lines.join("\n") + "\n"
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
-    move |source| CliError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
 /// Writes the demo into the new folder `out`: `model/` (a 2-layer GPT-2 of width
 /// [`folders::WIDTH`] trained on the city facts, with its tokenizer), `corpus.txt`, and
 /// `sae/` (an SAE with 4x latents trained by `vene train-sae` on `block_output` of layer
@@ -90,9 +83,9 @@ pub fn write_demo(out: &Path, seed: u64, sae_steps: usize) -> Result<Demo> {
             out.display()
         )));
     }
-    let staged = vene::autoencoder::atomic::StagedDir::new(out).map_err(io(out))?;
+    let staged = vene::autoencoder::atomic::StagedDir::new(out).map_err(CliError::io(out))?;
     let sae_report = write_into(staged.path(), seed, sae_steps)?;
-    staged.commit(false).map_err(io(out))?;
+    staged.commit(false).map_err(CliError::io(out))?;
     Ok(Demo {
         model: out.join("model"),
         sae: out.join("sae"),
@@ -111,11 +104,11 @@ struct TrainSaeCommand {
 
 /// The demo's files in `dir`; returns `train-sae`'s report.
 fn write_into(dir: &Path, seed: u64, sae_steps: usize) -> Result<String> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    std::fs::create_dir_all(dir).map_err(CliError::io(dir))?;
     let model = dir.join("model");
     folders::write_trained_model_to(&model, seed, MODEL_STEPS)?;
     let corpus_path = dir.join("corpus.txt");
-    std::fs::write(&corpus_path, corpus()).map_err(io(&corpus_path))?;
+    std::fs::write(&corpus_path, corpus()).map_err(CliError::io(&corpus_path))?;
     let sae = dir.join("sae");
     let (seed, steps, layer) = (
         seed.to_string(),
@@ -147,14 +140,14 @@ fn write_into(dir: &Path, seed: u64, sae_steps: usize) -> Result<String> {
     let report = train_sae::run(&args.args)?;
     // train-sae records the model it read, here the staging folder: name the model instead.
     let cfg_path = sae.join("cfg.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(io(&cfg_path))?;
+    let text = std::fs::read_to_string(&cfg_path).map_err(CliError::io(&cfg_path))?;
     let mut cfg: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::invalid(format!("{}: {e}", cfg_path.display())))?;
     cfg["model_name"] = DEMO_MODEL_NAME.into();
     cfg["metadata"]["model_name"] = DEMO_MODEL_NAME.into();
     let text = serde_json::to_string_pretty(&cfg)
         .map_err(|e| CliError::invalid(format!("{}: {e}", cfg_path.display())))?;
-    std::fs::write(&cfg_path, text).map_err(io(&cfg_path))?;
+    std::fs::write(&cfg_path, text).map_err(CliError::io(&cfg_path))?;
     // Its last line names the staging folder: leave it out.
     Ok(report
         .lines()
