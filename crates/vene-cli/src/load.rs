@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use vene::autoencoder::{load_sae, load_sae_from_hub, Autoencoder, HubOptions, LoadedSae};
-use vene::hooks::{Component, HookableModel};
+use vene::hooks::{Component, HookableModel, Site};
 use vene::models::{load_pretrained, LanguageModel, Model, Tokenizer};
 
 use crate::backend::Backend;
@@ -199,16 +199,6 @@ pub struct SaeSite {
     pub warning: Option<String>,
 }
 
-/// Whether two sites read the same activations (`block_input` of layer l is `block_output` of
-/// layer l - 1).
-fn same_site(a: (usize, Component), b: (usize, Component)) -> bool {
-    let canonical = |(l, c): (usize, Component)| match c {
-        Component::BlockInput if l > 0 => (l - 1, Component::BlockOutput),
-        _ => (l, c),
-    };
-    canonical(a) == canonical(b)
-}
-
 /// The site to apply `sae` at: `--layer` and `--component` when given, else the site its files
 /// name (SAELens `hook_name`, sparsify hookpoint, dictionary_learning submodule; read by
 /// [`vene::hooks::site_from_name`]), else its layer and `block_output`. A site asked for that
@@ -256,10 +246,14 @@ pub fn sae_site(
         .or(named.map(|(_, c)| c))
         .unwrap_or(Component::BlockOutput);
     let warning = match (named, sae.hook_name.as_deref()) {
-        (Some(own), Some(hook)) if !same_site(own, (layer, component)) => Some(format!(
+        (Some(own), Some(hook))
+            if Site::new(own.0, own.1).canonical() != Site::new(layer, component).canonical() =>
+        {
+            Some(format!(
             "warning: the SAE was trained at {hook} ({} of layer {}); applying it at {component} of layer {layer} as asked",
             own.1, own.0
-        )),
+        ))
+        }
         _ => None,
     };
     Ok(SaeSite {

@@ -45,10 +45,10 @@ impl ActivationCache {
     /// `block_input` of layer l > 0 is also found as `block_output` of layer l - 1.
     pub fn get_by_name(&self, name: &str) -> Option<&Tensor> {
         let (layer, component) = site_from_name(name)?;
-        self.get(layer, component).or_else(|| match component {
-            Component::BlockInput if layer > 0 => self.get(layer - 1, Component::BlockOutput),
-            _ => None,
-        })
+        let site = Site::new(layer, component);
+        self.activations
+            .get(&site)
+            .or_else(|| self.activations.get(&site.canonical()))
     }
 
     /// The sites kept, in order (by layer, then component).

@@ -184,6 +184,24 @@ impl Site {
     pub fn new(layer: usize, component: Component) -> Self {
         Self { layer, component }
     }
+
+    /// The site that reads the same activations, named one way: `block_input` of layer
+    /// l > 0 is `block_output` of layer l - 1; every other site is itself.
+    ///
+    /// ```
+    /// use vene_hooks::{Component, Site};
+    /// let pre = Site::new(3, Component::BlockInput);
+    /// assert_eq!(pre.canonical(), Site::new(2, Component::BlockOutput));
+    /// assert_eq!(Site::new(0, Component::BlockInput).canonical(), Site::new(0, Component::BlockInput));
+    /// ```
+    pub fn canonical(self) -> Site {
+        match self.component {
+            Component::BlockInput if self.layer > 0 => {
+                Site::new(self.layer - 1, Component::BlockOutput)
+            }
+            _ => self,
+        }
+    }
 }
 
 impl fmt::Display for Site {
