@@ -106,24 +106,16 @@ pub fn get_intervenable_with_sae<M: LanguageModel>(
     sae: LoadedSae,
     interchange_dims: Vec<usize>,
 ) -> Result<IntervenableModel<M>> {
-    let site = match (
-        sae.hook_name
-            .as_deref()
-            .and_then(vene_hooks::site_from_name),
-        sae.layer,
-    ) {
-        (Some(site), _) => site,
-        (None, Some(layer)) => (layer, Component::BlockOutput),
-        (None, None) => {
-            return Err(VeneError::Config(format!(
-                "the SAE's files name no site ({}): place it with \
-                 get_intervenable_with_custom_autoencoder and a layer",
-                sae.hook_name
-                    .as_deref()
-                    .map_or("no hook name".to_string(), |h| format!("hook name {h:?}"))
-            )))
-        }
+    let Some(site) = crate::splice::sae_own_site(&sae) else {
+        return Err(VeneError::Config(format!(
+            "the SAE's files name no site ({}): place it with \
+             get_intervenable_with_custom_autoencoder and a layer",
+            sae.hook_name
+                .as_deref()
+                .map_or("no hook name".to_string(), |h| format!("hook name {h:?}"))
+        )));
     };
+    let site = (site.layer, site.component);
     let autoencoder: Arc<dyn Autoencoder> = Arc::from(sae.autoencoder);
     let (d, l) = (autoencoder.input_dim(), autoencoder.latent_dim());
     let iv = AutoencoderIntervention::new(autoencoder)?;

@@ -6,6 +6,8 @@
 //! - [`IntervenableModel`]: a model with those interventions; [`IntervenableModel::forward`]
 //!   runs the sources and the intervened base ([`ForwardRequest`], [`UnitLocations`],
 //!   [`Subspaces`]).
+//! - [`Splice`] / [`run_with_saes`]: SAEs (and transcoders) spliced into a forward pass;
+//!   [`eval_sae`]: how much of the model's loss an SAE keeps (SAELens's evals).
 //!
 //! The crates underneath are re-exported: [`hooks`], [`autoencoder`], [`kernels`],
 //! [`interventions`], [`models`].
@@ -19,6 +21,7 @@ pub use vene_models as models;
 mod autoencoder_helper;
 mod config;
 mod error;
+mod eval_sae;
 mod forward;
 mod generate;
 mod hooks_impl;
@@ -27,6 +30,7 @@ mod load_pyvene;
 mod locations;
 mod save;
 mod shared_prefix;
+mod splice;
 mod subspaces;
 mod train;
 
@@ -36,12 +40,14 @@ pub use autoencoder_helper::{
 };
 pub use config::{IntervenableConfig, Mode, RepresentationConfig, FORMAT_VERSION};
 pub use error::{Result, VeneError};
+pub use eval_sae::{eval_sae, SaeEvalOptions, SaeEvalReport};
 pub use forward::{ForwardOutput, ForwardRequest, Input};
 pub use generate::{InterveneOn, MAX_NEW_TOKENS};
 pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::{state_file_name, SaveOptions};
+pub use splice::{run_with_saes, sae_site, LatentEdit, Splice, SpliceHooks, SpliceRecord};
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
 pub use vene_models::LogitsAt;

@@ -1,6 +1,7 @@
 //! The `vene` subcommands. Each takes its clap arguments and returns the text it prints.
 
 pub mod demo;
+pub mod eval_sae;
 pub mod features;
 pub mod patch;
 pub mod patch_args;

@@ -133,7 +133,7 @@ pub fn config_context_length(dir: &Path) -> Option<usize> {
 
 /// The tokens per chunk: `--context-length` when given (at least 1, at most the model's
 /// learned position table), else [`context_length`].
-fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Result<usize> {
+pub fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Result<usize> {
     let Some(n) = asked else {
         return Ok(context_length(
             model,

@@ -1,0 +1,205 @@
+//! `vene eval-sae`: how good an SAE is inside its model (SAELens's evals) over a text file.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use vene::hooks::{transformer_lens_name, Component, Site};
+use vene::{SaeEvalOptions, SaeEvalReport, Splice};
+
+use crate::backend::BackendArgs;
+use crate::commands::train_sae::{chunk_ids, chunk_length};
+use crate::{load, table, CliError, Result};
+
+/// Arguments of `vene eval-sae`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalSaeArgs {
+    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
+    #[arg(long)]
+    pub model: String,
+    /// SAE folder or file, or a hub path `org/repo/path-in-repo`.
+    #[arg(long)]
+    pub sae: String,
+    /// Layer (default: the layer the SAE's files name).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// Component the SAE reads and replaces (default: the site its files name).
+    #[arg(long)]
+    pub component: Option<Component>,
+    /// Text file, one text per line; each line is cut into chunks of --context-length tokens.
+    #[arg(long)]
+    pub text: PathBuf,
+    /// Tokens per sequence (default: the model's context).
+    #[arg(long)]
+    pub context_length: Option<usize>,
+    /// Evaluate at most this many sequences (chunks), from the start of the file.
+    #[arg(long)]
+    pub max_sequences: Option<usize>,
+    /// Sequences per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// A latent firing on more than this fraction of tokens counts as dense.
+    #[arg(long, default_value_t = 0.1)]
+    pub dense_threshold: f64,
+    /// Count BOS positions in the SAE statistics too (by default they are left out, as their
+    /// activations are outliers; the losses count them either way).
+    #[arg(long)]
+    pub stats_on_bos: bool,
+    /// Also write the report (with every latent's firing density) as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Device and precision.
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// Whether sequences start with the BOS token.
+    #[command(flatten)]
+    pub bos: crate::bos::BosArgs,
+}
+
+/// Runs `vene eval-sae`: the report as a table (and JSON with `--json`).
+pub fn run(args: &EvalSaeArgs) -> Result<String> {
+    if args.batch_size == 0 {
+        return Err(CliError::invalid("--batch-size must be at least 1"));
+    }
+    if args.max_sequences == Some(0) {
+        return Err(CliError::invalid("--max-sequences must be at least 1"));
+    }
+    if !(args.dense_threshold >= 0.0 && args.dense_threshold <= 1.0) {
+        return Err(CliError::invalid("--dense-threshold must be within [0, 1]"));
+    }
+    let backend = args.backend.open()?;
+    let lm = load::model(&args.model, &backend)?;
+    let sae = load::sae(&args.sae)?;
+    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
+    let site = load::sae_site(args.layer, args.component, &sae)?;
+    if let Some(w) = &site.warning {
+        eprintln!("{w}");
+    }
+    let ae = load::sae_for(&lm.model, sae, site.component, &backend)?;
+    let where_ = Site::new(site.layer, site.component);
+    let splice = Splice::new(where_, ae);
+    splice.check(&lm.model)?;
+    let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
+    let bos = match lm.prepend_bos {
+        Some(true) => Some(lm.tokenizer.bos_token_id()?),
+        _ => None,
+    };
+    let sequences = read_sequences(&lm, &args.text, chunk, bos, args.max_sequences)?;
+    let opts = SaeEvalOptions {
+        batch_size: args.batch_size,
+        dense_threshold: args.dense_threshold,
+        ignore_tokens: match bos {
+            Some(b) if !args.stats_on_bos => vec![b],
+            _ => Vec::new(),
+        },
+    };
+    let bar = crate::progress::bar(sequences.len() as u64, "{bar:30} {pos}/{len} sequences");
+    let report = vene::eval_sae(&lm.model, &splice, &sequences, &opts, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    if let Some(path) = &args.json {
+        let json = serde_json::to_vec_pretty(&report)
+            .map_err(|e| CliError::invalid(format!("cannot write the report as JSON: {e}")))?;
+        vene::autoencoder::atomic::write_file(path, &json).map_err(CliError::io(path))?;
+    }
+    Ok(render(&report, where_, &args.sae))
+}
+
+/// Reads `path` line by line (blank lines skipped) and cuts each line's tokens into
+/// sequences of at most `chunk` tokens (each starting with `bos` when given), up to `max`.
+fn read_sequences(
+    lm: &load::LoadedModel,
+    path: &Path,
+    chunk: usize,
+    bos: Option<u32>,
+    max: Option<usize>,
+) -> Result<Vec<Vec<u32>>> {
+    let file = std::fs::File::open(path).map_err(CliError::io(path))?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(CliError::io(path))?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let (ids, _) = lm.encode(text).map_err(|e| {
+            CliError::invalid(format!("{}:{}: {}", path.display(), i + 1, e.one_line()))
+        })?;
+        out.extend(chunk_ids(&ids, chunk, bos));
+        if let Some(m) = max {
+            if out.len() >= m {
+                out.truncate(m);
+                break;
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CliError::invalid(format!(
+            "{}: no text (one text per line)",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// The report as the table `vene eval-sae` prints.
+pub fn render(r: &SaeEvalReport, site: Site, sae: &str) -> String {
+    let pct = |x: f64| format!("{:.2}%", 100.0 * x);
+    let n_latents = r.latent_density.len();
+    let count = |frac: f64| (frac * n_latents as f64).round() as usize;
+    let rows: Vec<Vec<String>> = [
+        ("L0 (latents firing per token)", format!("{:.3}", r.l0)),
+        ("MSE (per element)", format!("{:.6}", r.mse)),
+        ("explained variance", format!("{:.4}", r.explained_variance)),
+        ("CE loss, clean", format!("{:.4}", r.ce_loss_clean)),
+        (
+            "CE loss, SAE spliced in",
+            format!("{:.4}", r.ce_loss_spliced),
+        ),
+        (
+            "CE loss, zero-ablated",
+            format!("{:.4}", r.ce_loss_zero_ablated),
+        ),
+        ("loss recovered", pct(r.loss_recovered)),
+        (
+            "KL(clean || spliced) per token",
+            format!("{:.5}", r.kl_div_spliced),
+        ),
+        (
+            "KL(clean || zero-ablated) per token",
+            format!("{:.5}", r.kl_div_zero_ablated),
+        ),
+        (
+            "dead latents",
+            format!(
+                "{} ({} of {n_latents})",
+                pct(r.dead_fraction),
+                count(r.dead_fraction)
+            ),
+        ),
+        (
+            "dense latents",
+            format!(
+                "{} ({} of {n_latents} fire on > {} of tokens)",
+                pct(r.dense_fraction),
+                count(r.dense_fraction),
+                pct(r.dense_threshold)
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| vec![k.to_string(), v])
+    .collect();
+    let name = transformer_lens_name(site.layer, site.component)
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    format!(
+        "SAE {sae} at {} of layer {}{name}\n{} sequences, {} tokens in the SAE statistics, {} predictions\n{}",
+        site.component,
+        site.layer,
+        r.sequences,
+        r.tokens,
+        r.predictions,
+        table::render(&["metric", "value"], &rows)
+    )
+}
