@@ -39,7 +39,7 @@ pub use decoder::spec::{self, DecoderSpec};
 pub use error::{ModelError, Result};
 pub use families::gpt2::Gpt2Config;
 pub use families::llama::{llama_config, LlamaConfig};
-pub use families::{module_path_component, supported_model_types};
+pub use families::{module_path, module_path_component, site_for_model, supported_model_types};
 pub use generate::{generate, GenerationConfig};
 pub use hub_env::HubEnv;
 pub use language_model::LanguageModel;

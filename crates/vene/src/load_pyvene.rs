@@ -82,7 +82,8 @@ fn parse_repr(
         .unwrap_or("block_output");
     let (layer, component) = match comp_str.parse::<Component>() {
         Ok(c) => (layer, c),
-        Err(_) if comp_str.contains('.') => module_path_component(comp_str, model_type)?,
+        Err(_) if comp_str.contains('.') => vene_models::site_for_model(model_type, comp_str)
+            .ok_or_else(|| VeneError::UnmappedModulePath(comp_str.to_string()))?,
         Err(e) => return Err(err(e.to_string())),
     };
     let unit: Unit = list

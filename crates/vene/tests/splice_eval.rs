@@ -40,7 +40,7 @@ fn identity_sae(d: usize) -> Arc<dyn Autoencoder> {
 /// A ReLU SAE with random weights (fixed seed by construction: a deterministic pattern).
 fn patterned_sae(d: usize, l: usize) -> Arc<dyn Autoencoder> {
     let vals = |n: usize, k: f32| -> Vec<f32> {
-        (0..n).map(|i| ((i as f32 * 0.7 + k).sin() * 0.5)).collect()
+        (0..n).map(|i| (i as f32 * 0.7 + k).sin() * 0.5).collect()
     };
     let dev = Device::Cpu;
     Arc::new(

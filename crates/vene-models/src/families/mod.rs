@@ -19,7 +19,7 @@ mod qwen3;
 use serde_json::Value;
 
 pub(crate) use config::HfConfig;
-pub use module_paths::module_path_component;
+pub use module_paths::{module_path, module_path_component, site_for_model};
 
 use crate::decoder::spec::{
     Activation, DecoderSpec, PositionEncoding, QkvLayout, RopeScaling, WeightNames,
