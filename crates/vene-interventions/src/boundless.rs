@@ -7,7 +7,7 @@ use crate::orthogonal::OrthogonalParam;
 use crate::rotated::{in_rotated_basis, square_rotation};
 use crate::state::{embed_dim_entry, temperature_entry, var_to};
 use crate::swap::{blend, check_base, required_source};
-use crate::{Intervention, Result, Selection};
+use crate::{Intervention, Result, Selection, Temperature};
 
 /// Boundless DAS (pyvene's `BoundlessRotatedSpaceIntervention`): in the rotated basis,
 /// `((1 - m) * rb + m * rs) @ Rᵀ` with the soft boundary mask
@@ -33,7 +33,7 @@ pub struct BoundlessRotatedSpaceIntervention {
     embed_dim: usize,
     rotation: OrthogonalParam,
     boundary: Var,
-    temperature: f64,
+    temperature: Temperature,
 }
 
 impl BoundlessRotatedSpaceIntervention {
@@ -43,7 +43,7 @@ impl BoundlessRotatedSpaceIntervention {
             embed_dim,
             rotation: OrthogonalParam::random(embed_dim, embed_dim, seed, dtype, device)?,
             boundary: Var::from_tensor(&Tensor::new(&[0.5f32], device)?.to_dtype(dtype)?)?,
-            temperature: 50.0,
+            temperature: Temperature::new(50.0)?,
         })
     }
 
@@ -55,18 +55,19 @@ impl BoundlessRotatedSpaceIntervention {
             embed_dim: n,
             rotation: param,
             boundary: Var::from_tensor(&b)?,
-            temperature,
+            temperature: Temperature::new(temperature)?,
         })
     }
 
-    /// Sets the temperature `T` of the boundary sigmoids.
-    pub fn set_temperature(&mut self, temperature: f64) {
-        self.temperature = temperature;
+    /// Sets the temperature `T` of the boundary sigmoids (finite and > 0; through `&self`, so also on an
+    /// intervention shared inside an intervenable model).
+    pub fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
     }
 
     /// The temperature `T`.
     pub fn temperature(&self) -> f64 {
-        self.temperature
+        self.temperature.get()
     }
 
     /// Sets the boundary `b` (pyvene's `set_intervention_boundaries`).
@@ -85,8 +86,8 @@ impl BoundlessRotatedSpaceIntervention {
         let pop = Tensor::arange(0u32, n as u32, dev)?.to_dtype(dtype)?;
         let b = self.boundary.as_tensor().clamp(1e-3, 1.0)?;
         let upper = (b * n as f64)?.broadcast_sub(&pop)?;
-        let left = sigmoid(&(&pop / self.temperature)?)?;
-        let right = sigmoid(&(upper / self.temperature)?)?;
+        let left = sigmoid(&(&pop / self.temperature.get())?)?;
+        let right = sigmoid(&(upper / self.temperature.get())?)?;
         Ok((left * right)?)
     }
 }
@@ -110,6 +111,12 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
             blend(rb, rs, &self.mask()?.to_dtype(rb.dtype())?)
         })
     }
+    fn temperature(&self) -> Option<f64> {
+        Some(self.temperature.get())
+    }
+    fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
+    }
     fn vars(&self) -> Vec<Var> {
         vec![self.rotation.var().clone(), self.boundary.clone()]
     }
@@ -120,7 +127,7 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
                 "intervention_boundaries".into(),
                 self.boundary.as_tensor().clone(),
             ),
-            temperature_entry(self.temperature)?,
+            temperature_entry(self.temperature.get())?,
             (
                 "intervention_population".into(),
                 Tensor::arange(0i64, self.embed_dim as i64, &Device::Cpu)?,
@@ -129,7 +136,7 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
         let dtype = self.boundary.dtype();

@@ -315,7 +315,7 @@ pub fn build_intervention(
         },
         "BoundlessRotatedSpaceIntervention" => {
             let t = c.temperature(50.0)?;
-            let mut iv = match c.tensor("rotate_layer.weight")? {
+            let iv = match c.tensor("rotate_layer.weight")? {
                 Some(r) => {
                     let b = c.scalar("intervention_boundaries")?.unwrap_or(0.5);
                     BoundlessRotatedSpaceIntervention::from_parts(&r, b, t)?
@@ -324,12 +324,12 @@ pub fn build_intervention(
                     BoundlessRotatedSpaceIntervention::new(embed_dim, c.seed()?, dtype, device)?
                 }
             };
-            iv.set_temperature(t);
+            iv.set_temperature(t)?;
             Box::new(iv)
         }
         "SigmoidMaskRotatedSpaceIntervention" => {
             let t = c.temperature(50.0)?;
-            let mut iv = match c.tensor("rotate_layer.weight")? {
+            let iv = match c.tensor("rotate_layer.weight")? {
                 Some(r) => {
                     SigmoidMaskRotatedSpaceIntervention::from_parts(&r, &c.required("masks")?, t)?
                 }
@@ -337,16 +337,16 @@ pub fn build_intervention(
                     SigmoidMaskRotatedSpaceIntervention::new(embed_dim, c.seed()?, dtype, device)?
                 }
             };
-            iv.set_temperature(t);
+            iv.set_temperature(t)?;
             Box::new(iv)
         }
         "SigmoidMaskIntervention" => {
             let t = c.temperature(0.01)?;
-            let mut iv = match c.tensor("mask")? {
+            let iv = match c.tensor("mask")? {
                 Some(m) => SigmoidMaskIntervention::from_parts(&m, t)?,
                 None => SigmoidMaskIntervention::new(embed_dim, dtype, device)?,
             };
-            iv.set_temperature(t);
+            iv.set_temperature(t)?;
             Box::new(iv)
         }
         "AutoencoderIntervention" if hyperparams.get("autoencoder_kind").is_some() => {

@@ -66,6 +66,22 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
     fn is_skip(&self) -> bool {
         false
     }
+    /// The temperature of its soft mask, for interventions that have one (Boundless and
+    /// sigmoid-mask DAS); `None` (the default) for the others.
+    fn temperature(&self) -> Option<f64> {
+        None
+    }
+    /// Sets the temperature of its soft mask (pyvene's `set_temperature`), through a shared
+    /// reference so that it works on interventions inside an intervenable model. The default,
+    /// for interventions without one, is an error naming the type.
+    fn set_temperature(&self, temperature: f64) -> Result<()> {
+        let _ = temperature;
+        Err(crate::InterventionError::Unsupported(format!(
+            "{} has no temperature (only BoundlessRotatedSpaceIntervention, \
+             SigmoidMaskRotatedSpaceIntervention and SigmoidMaskIntervention have one)",
+            self.type_name()
+        )))
+    }
     /// Trainable parameters (empty: not trainable).
     fn vars(&self) -> Vec<Var> {
         vec![]

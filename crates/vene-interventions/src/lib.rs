@@ -32,6 +32,7 @@ mod selection;
 mod sigmoid_mask;
 mod state;
 mod swap;
+mod temperature;
 mod vanilla;
 
 pub use autoencoder::{AutoencoderIntervention, AutoencoderMode};
@@ -46,6 +47,7 @@ pub use orthogonal::OrthogonalParam;
 pub use rotated::RotatedSpaceIntervention;
 pub use selection::{InterchangeDim, Resolved};
 pub use sigmoid_mask::{SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention};
+pub use temperature::{Temperature, TemperatureSchedule};
 pub use vanilla::{
     AdditionIntervention, CollectIntervention, SkipIntervention, SubtractionIntervention,
     VanillaIntervention, ZeroIntervention,

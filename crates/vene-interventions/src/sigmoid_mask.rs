@@ -7,7 +7,7 @@ use crate::orthogonal::OrthogonalParam;
 use crate::rotated::in_rotated_basis;
 use crate::state::{embed_dim_entry, temperature_entry, var_to};
 use crate::swap::{blend, check_base, required_source};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Result, Selection, Temperature};
 
 fn mask_var(values: f32, n: usize, dtype: DType, device: &Device) -> Result<Var> {
     let t = Tensor::full(values, n, device)?.to_dtype(dtype)?;
@@ -42,7 +42,7 @@ pub struct SigmoidMaskRotatedSpaceIntervention {
     embed_dim: usize,
     rotation: OrthogonalParam,
     masks: Var,
-    temperature: f64,
+    temperature: Temperature,
 }
 
 impl SigmoidMaskRotatedSpaceIntervention {
@@ -52,7 +52,7 @@ impl SigmoidMaskRotatedSpaceIntervention {
             embed_dim,
             rotation: OrthogonalParam::random(embed_dim, embed_dim, seed, dtype, device)?,
             masks: mask_var(100.0, embed_dim, dtype, device)?,
-            temperature: 50.0,
+            temperature: Temperature::new(50.0)?,
         })
     }
 
@@ -70,13 +70,14 @@ impl SigmoidMaskRotatedSpaceIntervention {
             embed_dim: n,
             rotation: OrthogonalParam::from_tensor(rotation)?,
             masks: Var::from_tensor(&masks.to_dtype(rotation.dtype())?)?,
-            temperature,
+            temperature: Temperature::new(temperature)?,
         })
     }
 
-    /// Sets the temperature `T`.
-    pub fn set_temperature(&mut self, temperature: f64) {
-        self.temperature = temperature;
+    /// Sets the temperature `T` (finite and > 0; through `&self`, so also on an
+    /// intervention shared inside an intervenable model).
+    pub fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
     }
 }
 
@@ -96,8 +97,14 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
         check_base(base, self.embed_dim)?;
         let source = required_source(self.type_name(), base, source)?;
         in_rotated_basis(&self.rotation, base, &source, |rb, rs| {
-            sigmoid_blend(rb, rs, self.masks.as_tensor(), self.temperature)
+            sigmoid_blend(rb, rs, self.masks.as_tensor(), self.temperature.get())
         })
+    }
+    fn temperature(&self) -> Option<f64> {
+        Some(self.temperature.get())
+    }
+    fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.rotation.var().clone(), self.masks.clone()]
@@ -106,12 +113,12 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
         Ok(vec![
             ("rotate_layer.weight".into(), self.rotation.parameter()),
             ("masks".into(), self.masks.as_tensor().clone()),
-            temperature_entry(self.temperature)?,
+            temperature_entry(self.temperature.get())?,
             embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
         let dtype = self.masks.dtype();
@@ -152,7 +159,7 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
 pub struct SigmoidMaskIntervention {
     embed_dim: usize,
     mask: Var,
-    temperature: f64,
+    temperature: Temperature,
 }
 
 impl SigmoidMaskIntervention {
@@ -161,7 +168,7 @@ impl SigmoidMaskIntervention {
         Ok(Self {
             embed_dim,
             mask: mask_var(0.0, embed_dim, dtype, device)?,
-            temperature: 0.01,
+            temperature: Temperature::new(0.01)?,
         })
     }
 
@@ -171,13 +178,14 @@ impl SigmoidMaskIntervention {
         Ok(Self {
             embed_dim: n,
             mask: Var::from_tensor(mask)?,
-            temperature,
+            temperature: Temperature::new(temperature)?,
         })
     }
 
-    /// Sets the temperature `T`.
-    pub fn set_temperature(&mut self, temperature: f64) {
-        self.temperature = temperature;
+    /// Sets the temperature `T` (finite and > 0; through `&self`, so also on an
+    /// intervention shared inside an intervenable model).
+    pub fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
     }
 }
 
@@ -196,7 +204,13 @@ impl Intervention for SigmoidMaskIntervention {
     ) -> Result<Tensor> {
         check_base(base, self.embed_dim)?;
         let source = required_source(self.type_name(), base, source)?;
-        sigmoid_blend(base, &source, self.mask.as_tensor(), self.temperature)
+        sigmoid_blend(base, &source, self.mask.as_tensor(), self.temperature.get())
+    }
+    fn temperature(&self) -> Option<f64> {
+        Some(self.temperature.get())
+    }
+    fn set_temperature(&self, temperature: f64) -> Result<()> {
+        self.temperature.set(temperature)
     }
     fn vars(&self) -> Vec<Var> {
         vec![self.mask.clone()]
@@ -204,12 +218,12 @@ impl Intervention for SigmoidMaskIntervention {
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
         Ok(vec![
             ("mask".into(), self.mask.as_tensor().clone()),
-            temperature_entry(self.temperature)?,
+            temperature_entry(self.temperature.get())?,
             embed_dim_entry(self.embed_dim)?,
         ])
     }
     fn hyperparams(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature })
+        serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {

@@ -313,6 +313,56 @@ impl<M: LanguageModel> IntervenableModel<M> {
         self.trainable_vars().iter().map(|v| v.elem_count()).sum()
     }
 
+    /// Sets the temperature of every intervention that has one (Boundless and sigmoid-mask
+    /// DAS), as pyvene's `set_temperature`; returns how many were set. `temperature` must be
+    /// finite and > 0, and some intervention must have a temperature; otherwise nothing
+    /// changes and the error says why. Works through `&self`: anneal between training steps.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene::{IntervenableConfig, IntervenableModel, RepresentationConfig};
+    /// use vene::hooks::Component;
+    /// use vene::models::{Gpt2Config, Model};
+    ///
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 1, 2), DType::F32, &Device::Cpu)?;
+    /// let config = IntervenableConfig::new(vec![RepresentationConfig::new(0, Component::BlockOutput)
+    ///     .intervention_type("BoundlessRotatedSpaceIntervention")]);
+    /// let iv = IntervenableModel::new(config, model)?;
+    /// assert_eq!(iv.temperatures()[0].1, 50.0); // pyvene's initial temperature
+    /// assert_eq!(iv.set_temperature(0.5)?, 1);
+    /// assert_eq!(iv.temperatures()[0].1, 0.5);
+    /// assert!(iv.set_temperature(-1.0).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_temperature(&self, temperature: f64) -> Result<usize> {
+        vene_interventions::Temperature::new(temperature)?;
+        let with: Vec<_> = self
+            .unique_interventions()
+            .into_iter()
+            .filter(|iv| iv.temperature().is_some())
+            .collect();
+        if with.is_empty() {
+            return Err(VeneError::Config(
+                "set_temperature: no intervention has a temperature (only Boundless and \
+                 sigmoid-mask interventions do)"
+                    .into(),
+            ));
+        }
+        for iv in &with {
+            iv.set_temperature(temperature)?;
+        }
+        Ok(with.len())
+    }
+
+    /// The temperature of each intervention that has one, by key (pyvene's
+    /// `get_temperature`), in config order.
+    pub fn temperatures(&self) -> Vec<(&str, f64)> {
+        self.slots
+            .iter()
+            .filter_map(|s| Some((s.key.as_str(), s.intervention.temperature()?)))
+            .collect()
+    }
+
     /// Moves the model, every intervention, the autoencoders they hold and the constant
     /// sources to `device`, all in `dtype`: after it, every tensor reachable from `self` is
     /// on `device` in `dtype`. On error nothing has changed.

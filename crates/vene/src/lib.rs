@@ -18,6 +18,7 @@ pub use vene_interventions as interventions;
 pub use vene_kernels as kernels;
 pub use vene_models as models;
 
+mod alignment;
 mod autoencoder_helper;
 mod config;
 mod error;
@@ -34,6 +35,7 @@ mod splice;
 mod subspaces;
 mod train;
 
+pub use alignment::{AlignmentBatch, AlignmentOptions, AlignmentReport, EpochReport};
 pub use autoencoder_helper::{
     get_intervenable_with_autoencoder, get_intervenable_with_custom_autoencoder,
     get_intervenable_with_sae,

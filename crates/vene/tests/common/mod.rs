@@ -35,3 +35,50 @@ pub fn gpt2_ae_idx_model() -> IntervenableModel<Model> {
     im.to(&vene_testutil::device(), DType::F32).unwrap();
     im
 }
+
+/// A synthetic DAS task on a random tiny GPT-2 (vocab 16, width 16, 2 layers): the label of
+/// each example is the source's token at position 2, to be predicted at the base's last
+/// position 4 after an interchange at position 2 (source) -> 4 (base). Returns the model and
+/// `n` examples as (base ids, source ids, labels).
+pub fn das_task(
+    n: usize,
+    seed: u64,
+) -> (
+    Model,
+    candle_core::Tensor,
+    candle_core::Tensor,
+    candle_core::Tensor,
+) {
+    use candle_core::{Device, Tensor};
+    let dev = Device::Cpu;
+    let (model, vars) = Model::random_gpt2(
+        &vene::models::Gpt2Config::tiny(16, 16, 2, 2),
+        DType::F32,
+        &dev,
+    )
+    .unwrap();
+    // GPT-2's init (std 0.02) gives near-uniform logits: scale the tied embedding up so that
+    // the token identity in the residual stream shows in the logits.
+    for (name, var) in vars.data().lock().unwrap().iter() {
+        if name.contains("wte") {
+            var.set(&(var.as_tensor() * 25.0).unwrap()).unwrap();
+        }
+    }
+    let t = 5usize;
+    let mut s = seed;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 33) % 16) as u32
+    };
+    let base: Vec<u32> = (0..n * t).map(|_| next()).collect();
+    let src: Vec<u32> = (0..n * t).map(|_| next()).collect();
+    let labels: Vec<u32> = (0..n).map(|i| src[i * t + 2]).collect();
+    (
+        model,
+        Tensor::from_vec(base, (n, t), &dev).unwrap(),
+        Tensor::from_vec(src, (n, t), &dev).unwrap(),
+        Tensor::from_vec(labels, n, &dev).unwrap(),
+    )
+}
