@@ -145,7 +145,10 @@ impl UnitLocations {
     /// `{"source_0->source_1": X, "source_1->base": Y}`, where X is an int, an `[s, b]` pair
     /// (either may be null), a flat list of positions, or `[sources, base]` each
     /// `[intervention][example][positions]` (for `h.pos`: `[intervention][[heads per example],
-    /// [positions per example]]`; null for an intervention without locations).
+    /// [positions per example]]`; null for an intervention without locations). pyvene reads
+    /// any two ints as an `[s, b]` pair; vene's tagged forms say what is meant:
+    /// `{"position": p}`, `{"pair": [s, b]}`, `{"positions": [p, q]}` (two positions, in
+    /// source and base). [`Self::to_json_value`] writes what this reads back.
     pub fn from_json_value(v: &Value) -> Result<Self> {
         let map = v
             .as_object()
@@ -176,6 +179,42 @@ impl UnitLocations {
         Ok(UnitLocations::Serial(
             steps.into_iter().map(|(_, s)| s).collect(),
         ))
+    }
+
+    /// The JSON [`Self::from_json_value`] reads back to `self`: pyvene's forms, except a flat
+    /// list of exactly two positions, which pyvene would read as an (s, b) pair: that one is
+    /// written `{"positions": [p, q]}`.
+    ///
+    /// ```
+    /// use vene::{LocSpec, UnitLocations};
+    /// let two = UnitLocations::SourcesToBase(LocSpec::Same(vec![3, 4]));
+    /// let json = two.to_json_value();
+    /// assert_eq!(json.to_string(), r#"{"sources->base":{"positions":[3,4]}}"#);
+    /// assert_eq!(UnitLocations::from_json_value(&json)?, two);
+    /// assert_eq!(UnitLocations::pair(3, 4).to_json_value().to_string(), r#"{"sources->base":[3,4]}"#);
+    /// # Ok::<(), vene::VeneError>(())
+    /// ```
+    pub fn to_json_value(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        match self {
+            UnitLocations::SourcesToBase(s) => {
+                map.insert("sources->base".into(), spec_json(s, false));
+            }
+            UnitLocations::Base(s) => {
+                map.insert("base".into(), spec_json(s, true));
+            }
+            UnitLocations::Serial(steps) => {
+                for (i, s) in steps.iter().enumerate() {
+                    let to = if i + 1 == steps.len() {
+                        "base".to_string()
+                    } else {
+                        format!("source_{}", i + 1)
+                    };
+                    map.insert(format!("source_{i}->{to}"), spec_json(s, false));
+                }
+            }
+        }
+        Value::Object(map)
     }
 
     /// Resolves to per-intervention (parallel) or per-group (serial) locations.
@@ -232,6 +271,37 @@ impl UnitLocations {
     }
 }
 
+/// One spec as JSON; under `"base"` (`base_only`) the full form is the base's list alone.
+fn spec_json(spec: &LocSpec, base_only: bool) -> Value {
+    let idx = |p: &Option<usize>| p.map_or(Value::Null, Value::from);
+    match spec {
+        LocSpec::Position(p) => Value::from(*p),
+        LocSpec::Pair(s, b) => Value::Array(vec![idx(s), idx(b)]),
+        LocSpec::Same(ps) if ps.len() == 2 => serde_json::json!({ "positions": ps }),
+        LocSpec::Same(ps) => Value::from(ps.clone()),
+        LocSpec::Full { sources, base } => {
+            let side = |v: &Option<Vec<Option<UnitLoc>>>| match v {
+                None => Value::Null,
+                Some(list) => Value::Array(
+                    list.iter()
+                        .map(|l| match l {
+                            None => Value::Null,
+                            Some(UnitLoc::Units(u)) => serde_json::json!(u),
+                            Some(UnitLoc::HeadPositions(h)) => {
+                                serde_json::json!([h.heads, h.positions])
+                            }
+                        })
+                        .collect(),
+                ),
+            };
+            match (base_only, sources) {
+                (true, None) => side(base),
+                _ => Value::Array(vec![side(sources), side(base)]),
+            }
+        }
+    }
+}
+
 fn bad(msg: String) -> VeneError {
     VeneError::Locations(msg)
 }
@@ -264,9 +334,56 @@ fn as_index(v: &Value) -> Option<usize> {
     v.as_u64().and_then(|x| usize::try_from(x).ok())
 }
 
+/// vene's tagged forms, which say what a list means: `{"position": p}`, `{"pair": [s, b]}`
+/// (either may be null) and `{"positions": [p, ...]}` (any number of positions, two included).
+fn parse_tagged(map: &serde_json::Map<String, Value>) -> Result<LocSpec> {
+    let (key, v) = match map.iter().next() {
+        Some(kv) if map.len() == 1 => kv,
+        _ => {
+            return Err(bad(format!(
+                "a tagged location has one key (\"position\", \"pair\" or \"positions\"), got {}",
+                Value::Object(map.clone())
+            )))
+        }
+    };
+    let index_or_null = |e: &Value| -> Result<Option<usize>> {
+        match e {
+            Value::Null => Ok(None),
+            e => as_index(e)
+                .map(Some)
+                .ok_or_else(|| bad(format!("{key}: expected a non-negative index, got {e}"))),
+        }
+    };
+    match key.as_str() {
+        "position" => as_index(v)
+            .map(LocSpec::Position)
+            .ok_or_else(|| bad(format!("position: expected a non-negative index, got {v}"))),
+        "pair" => match v.as_array().map(Vec::as_slice) {
+            Some([s, b]) => Ok(LocSpec::Pair(index_or_null(s)?, index_or_null(b)?)),
+            _ => Err(bad(format!("pair: expected [source, base], got {v}"))),
+        },
+        "positions" => {
+            let list = v
+                .as_array()
+                .ok_or_else(|| bad(format!("positions: expected a list, got {v}")))?;
+            let ps = list
+                .iter()
+                .map(|e| index_or_null(e)?.ok_or_else(|| bad("positions: null".into())))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(LocSpec::Same(ps))
+        }
+        other => Err(bad(format!(
+            "unknown tagged location \"{other}\"; expected \"position\", \"pair\" or \"positions\""
+        ))),
+    }
+}
+
 fn parse_spec(x: &Value, base_only: bool) -> Result<LocSpec> {
     if let Some(p) = as_index(x) {
         return Ok(LocSpec::Position(p));
+    }
+    if let Some(map) = x.as_object() {
+        return parse_tagged(map);
     }
     let list = x
         .as_array()
@@ -473,5 +590,60 @@ mod tests {
         let r = u.resolve(Mode::Serial, 2, &[1, 1], 1).unwrap();
         assert_eq!(r[0].sources[0], Some(UnitLoc::Units(vec![vec![0]])));
         assert_eq!(r[1].base[0], Some(UnitLoc::Units(vec![vec![3]])));
+    }
+
+    #[test]
+    fn every_form_round_trips_through_json_and_two_positions_stay_two_positions() {
+        let h = UnitLoc::head_positions(vec![vec![1], vec![0, 1]], vec![vec![5], vec![4]]);
+        let cases = vec![
+            UnitLocations::position(3),
+            UnitLocations::pair(5, 3),
+            UnitLocations::SourcesToBase(LocSpec::Pair(None, Some(2))),
+            UnitLocations::SourcesToBase(LocSpec::Same(vec![3, 4])),
+            UnitLocations::SourcesToBase(LocSpec::Same(vec![1, 2, 3])),
+            UnitLocations::Base(LocSpec::Same(vec![0, 7])),
+            UnitLocations::base_position(3),
+            UnitLocations::sources_to_base(
+                vec![vec![vec![5], vec![6]]],
+                vec![vec![vec![4], vec![2, 3]]],
+            ),
+            UnitLocations::full(None, vec![Some(h.clone()), None]),
+            UnitLocations::full(
+                Some(vec![Some(h), None]),
+                vec![None, Some(UnitLoc::Units(vec![vec![1], vec![]]))],
+            ),
+            UnitLocations::Base(LocSpec::Full {
+                sources: None,
+                base: Some(vec![Some(UnitLoc::Units(vec![vec![2], vec![3]]))]),
+            }),
+            UnitLocations::Serial(vec![LocSpec::Position(1), LocSpec::Same(vec![2, 3])]),
+        ];
+        for u in cases {
+            let json = u.to_json_value();
+            assert_eq!(UnitLocations::from_json_value(&json).unwrap(), u, "{json}");
+        }
+        // Two positions, in the tagged form, resolve as two positions in source and base.
+        let two =
+            UnitLocations::from_json_str(r#"{"sources->base": {"positions": [3, 4]}}"#).unwrap();
+        let r = two.resolve(Mode::Parallel, 1, &[1], 1).unwrap();
+        assert_eq!(r[0].sources[0], Some(UnitLoc::Units(vec![vec![3, 4]])));
+        assert_eq!(r[0].base[0], Some(UnitLoc::Units(vec![vec![3, 4]])));
+        // The untagged two-int list stays pyvene's (s, b) pair.
+        let r = UnitLocations::from_json_str(r#"{"sources->base": [3, 4]}"#)
+            .unwrap()
+            .resolve(Mode::Parallel, 1, &[1], 1)
+            .unwrap();
+        assert_eq!(r[0].sources[0], Some(UnitLoc::Units(vec![vec![3]])));
+        for (bad_json, needle) in [
+            (r#"{"base": {"pair": [1]}}"#, "pair"),
+            (r#"{"base": {"positions": [1, -2]}}"#, "positions"),
+            (r#"{"base": {"spot": 1}}"#, "unknown tagged location"),
+            (r#"{"base": {"position": 1, "pair": [1, 2]}}"#, "one key"),
+        ] {
+            let err = UnitLocations::from_json_str(bad_json)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{bad_json}: {err}");
+        }
     }
 }
