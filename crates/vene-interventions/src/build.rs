@@ -67,12 +67,7 @@ pub fn needs_saved_state(type_name: &str) -> bool {
 /// # Ok::<(), vene_interventions::InterventionError>(())
 /// ```
 pub fn parse_type_name(s: &str) -> Result<&'static str> {
-    let t = s.trim();
-    let t = t
-        .strip_prefix("<class '")
-        .and_then(|r| r.strip_suffix("'>"))
-        .unwrap_or(t);
-    let last = t.rsplit('.').next().unwrap_or(t);
+    let last = bare_type_name(s);
     TYPE_NAMES
         .iter()
         .find(|n| **n == last)
@@ -179,8 +174,19 @@ impl Ctx<'_> {
     }
 }
 
+/// The class name alone: `"<class 'pyvene.models.interventions.X'>"` or `a.b.X` to `X`.
+fn bare_type_name(s: &str) -> &str {
+    let t = s.trim();
+    let t = t
+        .strip_prefix("<class '")
+        .and_then(|r| r.strip_suffix("'>"))
+        .unwrap_or(t);
+    t.rsplit('.').next().unwrap_or(t)
+}
+
 /// Rebuilds a built-in intervention (for load), or builds a fresh one when `state` lacks its
-/// tensors (for a config).
+/// tensors (for a config); a type registered with [`crate::register_intervention`] is built by
+/// its constructor.
 ///
 /// `type_name` is parsed by [`parse_type_name`]. `hyperparams` is what
 /// [`Intervention::hyperparams`] returned (keys: `interchange_dim`, `latent_dim`,
@@ -209,7 +215,22 @@ pub fn build_intervention(
     device: &Device,
     dtype: DType,
 ) -> Result<Box<dyn Intervention>> {
-    let type_name = parse_type_name(type_name)?;
+    let type_name = match parse_type_name(type_name) {
+        Ok(t) => t,
+        Err(e) => {
+            let bare = bare_type_name(type_name);
+            return match crate::registry::registered(bare) {
+                Some(constructor) => constructor(&crate::BuildArgs {
+                    embed_dim,
+                    hyperparams,
+                    state,
+                    device,
+                    dtype,
+                }),
+                None => Err(e),
+            };
+        }
+    };
     let c = Ctx {
         type_name,
         hp: hyperparams,

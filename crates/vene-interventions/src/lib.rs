@@ -26,6 +26,7 @@ mod jumprelu;
 mod low_rank;
 mod noise;
 mod orthogonal;
+mod registry;
 mod rng;
 mod rotated;
 mod selection;
@@ -44,6 +45,9 @@ pub use jumprelu::JumpReLUAutoencoderIntervention;
 pub use low_rank::LowRankRotatedSpaceIntervention;
 pub use noise::{NoiseIntervention, DEFAULT_NOISE_LEVEL};
 pub use orthogonal::OrthogonalParam;
+pub use registry::{
+    register_intervention, registered_interventions, BuildArgs, InterventionConstructor,
+};
 pub use rotated::RotatedSpaceIntervention;
 pub use selection::{InterchangeDim, Resolved};
 pub use sigmoid_mask::{SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention};
