@@ -9,6 +9,7 @@
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
+//! - [`plots`]: pictures (PNG or SVG): feature density, patching heat map, training curves.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 pub mod backend;
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod demo;
 mod error;
 pub mod load;
+pub mod plots;
 pub mod table;
 pub mod toy;
 
