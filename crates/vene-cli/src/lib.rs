@@ -1,6 +1,6 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
-//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `demo`; each returns the text it
+//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `dashboard`, `demo`; each returns the text it
 //!   prints.
 //! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
 //!   the examples.
@@ -9,12 +9,14 @@
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
+//! - [`dashboard`]: static HTML pages of SAE latents (`vene dashboard`).
 //! - [`plots`]: pictures (PNG or SVG): feature density, patching heat map, training curves.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 pub mod backend;
 pub mod bos;
 pub mod commands;
+pub mod dashboard;
 pub mod demo;
 mod error;
 pub mod load;

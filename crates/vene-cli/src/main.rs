@@ -1,7 +1,7 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
 use clap::{Parser, Subcommand};
-use vene_cli::commands::{demo, features, patch, steer, train_sae};
+use vene_cli::commands::{dashboard, demo, features, patch, steer, train_sae};
 
 /// Causal interventions on transformer internals, with SAEs (vene).
 #[derive(Debug, Parser)]
@@ -21,6 +21,8 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Collect activations over a text file and train an SAE (SAELens layout).
     TrainSae(train_sae::TrainSaeArgs),
+    /// Static HTML pages of SAE latents: top-activating contexts, histogram, logit effects.
+    Dashboard(dashboard::DashboardArgs),
     /// Write a small model, an SAE and a corpus made on the spot, to try every command offline.
     Demo(demo::DemoArgs),
 }
@@ -35,6 +37,7 @@ fn main() {
         Command::Patch(a) => patch::run(a),
         Command::Steer(a) => steer::run(a),
         Command::TrainSae(a) => train_sae::run(a),
+        Command::Dashboard(a) => dashboard::run(a),
         Command::Demo(a) => demo::run(a),
     };
     match result {
