@@ -54,6 +54,10 @@ pub struct DashboardArgs {
     /// Tokens of context shown on each side of an activating token.
     #[arg(long, default_value_t = 8)]
     pub window: usize,
+    /// Also draw the feature-density histogram of all the SAE's latents over the corpus to
+    /// this file (`.png` or `.svg`; see [`crate::plots::plot_feature_density`]).
+    #[arg(long)]
+    pub density_plot: Option<PathBuf>,
     /// Tokens per forward pass: longer lines are cut into chunks (default: the model's
     /// context).
     #[arg(long)]
@@ -72,6 +76,8 @@ struct Activations {
     texts: Vec<(usize, Vec<u32>)>,
     /// `[latent][text][position]`.
     values: Vec<Vec<Vec<f32>>>,
+    /// With every latent counted: tokens where each latent of the SAE is > 0.
+    fired_all: Option<Vec<f64>>,
 }
 
 /// Reads the corpus (size-checked) and collects the latents' activations on every token.
@@ -82,6 +88,7 @@ fn activations(
     (layer, component): (usize, Component),
     latents: &[usize],
     chunk: usize,
+    count_all: bool,
 ) -> Result<Activations> {
     let size = std::fs::metadata(path).map_err(CliError::io(path))?.len();
     if size > MAX_CORPUS_BYTES {
@@ -94,6 +101,7 @@ fn activations(
     let mut out = Activations {
         texts: Vec::new(),
         values: vec![Vec::new(); latents.len()],
+        fired_all: count_all.then(|| vec![0.0; ae.latent_dim()]),
     };
     let bos = match lm.prepend_bos {
         Some(true) => Some(lm.tokenizer.bos_token_id().map_err(CliError::from)?),
@@ -114,6 +122,17 @@ fn activations(
         for piece in super::train_sae::chunk_ids(&ids, chunk, bos) {
             let t = candle_core::Tensor::new(piece.as_slice(), lm.model.device())?.unsqueeze(0)?;
             let acts = super::collect_all(&lm.model, layer, component, &t).map_err(at_line)?;
+            if let Some(fired) = out.fired_all.as_mut() {
+                let counts = ae
+                    .encode(&acts)?
+                    .gt(0.0)?
+                    .to_dtype(DType::F32)?
+                    .sum(0)?
+                    .to_vec1::<f32>()?;
+                for (f, c) in fired.iter_mut().zip(counts) {
+                    *f += f64::from(c);
+                }
+            }
             // [T, latents]: one column per chosen latent.
             let z = ae
                 .encode_selected(&acts, latents)?
@@ -169,6 +188,9 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     if args.top == 0 {
         return Err(CliError::invalid("--top must be at least 1"));
     }
+    if let Some(path) = &args.density_plot {
+        crate::plots::PlotFormat::from_path(path)?;
+    }
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
     let sae = load::sae(&args.sae)?;
@@ -195,6 +217,7 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
         (layer, component),
         &latents,
         chunk,
+        args.density_plot.is_some(),
     )?;
     let n_tokens: usize = acts.texts.iter().map(|(_, ids)| ids.len()).sum();
     let sae_line = format!(
@@ -256,6 +279,21 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
         write(&p.file_name(), &html::latent_page(p))?;
     }
     write("index.html", &html::index_page(&pages, &sae_line, &corpus_line))?;
+    let mut wrote = format!(
+        "wrote {} pages and index.html to {}\n",
+        pages.len(),
+        args.out.display()
+    );
+    if let (Some(path), Some(fired)) = (&args.density_plot, &acts.fired_all) {
+        let densities: Vec<f64> = fired.iter().map(|f| f / n_tokens.max(1) as f64).collect();
+        crate::plots::plot_feature_density(&densities, path)?;
+        let dead = densities.iter().filter(|d| **d == 0.0).count();
+        wrote += &format!(
+            "wrote {} (feature density of {} latents, {dead} dead on this corpus)\n",
+            path.display(),
+            densities.len()
+        );
+    }
     let rows: Vec<Vec<String>> = pages
         .iter()
         .map(|p| {
@@ -279,9 +317,5 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
             &["latent", "density", "max", "top token", "page"],
             &rows,
         )
-        + &format!(
-            "wrote {} pages and index.html to {}\n",
-            pages.len(),
-            args.out.display()
-        ))
+        + &wrote)
 }

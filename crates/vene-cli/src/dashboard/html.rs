@@ -100,7 +100,7 @@ h1 { font-size: 24px; margin: 0 0 4px 0; }
 h2 { font-size: 17px; margin: 18px 0 8px 0; }
 .meta { color: #555; margin: 2px 0; font-size: 14px; }
 .stats { display: flex; gap: 28px; margin: 14px 0; }
-.stat b { display: block; font-size: 20px; }
+.stat strong { display: block; font-size: 20px; }
 .stat span { color: #666; font-size: 13px; }
 .row { display: flex; gap: 36px; flex-wrap: wrap; align-items: flex-start; }
 table { border-collapse: collapse; font-size: 14px; }
@@ -109,7 +109,8 @@ th { border-bottom: 1px solid #bbb; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pos td.num { color: #1a5fb4; } .neg td.num { color: #b2182b; }
 .tok { white-space: pre; font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace;
-  font-size: 13px; padding: 1px 0; border-radius: 2px; }
+  font-size: 13px; padding: 1px 2px; margin-right: 1px; border-radius: 2px;
+  border-bottom: 1px solid #ddd; }
 .ctx td { border-bottom: 1px solid #eee; vertical-align: middle; }
 .ctx .text { line-height: 1.9; }
 .max { outline: 2px solid #d04000; font-weight: bold; }
@@ -174,7 +175,7 @@ fn effects_table(class: &str, title: &str, rows: &[(String, f32)]) -> String {
 /// The histogram as an inline SVG (bars from 0 to `max`, counts on the y axis).
 pub fn histogram_svg(counts: &[usize], max: f32) -> String {
     let (w, h) = (420.0f64, 200.0f64);
-    let (left, right, top, bottom) = (44.0, 12.0, 10.0, 34.0);
+    let (left, right, top, bottom) = (44.0, 28.0, 10.0, 34.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
     let top_count = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
     let bw = pw / counts.len().max(1) as f64;
@@ -240,9 +241,9 @@ pub fn latent_page(p: &LatentPage) -> String {
     };
     out.push_str(&format!(
         "<div class=\"stats\">\
-         <div class=\"stat\"><b>{:.3}%</b><span>density: fires on {} of {} tokens</span></div>\
-         <div class=\"stat\"><b>{log}</b><span>log10 density</span></div>\
-         <div class=\"stat\"><b>{:.4}</b><span>max activation</span></div></div>\n",
+         <div class=\"stat\"><strong>{:.3}%</strong><span>density: fires on {} of {} tokens</span></div>\
+         <div class=\"stat\"><strong>{log}</strong><span>log10 density</span></div>\
+         <div class=\"stat\"><strong>{:.4}</strong><span>max activation</span></div></div>\n",
         100.0 * density,
         p.fired,
         p.tokens,
@@ -300,4 +301,86 @@ pub fn index_page(pages: &[LatentPage], sae: &str, corpus: &str) -> String {
         ));
     }
     out + "</table>\n</body>\n</html>\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page() -> LatentPage {
+        let ctx = |text, value: f32, tokens: &[(&str, f32)], center| Context {
+            text,
+            line: text + 1,
+            pos: center,
+            value,
+            tokens: tokens.iter().map(|(t, v)| (t.to_string(), *v)).collect(),
+            center,
+        };
+        LatentPage {
+            latent: 7,
+            sae: "SAE <s> & co".into(),
+            corpus: "corpus \"c\"".into(),
+            tokens: 40,
+            fired: 4,
+            contexts: vec![
+                ctx(2, 2.5, &[("a", 0.0), ("<b>", 2.5), (" &x", 1.0)], 1),
+                ctx(0, 1.25, &[("\"q\"", 1.25), ("\n", 0.0)], 0),
+            ],
+            histogram: vec![1, 0, 3],
+            max: 2.5,
+            positive: vec![("<up>".into(), 0.75)],
+            negative: vec![("it's".into(), -0.5)],
+        }
+    }
+
+    #[test]
+    fn the_page_escapes_tokens_and_shows_contexts_in_order_with_values() {
+        let html = latent_page(&page());
+        assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>\n"));
+        // Every text from the model or the corpus is escaped.
+        for raw in ["<b>", "<up>", "<s>", " &x", "\"q\""] {
+            assert!(!html.contains(raw), "{raw} unescaped");
+        }
+        for escaped in [
+            "&lt;b&gt;",
+            "&lt;up&gt;",
+            "SAE &lt;s&gt; &amp; co",
+            " &amp;x",
+            "&quot;q&quot;",
+            "it&#39;s",
+        ] {
+            assert!(html.contains(escaped), "{escaped} missing");
+        }
+        // Contexts in order, with their values; the activating token outlined, each token's
+        // value in its tooltip.
+        let first = html.find(">2.5000<").unwrap();
+        let second = html.find(">1.2500<").unwrap();
+        assert!(first < second);
+        assert!(html.contains(
+            "<span class=\"tok max\" style=\"background: rgba(255, 120, 0, 1.000)\" \
+             title=\"&quot;&lt;b&gt;&quot; \u{2192} 2.5000\">&lt;b&gt;</span>"
+        ));
+        assert!(html.contains("title=\"&quot; &amp;x&quot; \u{2192} 1.0000\""));
+        // A newline token is shown as a visible mark.
+        assert!(html.contains(">\u{21b5}</span>"));
+        assert!(html.contains("+0.7500") && html.contains("-0.5000"));
+        assert!(html.contains("10.000%") && html.contains("fires on 4 of 40 tokens"));
+        assert!(html.contains("<strong>-1.00</strong>"), "log10 density");
+        // Self-contained: no network, no scripts.
+        for bad in ["http:", "https:", "<script", "src=", "@import", "url("] {
+            assert!(!html.contains(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_histogram_has_a_bar_per_nonzero_bin_and_the_index_links_pages() {
+        let svg = histogram_svg(&[1, 0, 3], 2.5);
+        assert_eq!(svg.matches("fill=\"#ff7800\"").count(), 2);
+        assert!(svg.contains("<title>1.667 to 2.500: 3</title>"));
+        let p = page();
+        let index = index_page(&[p.clone()], &p.sae, &p.corpus);
+        assert!(index.contains("<a href=\"latent-7.html\">latent 7</a>"));
+        assert!(index.contains("&lt;b&gt;"), "the top token");
+        assert!(!index.contains("http"));
+    }
 }

@@ -121,3 +121,53 @@ pub fn logit_effects(direction: &Tensor, unembedding: &Tensor, k: usize) -> Resu
         negative: order.iter().rev().take(k).map(pick).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn top_activations_are_the_largest_positive_in_corpus_order_for_ties() {
+        let acts = vec![
+            vec![0.5, f32::NAN, -3.0, 2.0],
+            vec![],
+            vec![2.0, 0.0, 4.0],
+            vec![0.25],
+        ];
+        let got: Vec<(usize, usize, f32)> = top_activations(&acts, 4)
+            .iter()
+            .map(|h| (h.text, h.pos, h.value))
+            .collect();
+        assert_eq!(got, vec![(2, 2, 4.0), (0, 3, 2.0), (2, 0, 2.0), (0, 0, 0.5)]);
+        assert_eq!(top_activations(&acts, 100).len(), 5);
+        assert!(top_activations(&[vec![0.0, -1.0]], 3).is_empty());
+    }
+
+    #[test]
+    fn logit_effects_are_the_unembedding_times_the_direction() {
+        // vocab 5, d 3
+        let w = [
+            [1.0f32, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [1.0, 1.0, 1.0],
+            [-1.0, 2.0, 0.5],
+        ];
+        let dir = [0.5f32, -1.0, 2.0];
+        // by hand: 0.5, -1, 2, 1.5, -0.5 - 2 + 1 = -1.5
+        let w_u = Tensor::new(&w, &Device::Cpu).unwrap();
+        let d = Tensor::new(&dir, &Device::Cpu).unwrap();
+        let e = logit_effects(&d, &w_u, 2).unwrap();
+        assert_eq!(e.positive, vec![(2, 2.0), (3, 1.5)]);
+        assert_eq!(e.negative, vec![(4, -1.5), (1, -1.0)]);
+        let bad = Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+        assert!(logit_effects(&bad, &w_u, 2).is_err());
+    }
+
+    #[test]
+    fn histogram_leaves_out_zeros_and_closes_the_last_bin() {
+        assert_eq!(histogram(&[0.0, -1.0], 3), (vec![0, 0, 0], 0.0));
+        assert_eq!(histogram(&[3.0, 1.0, 2.9, 0.0], 3), (vec![0, 1, 2], 3.0));
+    }
+}

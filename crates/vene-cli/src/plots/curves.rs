@@ -137,7 +137,8 @@ fn panel<DB: DrawingBackend>(
             .x_desc("step")
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
-            .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| tick(*v))
             .draw()?;
         for (name, colour, f) in lines {
             let c = *colour;
@@ -157,7 +158,8 @@ fn panel<DB: DrawingBackend>(
             .x_desc("step")
             .label_style((FONT, 12))
             .axis_desc_style((FONT, 13))
-            .y_label_formatter(&|v| format!("{v:.3}"))
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| tick(*v))
             .draw()?;
         for (name, colour, f) in lines {
             let c = *colour;
@@ -172,6 +174,20 @@ fn panel<DB: DrawingBackend>(
         draw_legend(&mut chart)?;
     }
     Ok(())
+}
+
+/// A tick label with as many decimals as the value's size needs.
+fn tick(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 0.1 || a == 0.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.1e}")
+    }
 }
 
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(

@@ -182,7 +182,7 @@ impl Picture for HeatMap {
                     RGBColor(cr, cg, cb).filled(),
                 ))?;
                 if show_values {
-                    let strong = max > 0.0 && f64::from(v.abs()) / max > 0.6;
+                    let strong = max > 0.0 && f64::from(v.abs()) / max > 0.7;
                     let colour = if strong { WHITE } else { BLACK };
                     root.draw(&Text::new(
                         format!("{v:+.2}"),
