@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use vene::hooks::Component;
 
 const FIXTURE: &str = concat!(
