@@ -289,14 +289,19 @@ mod tests {
         let path = root.join("heat.svg");
         let args = Args::parse_from(["patching", "--plot", path.to_str().unwrap()]);
         let report = run(&args, dir.to_str().unwrap()).unwrap();
-        assert!(report.text.ends_with(&format!("wrote {}\n", path.display())));
+        assert!(report
+            .text
+            .ends_with(&format!("wrote {}\n", path.display())));
         let svg = std::fs::read_to_string(&path).unwrap();
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         // A row per layer, a column per position labelled with its token.
         for l in 0..common::offline::LAYERS {
             assert!(texts.contains(&format!("layer {l}").as_str()));
         }
-        assert!(texts.contains(&"8") && texts.contains(&"Paris/Rome"), "{svg}");
+        assert!(
+            texts.contains(&"8") && texts.contains(&"Paris/Rome"),
+            "{svg}"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 

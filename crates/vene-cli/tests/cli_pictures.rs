@@ -14,7 +14,8 @@ const FIXTURE: &str = concat!(
     "/../../tests/fixtures/pyvene/tiny-gpt2"
 );
 const WORDS: &str = "the cat sat on a mat and dog ran to park red blue green big small house tree";
-const CORPUS: &str = "the cat sat on a mat\n\nthe dog ran to the zebra park\nred house and green tree\n\
+const CORPUS: &str =
+    "the cat sat on a mat\n\nthe dog ran to the zebra park\nred house and green tree\n\
                       a big cat and a small dog\n";
 
 /// A model folder: the fixture checkpoint plus a word-level tokenizer.json (ids 1.. for WORDS,
@@ -125,8 +126,20 @@ fn context_rows(html: &str) -> Vec<(String, String)> {
         .filter(|l| l.starts_with("<tr><td class=\"num\">"))
         .map(|l| {
             let cells: Vec<&str> = l.split("<td").collect();
-            let value = cells[2].split('>').nth(1).unwrap().split('<').next().unwrap();
-            let place = l.split("class=\"where\">").nth(1).unwrap().split('<').next().unwrap();
+            let value = cells[2]
+                .split('>')
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
+            let place = l
+                .split("class=\"where\">")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
             (value.to_string(), place.to_string())
         })
         .collect()
@@ -140,15 +153,29 @@ fn effect_rows(html: &str, class: &str) -> Vec<(String, String)> {
         .lines()
         .filter(|l| l.starts_with("<tr><td><span class=\"tok\">"))
         .map(|l| {
-            let tok = l.split("class=\"tok\">").nth(1).unwrap().split("</span>").next().unwrap();
-            let v = l.split("class=\"num\">").nth(1).unwrap().split('<').next().unwrap();
+            let tok = l
+                .split("class=\"tok\">")
+                .nth(1)
+                .unwrap()
+                .split("</span>")
+                .next()
+                .unwrap();
+            let v = l
+                .split("class=\"num\">")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap();
             (tok.to_string(), v.to_string())
         })
         .collect()
 }
 
 fn html_escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[test]
@@ -193,7 +220,10 @@ fn dashboard_pages_show_the_top_contexts_density_and_logit_effects_of_the_tensor
         s(&density),
     ]));
     assert!(text.contains("wrote 2 pages and index.html"), "{text}");
-    assert!(text.contains(&format!("4 texts, {n_tokens} tokens")), "{text}");
+    assert!(
+        text.contains(&format!("4 texts, {n_tokens} tokens")),
+        "{text}"
+    );
 
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();
     for j in chosen {
@@ -269,7 +299,11 @@ fn dashboard_pages_show_the_top_contexts_density_and_logit_effects_of_the_tensor
                 .map(|(id, e)| (html_escape(&token_name(*id)), format!("{e:+.4}")))
                 .collect()
         };
-        assert_eq!(effect_rows(&html, "pos"), show(&effects[..10]), "latent {j}");
+        assert_eq!(
+            effect_rows(&html, "pos"),
+            show(&effects[..10]),
+            "latent {j}"
+        );
         let lowest: Vec<(usize, f64)> = effects.iter().rev().take(10).copied().collect();
         assert_eq!(effect_rows(&html, "neg"), show(&lowest), "latent {j}");
     }
@@ -289,12 +323,24 @@ fn dashboard_pages_show_the_top_contexts_density_and_logit_effects_of_the_tensor
     );
     // Out-of-range latents and a picture of an unknown format are errors.
     let o = vene(&[
-        "dashboard", "--model", s(&model), "--sae", s(&sae), "--latent", "32", "--text",
-        s(&tmp.path().join("corpus.txt")), "--out", s(&out),
+        "dashboard",
+        "--model",
+        s(&model),
+        "--sae",
+        s(&sae),
+        "--latent",
+        "32",
+        "--text",
+        s(&tmp.path().join("corpus.txt")),
+        "--out",
+        s(&out),
     ]);
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(e.contains("--latent 32 is out of range: the SAE has 32 latents"), "{e}");
+    assert!(
+        e.contains("--latent 32 is out of range: the SAE has 32 latents"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -318,7 +364,10 @@ fn train_sae_writes_metrics_lines_and_curves() {
             r["l1"].as_f64().unwrap(),
         );
         // loss = mse + 1e-3 * l1 (the default --l1), as train-sae trains.
-        assert!((loss - (mse + 1e-3 * l1)).abs() < 1e-4 * loss.max(1.0), "{r}");
+        assert!(
+            (loss - (mse + 1e-3 * l1)).abs() < 1e-4 * loss.max(1.0),
+            "{r}"
+        );
         assert_eq!(r["lr"], 1e-2);
     }
     let svg = std::fs::read_to_string(tmp.path().join("curves.svg")).unwrap();
@@ -326,8 +375,16 @@ fn train_sae_writes_metrics_lines_and_curves() {
     assert!(svg.matches("<polyline").count() >= 6);
     // A curve file of an unknown format is refused before training.
     let o = vene(&[
-        "train-sae", "--model", s(&model), "--layer", "1", "--data",
-        s(&tmp.path().join("corpus.txt")), "--out", s(&tmp.path().join("sae2")), "--curves",
+        "train-sae",
+        "--model",
+        s(&model),
+        "--layer",
+        "1",
+        "--data",
+        s(&tmp.path().join("corpus.txt")),
+        "--out",
+        s(&tmp.path().join("sae2")),
+        "--curves",
         "c.jpg",
     ]);
     assert_eq!(o.status.code(), Some(1));
@@ -343,9 +400,17 @@ fn patch_plot_writes_the_heat_map_as_png_and_svg() {
     let png = tmp.path().join("heat.png");
     let args = |plot: &Path| {
         vec![
-            "patch".to_string(), "--model".into(), m.into(), "--base".into(),
-            "the cat sat on a mat".into(), "--source".into(), "the dog sat on a zebra".into(),
-            "--position".into(), "all".into(), "--plot".into(), s(plot).into(),
+            "patch".to_string(),
+            "--model".into(),
+            m.into(),
+            "--base".into(),
+            "the cat sat on a mat".into(),
+            "--source".into(),
+            "the dog sat on a zebra".into(),
+            "--position".into(),
+            "all".into(),
+            "--plot".into(),
+            s(plot).into(),
         ]
     };
     let o = vene(&args(&png).iter().map(String::as_str).collect::<Vec<_>>());
@@ -354,10 +419,20 @@ fn patch_plot_writes_the_heat_map_as_png_and_svg() {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
     let reader = decoder.read_info().unwrap();
     let info = reader.info();
-    assert!(info.width >= 480 && info.height > 100, "{}x{}", info.width, info.height);
+    assert!(
+        info.width >= 480 && info.height > 100,
+        "{}x{}",
+        info.width,
+        info.height
+    );
     assert_eq!(info.color_type, png::ColorType::Rgb);
     let svg_path = tmp.path().join("heat.svg");
-    stdout(&vene(&args(&svg_path).iter().map(String::as_str).collect::<Vec<_>>()));
+    stdout(&vene(
+        &args(&svg_path)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     // Rows per layer, columns labelled by position and token (base/source where they differ;

@@ -278,7 +278,10 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     for p in &pages {
         write(&p.file_name(), &html::latent_page(p))?;
     }
-    write("index.html", &html::index_page(&pages, &sae_line, &corpus_line))?;
+    write(
+        "index.html",
+        &html::index_page(&pages, &sae_line, &corpus_line),
+    )?;
     let mut wrote = format!(
         "wrote {} pages and index.html to {}\n",
         pages.len(),
@@ -313,9 +316,6 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
         })
         .collect();
     Ok(format!("{sae_line}; {corpus_line}\n")
-        + &table::render(
-            &["latent", "density", "max", "top token", "page"],
-            &rows,
-        )
+        + &table::render(&["latent", "density", "max", "top token", "page"], &rows)
         + &wrote)
 }

@@ -485,12 +485,13 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     )?;
     let mut wrote = String::new();
     if let Some(path) = &args.metrics {
-        let text: String = records
-            .iter()
-            .map(|r| r.to_json_line() + "\n")
-            .collect();
+        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
         vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
-        wrote += &format!("wrote {} ({} steps logged)\n", path.display(), records.len());
+        wrote += &format!(
+            "wrote {} ({} steps logged)\n",
+            path.display(),
+            records.len()
+        );
     }
     if let Some(path) = &args.curves {
         crate::plots::plot_training_curves(&records, path)?;

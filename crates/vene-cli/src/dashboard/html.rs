@@ -251,7 +251,9 @@ pub fn latent_page(p: &LatentPage) -> String {
     ));
     out.push_str("<div class=\"row\">\n<section>\n<h2>Activations (nonzero)</h2>\n");
     out.push_str(&histogram_svg(&p.histogram, p.max));
-    out.push_str("</section>\n<section>\n<h2>Logit effects (W_dec \u{00b7} W_U)</h2>\n<div class=\"row\">\n");
+    out.push_str(
+        "</section>\n<section>\n<h2>Logit effects (W_dec \u{00b7} W_U)</h2>\n<div class=\"row\">\n",
+    );
     out.push_str(&effects_table("pos", "positive", &p.positive));
     out.push_str(&effects_table("neg", "negative", &p.negative));
     out.push_str("</div>\n</section>\n</div>\n");

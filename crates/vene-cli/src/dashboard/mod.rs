@@ -40,11 +40,14 @@ pub fn top_activations(acts: &[Vec<f32>], n: usize) -> Vec<Hit> {
         .iter()
         .enumerate()
         .flat_map(|(text, row)| {
-            row.iter().enumerate().filter(|(_, v)| **v > 0.0).map(move |(pos, v)| Hit {
-                text,
-                pos,
-                value: *v,
-            })
+            row.iter()
+                .enumerate()
+                .filter(|(_, v)| **v > 0.0)
+                .map(move |(pos, v)| Hit {
+                    text,
+                    pos,
+                    value: *v,
+                })
         })
         .collect();
     // Stable sort: ties stay in corpus order.
@@ -109,7 +112,12 @@ pub fn logit_effects(direction: &Tensor, unembedding: &Tensor, k: usize) -> Resu
     }
     let effects = unembedding
         .to_dtype(DType::F32)?
-        .matmul(&direction.to_dtype(DType::F32)?.to_device(unembedding.device())?.unsqueeze(1)?)?
+        .matmul(
+            &direction
+                .to_dtype(DType::F32)?
+                .to_device(unembedding.device())?
+                .unsqueeze(1)?,
+        )?
         .squeeze(1)?
         .to_vec1::<f32>()?;
     let mut order: Vec<u32> = (0..vocab as u32).collect();
@@ -139,7 +147,10 @@ mod tests {
             .iter()
             .map(|h| (h.text, h.pos, h.value))
             .collect();
-        assert_eq!(got, vec![(2, 2, 4.0), (0, 3, 2.0), (2, 0, 2.0), (0, 0, 0.5)]);
+        assert_eq!(
+            got,
+            vec![(2, 2, 4.0), (0, 3, 2.0), (2, 0, 2.0), (0, 0, 0.5)]
+        );
         assert_eq!(top_activations(&acts, 100).len(), 5);
         assert!(top_activations(&[vec![0.0, -1.0]], 3).is_empty());
     }

@@ -130,8 +130,7 @@ fn panel<DB: DrawingBackend>(
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let style = |s: &TrainRecord, f: &fn(&TrainRecord) -> f64| (s.step as f64, f(s));
     if log {
-        let mut chart =
-            builder.build_cartesian_2d(x0..x1, (lo * 0.9..hi * 1.1).log_scale())?;
+        let mut chart = builder.build_cartesian_2d(x0..x1, (lo * 0.9..hi * 1.1).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("step")
@@ -219,8 +218,18 @@ impl Picture for Curves<'_> {
             r,
             &[("loss", blue, |x| x.loss), ("MSE", orange, |x| x.mse)],
         )?;
-        panel(&panels[1], "L1 (before the coefficient)", r, &[("L1", blue, |x| x.l1)])?;
-        panel(&panels[2], "L0 (active latents per token)", r, &[("L0", green, |x| x.l0)])?;
+        panel(
+            &panels[1],
+            "L1 (before the coefficient)",
+            r,
+            &[("L1", blue, |x| x.l1)],
+        )?;
+        panel(
+            &panels[2],
+            "L0 (active latents per token)",
+            r,
+            &[("L0", green, |x| x.l0)],
+        )?;
         panel(
             &panels[3],
             "explained variance, dead fraction",
@@ -262,7 +271,12 @@ mod tests {
         let svg_path = dir.path().join("c.svg");
         plot_training_curves(&records(), &svg_path).unwrap();
         let svg = std::fs::read_to_string(&svg_path).unwrap();
-        for title in ["loss and MSE", "L0 (active latents", "dead fraction", "step"] {
+        for title in [
+            "loss and MSE",
+            "L0 (active latents",
+            "dead fraction",
+            "step",
+        ] {
             assert!(svg.contains(title), "{title}");
         }
         // One polyline per curve: loss, MSE, L1, L0, EV, dead fraction.

@@ -82,9 +82,11 @@ pub fn density_bins(densities: &[f64], width: f64) -> Result<DensityBins> {
     // Index of the bin holding x, on the grid of multiples of `width`, with a little slack
     // so that a value a rounding error below an edge (log10(0.01) = -1.9999...) lands on it.
     let grid = |x: f64| (x / width + 1e-9).floor();
-    let (lo, hi) = logs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
-        (a.min(grid(x)), b.max(grid(x)))
-    });
+    let (lo, hi) = logs
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(grid(x)), b.max(grid(x)))
+        });
     if logs.is_empty() {
         return Ok(DensityBins {
             start: -width,

@@ -90,7 +90,10 @@ fn register_font() {
 }
 
 fn draw_error(path: &Path, e: impl std::fmt::Display) -> CliError {
-    CliError::invalid(format!("{}: drawing the picture failed: {e}", path.display()))
+    CliError::invalid(format!(
+        "{}: drawing the picture failed: {e}",
+        path.display()
+    ))
 }
 
 /// Renders `picture` at `width` x `height` pixels in the format of `path`'s extension.
@@ -121,7 +124,8 @@ pub(crate) fn render(
         PlotFormat::Png => {
             let mut rgb = vec![0u8; width as usize * height as usize * 3];
             {
-                let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+                let root =
+                    BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
                 root.fill(&WHITE).map_err(|e| draw_error(path, e))?;
                 picture.draw(&root).map_err(|e| draw_error(path, e))?;
                 root.present().map_err(|e| draw_error(path, e))?;
@@ -189,7 +193,8 @@ pub(crate) mod test_util {
     pub fn png_size(bytes: &[u8]) -> (u32, u32) {
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
         assert_eq!(&bytes[12..16], b"IHDR");
-        let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let be =
+            |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         (be(16), be(20))
     }
 }
