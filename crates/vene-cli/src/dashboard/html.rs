@@ -380,7 +380,7 @@ mod tests {
         assert_eq!(svg.matches("fill=\"#ff7800\"").count(), 2);
         assert!(svg.contains("<title>1.667 to 2.500: 3</title>"));
         let p = page();
-        let index = index_page(&[p.clone()], &p.sae, &p.corpus);
+        let index = index_page(std::slice::from_ref(&p), &p.sae, &p.corpus);
         assert!(index.contains("<a href=\"latent-7.html\">latent 7</a>"));
         assert!(index.contains("&lt;b&gt;"), "the top token");
         assert!(!index.contains("http"));
