@@ -107,6 +107,7 @@ fn activations(
         Some(true) => Some(lm.tokenizer.bos_token_id().map_err(CliError::from)?),
         _ => None,
     };
+    let mut kept = 0usize;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(CliError::io(path))?;
         let text = line.trim();
@@ -117,6 +118,17 @@ fn activations(
             CliError::invalid(format!("{}:{}: {}", path.display(), i + 1, e.one_line()))
         };
         let (ids, _) = lm.encode(text).map_err(at_line)?;
+        kept += ids.len();
+        if vene::autoencoder::limits::checked_elements(&[kept, latents.len().max(1)]).is_none() {
+            return Err(CliError::invalid(format!(
+                "{}: the activations of {} latents up to line {} are more than the {} values \
+                 allowed; use a shorter corpus or fewer latents",
+                path.display(),
+                latents.len(),
+                i + 1,
+                vene::autoencoder::limits::MAX_NEW_TENSOR_ELEMENTS
+            )));
+        }
         let mut all_ids = Vec::with_capacity(ids.len());
         let mut rows: Vec<Vec<f32>> = vec![Vec::with_capacity(ids.len()); latents.len()];
         for piece in super::train_sae::chunk_ids(&ids, chunk, bos) {
