@@ -55,7 +55,7 @@ pub struct DashboardArgs {
     #[arg(long, default_value_t = 8)]
     pub window: usize,
     /// Also draw the feature-density histogram of all the SAE's latents over the corpus to
-    /// this file (`.png` or `.svg`; see [`crate::plots::plot_feature_density`]).
+    /// this file (`.png` or `.svg`).
     #[arg(long)]
     pub density_plot: Option<PathBuf>,
     /// Tokens per forward pass: longer lines are cut into chunks (default: the model's
