@@ -107,6 +107,7 @@ fn panel<DB: DrawingBackend>(
     title: &str,
     records: &[TrainRecord],
     lines: &[Line],
+    legend: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let x0 = records.first().map_or(0, |r| r.step) as f64;
     let x1 = (records.last().map_or(1, |r| r.step) as f64).max(x0 + 1.0);
@@ -149,7 +150,7 @@ fn panel<DB: DrawingBackend>(
                 .label(*name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
         }
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, legend.clone())?;
     } else {
         let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))?;
         chart
@@ -170,7 +171,7 @@ fn panel<DB: DrawingBackend>(
                 .label(*name)
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
         }
-        draw_legend(&mut chart)?;
+        draw_legend(&mut chart, legend.clone())?;
     }
     Ok(())
 }
@@ -191,10 +192,11 @@ fn tick(v: f64) -> String {
 
 fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(position)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.3))
         .label_font((FONT, 12))
@@ -217,18 +219,21 @@ impl Picture for Curves<'_> {
             "loss and MSE",
             r,
             &[("loss", blue, |x| x.loss), ("MSE", orange, |x| x.mse)],
+            SeriesLabelPosition::UpperRight,
         )?;
         panel(
             &panels[1],
             "L1 (before the coefficient)",
             r,
             &[("L1", blue, |x| x.l1)],
+            SeriesLabelPosition::UpperRight,
         )?;
         panel(
             &panels[2],
             "L0 (active latents per token)",
             r,
             &[("L0", green, |x| x.l0)],
+            SeriesLabelPosition::UpperRight,
         )?;
         panel(
             &panels[3],
@@ -238,6 +243,8 @@ impl Picture for Curves<'_> {
                 ("explained variance", blue, |x| x.explained_variance),
                 ("dead fraction", orange, |x| x.dead_fraction),
             ],
+            // Explained variance rises to the top: keep the legend off it.
+            SeriesLabelPosition::MiddleRight,
         )
     }
 }
