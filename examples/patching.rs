@@ -5,11 +5,14 @@
 //!
 //! ```text
 //! cargo run -p vene-cli --example patching
+//! cargo run -p vene-cli --example patching -- --plot patching.png   # also the picture
 //! cargo run --release -p vene-cli --example patching -- --model openai-community/gpt2 \
 //!     --base "The city of Paris is in the country of" --source "The city of Rome is in the country of"
 //! ```
 //!
 //! Without `--model` it runs offline on a seeded tiny GPT-2 it writes to a temporary folder.
+//! With `--plot PATH` (or the environment variable `VENE_PLOT=PATH`) it also draws the heat map
+//! to PATH (`.png` or `.svg`).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -40,6 +43,9 @@ struct Args {
     /// Component patched.
     #[arg(long, default_value = "block_output")]
     component: Component,
+    /// Also draw the heat map to this file (`.png` or `.svg`; default: $VENE_PLOT when set).
+    #[arg(long)]
+    plot: Option<std::path::PathBuf>,
     /// Device and precision (--device cpu|cuda[:N]|metal, --dtype f32|f16|bf16).
     #[command(flatten)]
     backend: BackendArgs,
@@ -177,6 +183,36 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
         .collect();
     let max = delta.iter().flatten().fold(0f32, |m, d| m.max(d.abs()));
     let mut heat = String::new();
+    let plot = args
+        .plot
+        .clone()
+        .or_else(|| std::env::var_os("VENE_PLOT").map(std::path::PathBuf::from));
+    let plot_note = match &plot {
+        Some(path) => {
+            let labels: Vec<String> = base_ids
+                .iter()
+                .zip(&source_ids)
+                .map(|(b, s)| {
+                    let (b, s) = (lm.token(*b), lm.token(*s));
+                    if b == s {
+                        b
+                    } else {
+                        format!("{}/{}", b.trim(), s.trim())
+                    }
+                })
+                .collect();
+            let layers: Vec<usize> = (0..delta.len()).collect();
+            let title = format!(
+                "Patching {}: base answer {}, source answer {}",
+                args.component,
+                lm.token(a).trim(),
+                lm.token(b).trim()
+            );
+            vene_cli::plots::plot_heat_map(&delta, &layers, &labels, &title, path)?;
+            format!("wrote {}\n", path.display())
+        }
+        None => String::new(),
+    };
     for (l, row) in delta.iter().enumerate() {
         let cells: String = row.iter().map(|d| shade(*d, max)).collect();
         heat += &format!("  layer {l:>2} |{cells}|\n");
@@ -185,7 +221,7 @@ fn run(args: &Args, model_dir: &str) -> Result<Report> {
         "base answer {}, source answer {}\nlogit difference (base answer - source answer): \
          base run {base_diff:+.3}, source run {source_diff:+.3}\n\
          change of the logit difference when {} at (layer, position) comes from the source:\n{}\
-         heat map (one column per position, ' .:+#' = |change| / {max:.3}):\n{heat}",
+         heat map (one column per position, ' .:+#' = |change| / {max:.3}):\n{heat}{plot_note}",
         table::token(&lm.token(a)),
         table::token(&lm.token(b)),
         args.component,
@@ -243,6 +279,29 @@ mod tests {
         assert!((last - source_diff).abs() < 1e-4, "{last} vs {source_diff}");
         assert!(report.text.contains("heat map"));
         assert_eq!(report.text.matches("  layer ").count(), layers);
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn plot_writes_the_heat_map_picture() {
+        let root = common::temp_root("patching-test-plot").unwrap();
+        let dir = common::offline::write_model(&root, 4).unwrap();
+        let path = root.join("heat.svg");
+        let args = Args::parse_from(["patching", "--plot", path.to_str().unwrap()]);
+        let report = run(&args, dir.to_str().unwrap()).unwrap();
+        assert!(report
+            .text
+            .ends_with(&format!("wrote {}\n", path.display())));
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        // A row per layer, a column per position labelled with its token.
+        for l in 0..common::offline::LAYERS {
+            assert!(texts.contains(&format!("layer {l}").as_str()));
+        }
+        assert!(
+            texts.contains(&"8") && texts.contains(&"Paris/Rome"),
+            "{svg}"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -1,7 +1,7 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
-//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `eval-sae`, `demo`; each returns
-//!   the text it prints.
+//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `eval-sae`, `dashboard`, `demo`;
+//!   each returns the text it prints.
 //! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
 //!   the examples.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
@@ -9,15 +9,19 @@
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
+//! - [`dashboard`]: static HTML pages of SAE latents (`vene dashboard`).
+//! - [`plots`]: pictures (PNG or SVG): feature density, patching heat map, training curves.
 //! - [`progress`]: progress bars on stderr (drawn only on a terminal).
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 pub mod backend;
 pub mod bos;
 pub mod commands;
+pub mod dashboard;
 pub mod demo;
 mod error;
 pub mod load;
+pub mod plots;
 pub mod progress;
 pub mod table;
 pub mod toy;

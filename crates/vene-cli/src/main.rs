@@ -1,7 +1,7 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
 use clap::{Parser, Subcommand};
-use vene_cli::commands::{demo, eval_sae, features, patch, steer, train_sae};
+use vene_cli::commands::{dashboard, demo, eval_sae, features, patch, steer, train_sae};
 
 /// Causal interventions on transformer internals, with SAEs (vene).
 #[derive(Debug, Parser)]
@@ -23,6 +23,8 @@ enum Command {
     TrainSae(train_sae::TrainSaeArgs),
     /// How good an SAE is inside its model: L0, reconstruction, loss recovered, KL, densities.
     EvalSae(eval_sae::EvalSaeArgs),
+    /// Static HTML pages of SAE latents: top-activating contexts, histogram, logit effects.
+    Dashboard(dashboard::DashboardArgs),
     /// Write a small model, an SAE and a corpus made on the spot, to try every command offline.
     Demo(demo::DemoArgs),
 }
@@ -38,6 +40,7 @@ fn main() {
         Command::Steer(a) => steer::run(a),
         Command::TrainSae(a) => train_sae::run(a),
         Command::EvalSae(a) => eval_sae::run(a),
+        Command::Dashboard(a) => dashboard::run(a),
         Command::Demo(a) => demo::run(a),
     };
     match result {

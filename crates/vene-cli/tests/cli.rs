@@ -486,7 +486,7 @@ fn demo_writes_a_model_an_sae_and_commands_that_run() {
         .skip(1)
         .map(|l| shell_words(l.trim()))
         .collect();
-    assert_eq!(commands.len(), 4, "{text}");
+    assert_eq!(commands.len(), 6, "{text}");
     std::fs::create_dir(tmp.path().join("cwd")).unwrap();
     for words in &commands {
         assert_eq!(words[0], "vene");
@@ -509,6 +509,16 @@ fn demo_writes_a_model_an_sae_and_commands_that_run() {
             "features" => assert_eq!(table_rows(&out).len(), 9, "{out}"),
             "steer" => assert!(out.contains("steered:"), "{out}"),
             "train-sae" => assert!(tmp.path().join("cwd/my-sae/cfg.json").is_file()),
+            "eval-sae" => assert!(out.contains("| loss recovered"), "{out}"),
+            "dashboard" => {
+                let latent = &words[words.iter().position(|w| w == "--latent").unwrap() + 1];
+                let dir = tmp.path().join("cwd/dashboard");
+                assert!(dir.join("index.html").is_file());
+                let page =
+                    std::fs::read_to_string(dir.join(format!("latent-{latent}.html"))).unwrap();
+                // The suggested latent fires on the Paris prompt's facts.
+                assert!(page.contains("class=\"tok max\""), "{page}");
+            }
             other => panic!("unexpected command {other}"),
         }
     }

@@ -44,6 +44,7 @@ fn an_exact_sae_recovers_all_the_loss_and_the_json_is_the_librarys_report() {
     let text = tmp.path().join("text.txt");
     std::fs::write(&text, TEXT).unwrap();
     let json = tmp.path().join("report.json");
+    let plot = tmp.path().join("density.svg");
     let m = model.to_str().unwrap();
     let out = vene(&[
         "eval-sae",
@@ -59,6 +60,8 @@ fn an_exact_sae_recovers_all_the_loss_and_the_json_is_the_librarys_report() {
         "2",
         "--json",
         json.to_str().unwrap(),
+        "--density-plot",
+        plot.to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -104,6 +107,11 @@ fn an_exact_sae_recovers_all_the_loss_and_the_json_is_the_librarys_report() {
         assert!((f(k) - lib_v).abs() < 1e-5, "{k}: {} vs {lib_v}", f(k));
     }
     let density: Vec<f64> = serde_json::from_value(report["latent_density"].clone()).unwrap();
+    // The histogram counts the dead latents apart (its title says how many).
+    let dead = lib.latent_density.iter().filter(|&&d| d == 0.0).count();
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..80]);
+    assert!(svg.contains(&format!("{dead} dead")), "no '{dead} dead' in the plot");
     assert_eq!(density.len(), lib.latent_density.len());
     for (a, b) in density.iter().zip(&lib.latent_density) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}"); // JSON keeps ~17 digits
@@ -131,6 +139,7 @@ fn eval_sae_refuses_bad_input_with_what_was_wrong() {
             "--dense-threshold",
         ),
         (vec!["--text", e, "--layer", "9"], "layer 9"),
+        (vec!["--text", e, "--density-plot", "d.gif"], "d.gif"),
     ] {
         let mut args = vec!["eval-sae", "--model", m, "--sae", s];
         args.extend(extra);

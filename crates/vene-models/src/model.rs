@@ -184,6 +184,25 @@ impl Model {
         &self.spec
     }
 
+    /// The unembedding, `[vocab_size, hidden_size]`: the LM head's weight (the token embedding
+    /// when the head is tied), in the model's dtype. Logits are `final_norm(x) @ unembedding^T`
+    /// (then the family's final softcap, if any). A direction `v` in the residual stream
+    /// "writes" `unembedding @ v` to the logits directly (TransformerLens's `v @ W_U`, without
+    /// the final norm).
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene_models::Model;
+    /// let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/pyvene/tiny-gpt2");
+    /// let model = Model::from_dir(dir, DType::F32, &Device::Cpu)?;
+    /// let w_u = model.unembedding();
+    /// assert_eq!(w_u.dims(), &[model.spec().vocab_size, model.spec().hidden_size]);
+    /// # Ok::<(), vene_models::ModelError>(())
+    /// ```
+    pub fn unembedding(&self) -> &Tensor {
+        &self.lm_head
+    }
+
     /// The same model with every weight mapped by `f` (which must keep shapes), on `device`.
     fn map(&self, f: &dyn Fn(&Tensor) -> Result<Tensor>, device: &Device) -> Result<Model> {
         let embed = f(&self.embed)?;

@@ -52,7 +52,8 @@ pub fn run(args: &DemoArgs) -> Result<String> {
          vene patch     --model {model} --base \"{PARIS}\" --source \"The city of Tokyo is in the country of\"\n  \
          vene steer     --model {model} --sae {sae} --latent {latent} --scale 8 --prompt \"The city of Rome\"\n  \
          vene eval-sae  --model {model} --sae {sae} --text {corpus}\n  \
-         vene train-sae --model {model} --layer 1 --data {corpus} --out my-sae\n"
+         vene train-sae --model {model} --layer 1 --data {corpus} --out my-sae\n  \
+         vene dashboard --model {model} --sae {sae} --latent {latent} --text {corpus} --out dashboard\n"
     ));
     Ok(text)
 }

@@ -47,6 +47,10 @@ pub struct EvalSaeArgs {
     /// Also write the report (with every latent's firing density) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Also draw the feature-density histogram (log10 firing frequency of every latent, dead
+    /// latents counted apart, as SAELens shows it) to this PNG or SVG file.
+    #[arg(long)]
+    pub density_plot: Option<PathBuf>,
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -65,6 +69,9 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     }
     if !(args.dense_threshold >= 0.0 && args.dense_threshold <= 1.0) {
         return Err(CliError::invalid("--dense-threshold must be within [0, 1]"));
+    }
+    if let Some(path) = &args.density_plot {
+        crate::plots::PlotFormat::from_path(path)?;
     }
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
@@ -101,6 +108,9 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
         let json = serde_json::to_vec_pretty(&report)
             .map_err(|e| CliError::invalid(format!("cannot write the report as JSON: {e}")))?;
         vene::autoencoder::atomic::write_file(path, &json).map_err(CliError::io(path))?;
+    }
+    if let Some(path) = &args.density_plot {
+        crate::plots::plot_feature_density(&report.latent_density, path)?;
     }
     Ok(render(&report, where_, &args.sae))
 }

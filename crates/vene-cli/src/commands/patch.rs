@@ -56,6 +56,10 @@ pub struct PatchArgs {
     /// Logit changes shown (single layer, single position, single pair).
     #[arg(long, default_value_t = 5)]
     pub top_k: usize,
+    /// With `--position all`: also draw the heat map to this file (`.png` or `.svg`); with
+    /// `--pairs`, the mean heat map (pairs of one length).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
     /// Device and precision.
     #[command(flatten)]
     pub backend: BackendArgs,
@@ -259,6 +263,14 @@ pub fn run(args: &PatchArgs) -> Result<String> {
         return Err(CliError::invalid("--top-k must be at least 1"));
     }
     let position = parse_position(&args.position)?;
+    if let Some(path) = &args.plot {
+        if position != PositionSpec::All {
+            return Err(CliError::invalid(
+                "--plot draws the heat map of --position all; add --position all",
+            ));
+        }
+        crate::plots::PlotFormat::from_path(path)?;
+    }
     let pairs_text = args.pairs.as_deref().map(read_pairs).transpose()?;
     let lm = load::model(&args.model, &args.backend.open()?)?
         .with_prepend_bos(args.bos.resolve(None))?;
@@ -283,7 +295,9 @@ pub fn run(args: &PatchArgs) -> Result<String> {
                 pairs.push((*line, pair));
             }
             match position {
-                PositionSpec::All => heat_maps_of_pairs(&lm, target, &layers, &pairs),
+                PositionSpec::All => {
+                    heat_maps_of_pairs(&lm, target, &layers, &pairs, args.plot.as_deref())
+                }
                 PositionSpec::Pair(s, b) => pair_table(&lm, target, &layers, &pairs, (s, b)),
             }
         }
@@ -296,10 +310,24 @@ pub fn run(args: &PatchArgs) -> Result<String> {
             match position {
                 PositionSpec::All => {
                     let map = heat_map(&lm, target, &layers, &pair)?;
-                    Ok(heat_map_title(&lm, target, &pair)
+                    let mut text = heat_map_title(&lm, target, &pair)
                         + &render_heat_map_with(&layers, &map, |p| {
                             format!("{p} {}", token_pair(&lm, &pair, (p, p)))
-                        }))
+                        });
+                    if let Some(path) = &args.plot {
+                        let tokens: Vec<String> = (0..map.first().map_or(0, Vec::len))
+                            .map(|p| plain_token_pair(&lm, &pair, p))
+                            .collect();
+                        let title = format!(
+                            "Patching {}: base top {}, source top {}",
+                            target.describe(),
+                            lm.token(pair.base_top).trim(),
+                            lm.token(pair.source_top).trim()
+                        );
+                        crate::plots::plot_heat_map(&map, &layers, &tokens, &title, path)?;
+                        text += &format!("wrote {}\n", path.display());
+                    }
+                    Ok(text)
                 }
                 PositionSpec::Pair(s, b) => {
                     let pos = pair.positions((s, b))?;
@@ -334,6 +362,17 @@ fn token_pair(lm: &LoadedModel, pair: &Pair, (s, b): (usize, usize)) -> String {
         bt
     } else {
         format!("{bt}/{st}")
+    }
+}
+
+/// The text of position `p` for a picture: the base's token, `base/source` when they differ.
+fn plain_token_pair(lm: &LoadedModel, pair: &Pair, p: usize) -> String {
+    let get = |ids: &[u32]| ids.get(p).map(|&id| lm.token(id)).unwrap_or_default();
+    let (b, s) = (get(&pair.base_ids), get(&pair.source_ids));
+    if b == s {
+        b
+    } else {
+        format!("{}/{}", b.trim(), s.trim())
     }
 }
 
@@ -544,6 +583,7 @@ fn heat_maps_of_pairs(
     target: Target,
     layers: &[usize],
     pairs: &[(usize, Pair)],
+    plot: Option<&std::path::Path>,
 ) -> Result<String> {
     let mut out = String::new();
     let mut maps = Vec::with_capacity(pairs.len());
@@ -571,8 +611,24 @@ fn heat_maps_of_pairs(
             .collect();
         out += &format!("mean over {} pairs (columns: position)\n", pairs.len());
         out += &render_heat_map(layers, &mean);
+        if let Some(path) = plot {
+            let tokens = vec![String::new(); n];
+            let title = format!(
+                "Patching {}: mean over {} pairs",
+                target.describe(),
+                pairs.len()
+            );
+            crate::plots::plot_heat_map(&mean, layers, &tokens, &title, path)?;
+            out += &format!("wrote {}\n", path.display());
+        }
     } else {
         out += "no mean heat map: the pairs have different lengths\n";
+        if let Some(path) = plot {
+            return Err(CliError::invalid(format!(
+                "--plot {}: no mean heat map to draw, the pairs have different lengths",
+                path.display()
+            )));
+        }
     }
     Ok(out)
 }

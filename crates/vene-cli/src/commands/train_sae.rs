@@ -2,11 +2,10 @@
 //! in SAELens's layout.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, IsTerminal};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::{
@@ -16,6 +15,7 @@ use vene::hooks::Component;
 use vene::models::{LanguageModel, Model};
 
 use crate::backend::BackendArgs;
+use crate::plots::TrainRecord;
 use crate::{load, toy, CliError, Result};
 
 /// Arguments of `vene train-sae`.
@@ -59,6 +59,14 @@ pub struct TrainSaeArgs {
     /// Seed of the init and of the batches.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write the metrics of every logged step (about 100 per run) to this file, one JSON
+    /// object per line: step, loss, mse, l1, l0, explained_variance, dead_fraction, lr.
+    #[arg(long)]
+    pub metrics: Option<PathBuf>,
+    /// Draw the training curves (loss and MSE, L1, L0, explained variance and dead fraction
+    /// by step) to this file (`.png` or `.svg`).
+    #[arg(long)]
+    pub curves: Option<PathBuf>,
     /// Replace an earlier SAE in `--out` (by default a folder with files is left alone and
     /// the command fails before training).
     #[arg(long)]
@@ -151,20 +159,6 @@ pub fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Res
     }
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal (hidden in pipes and
-/// tests, so their output stays clean).
-fn progress_bar(len: u64, template: &str) -> ProgressBar {
-    let target = if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let bar = ProgressBar::with_draw_target(Some(len), target);
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
 
 /// What [`collect`] gathered: the activations `[n, width]` and how they were cut.
 struct Collected {
@@ -187,7 +181,7 @@ fn collect(
 ) -> Result<Collected> {
     let file = std::fs::File::open(path).map_err(CliError::io(path))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = progress_bar(size, "{bar:30} {bytes}/{total_bytes} collecting {msg}");
+    let bar = crate::progress::bar(size, "{bar:30} {bytes}/{total_bytes} collecting {msg}");
     let (mut parts, mut rows, mut lines, mut chunks) = (Vec::new(), 0usize, 0usize, 0usize);
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(CliError::io(path))?;
@@ -374,6 +368,9 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     }
     // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
+    if let Some(path) = &args.curves {
+        crate::plots::PlotFormat::from_path(path)?;
+    }
     if args.component.is_head() {
         return Err(CliError::invalid(format!(
             "--component {}: train-sae collects whole positions; use the component the head \
@@ -439,7 +436,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         log_every: (args.steps / 100).max(1),
         ..Default::default()
     };
-    let bar = progress_bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
+    let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let rows = args.batch_size;
     let device = acts.device().clone();
@@ -448,7 +445,9 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
         Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
     });
+    let mut records: Vec<TrainRecord> = Vec::new();
     let last = train(&ae, batches, &cfg, |p| {
+        records.push(TrainRecord::from(p));
         bar.set_position(p.step as u64);
         bar.set_message(format!(
             "mse {:.4} L0 {:.1} EV {:.3}",
@@ -469,10 +468,24 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         args.bos.resolve(None),
         args.overwrite,
     )?;
+    let mut wrote = String::new();
+    if let Some(path) = &args.metrics {
+        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
+        vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
+        wrote += &format!(
+            "wrote {} ({} steps logged)\n",
+            path.display(),
+            records.len()
+        );
+    }
+    if let Some(path) = &args.curves {
+        crate::plots::plot_training_curves(&records, path)?;
+        wrote += &format!("wrote {}\n", path.display());
+    }
     Ok(format!(
         "trained on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
          {chunk} tokens), {} latents, {} steps\n\
-         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n",
+         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n{wrote}",
         ae.latent_dim(),
         last.step,
         metrics::mse(&acts, &recon)?,
