@@ -1,12 +1,14 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
-//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `demo`; each returns the text it
+//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `demo`, `sae-releases`; each returns the text it
 //!   prints.
 //! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
 //!   the examples.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
 //! - [`bos`]: `--prepend-bos` / `--no-prepend-bos`, shared by the commands that tokenize.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
+//! - [`sae_args`]: `--sae` or `--sae-release` / `--sae-id`, shared by the commands that read an
+//!   SAE.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
@@ -17,6 +19,7 @@ pub mod commands;
 pub mod demo;
 mod error;
 pub mod load;
+pub mod sae_args;
 pub mod table;
 pub mod toy;
 

@@ -1,7 +1,7 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
 use clap::{Parser, Subcommand};
-use vene_cli::commands::{demo, features, patch, steer, train_sae};
+use vene_cli::commands::{demo, features, patch, sae_releases, steer, train_sae};
 
 /// Causal interventions on transformer internals, with SAEs (vene).
 #[derive(Debug, Parser)]
@@ -23,6 +23,8 @@ enum Command {
     TrainSae(train_sae::TrainSaeArgs),
     /// Write a small model, an SAE and a corpus made on the spot, to try every command offline.
     Demo(demo::DemoArgs),
+    /// List the pretrained SAE releases (--sae-release), or one release's SAE ids.
+    SaeReleases(sae_releases::SaeReleasesArgs),
 }
 
 fn main() {
@@ -36,6 +38,7 @@ fn main() {
         Command::Steer(a) => steer::run(a),
         Command::TrainSae(a) => train_sae::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::SaeReleases(a) => sae_releases::run(a),
     };
     match result {
         Ok(text) => print!("{text}"),

@@ -4,6 +4,7 @@ pub mod demo;
 pub mod features;
 pub mod patch;
 pub mod patch_args;
+pub mod sae_releases;
 pub mod steer;
 pub mod train_sae;
 
