@@ -530,26 +530,34 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// Up to three of `candidates` nearest to `query`: those containing it (or contained in it),
-/// then those within a third of its length in edit distance, nearest first.
+/// Up to three of `candidates` nearest to `query`: first those containing it (or contained in
+/// it), then those holding every part of it (split at `-`, `_`, `/`, `.`), then those within a
+/// third of its length in edit distance; nearest first in each group.
 fn closest<'a>(query: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
     let q = query.to_lowercase();
+    let parts: Vec<&str> = q
+        .split(['-', '_', '/', '.'])
+        .filter(|p| !p.is_empty())
+        .collect();
     let budget = (query.chars().count() / 3).max(2);
-    let mut scored: Vec<(usize, &str)> = candidates
+    let mut scored: Vec<(u8, usize, &str)> = candidates
         .filter_map(|c| {
             let lc = c.to_lowercase();
-            if !q.is_empty() && (lc.contains(&q) || q.contains(&lc)) {
-                return Some((0, c));
-            }
             let d = edit_distance(&q, &lc);
-            (d <= budget).then_some((d, c))
+            if !q.is_empty() && (lc.contains(&q) || q.contains(&lc)) {
+                Some((0, d, c))
+            } else if !parts.is_empty() && parts.iter().all(|p| lc.contains(p)) {
+                Some((1, d, c))
+            } else {
+                (d <= budget).then_some((2, d, c))
+            }
         })
         .collect();
     scored.sort();
     scored
         .into_iter()
         .take(3)
-        .map(|(_, c)| c.to_string())
+        .map(|(_, _, c)| c.to_string())
         .collect()
 }
 
