@@ -121,9 +121,9 @@ pub enum AutoencoderError {
         id: String,
         /// The release's ids nearest to it (at most a few).
         closest: Vec<String>,
-        /// The valid ids: all of them for a small release, else their number, examples and
-        /// where to list them.
-        valid: String,
+        /// The valid ids, in words: all of them for a small release, else their number,
+        /// examples and where to list them (boxed: keeps this error type small).
+        valid: Box<str>,
     },
     /// A pretrained-SAE registry file that cannot be used (invalid JSON, unknown format, a
     /// duplicate release or id).

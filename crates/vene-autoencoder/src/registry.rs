@@ -116,7 +116,7 @@ impl SaeRelease {
             release: self.name.clone(),
             id: id.to_string(),
             closest: closest(id, ids.iter().copied()),
-            valid,
+            valid: valid.into(),
         })
     }
 
