@@ -19,6 +19,7 @@
 //!   `Pyvene`, `LlamaScope`); `model`: the hub id of the model the SAEs read.
 //! - `saes`: each an id (the path in the repo is the id) or `{"id", "path", "hook", "layer"}`
 //!   with every key but `id` optional.
+//! - `notes` (optional): what a user should know before applying the SAEs.
 //! - `hook`: the TransformerLens hook name of the release's SAEs, `{id}` and `{layer}` filled
 //!   in per SAE (the layer: the SAE's `layer`, else `blocks.N` / `layers.N` / `layer_N` in its
 //!   id or path). An SAE's own `hook` wins.
@@ -71,6 +72,9 @@ pub struct SaeRelease {
     pub format: SaeFormat,
     /// The hook name template (`{id}`, `{layer}` placeholders), when the registry gives one.
     pub hook: Option<String>,
+    /// What a user should know before applying its SAEs (e.g. activations the SAEs were
+    /// trained on that a Hugging Face model does not reproduce exactly).
+    pub notes: Option<String>,
     /// Its SAEs, in the registry's order.
     pub saes: Vec<PretrainedSae>,
 }
@@ -188,6 +192,8 @@ struct RawRelease {
     format: String,
     #[serde(default)]
     hook: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
     saes: Vec<RawSae>,
 }
 
@@ -315,6 +321,7 @@ impl SaeRelease {
             model: raw.model,
             format,
             hook: raw.hook,
+            notes: raw.notes,
             saes,
         })
     }

@@ -192,6 +192,8 @@ fn registry_facts_match_saelens() {
     let count = |name: &str| reg.release(name).unwrap().saes.len();
     for (name, n) in [
         ("gpt2-small-res-jb", 13),
+        ("gpt2-small-res-jb-feature-splitting", 8),
+        ("gemma-2b-res-jb", 5),
         ("gemma-scope-2b-pt-res", 316),
         ("gemma-scope-2b-pt-res-canonical", 58),
         ("gemma-scope-2b-pt-mlp-canonical", 52),
@@ -219,6 +221,27 @@ fn registry_facts_match_saelens() {
     assert_eq!(r.model, "meta-llama/Llama-3.1-8B");
     assert_eq!(s.path, "Llama3_1-8B-Base-L31A-32x");
     assert_eq!(s.hook_name.as_deref(), Some("blocks.31.hook_attn_out"));
+    let (r, s) = reg
+        .resolve(
+            "gpt2-small-res-jb-feature-splitting",
+            "blocks.8.hook_resid_pre_1536",
+        )
+        .unwrap();
+    assert_eq!(
+        r.repo_id,
+        "jbloom/GPT2-Small-Feature-Splitting-Experiment-Layer-8"
+    );
+    assert_eq!(
+        (s.hook_name.as_deref(), s.layer),
+        (Some("blocks.8.hook_resid_pre"), Some(8))
+    );
+    let (_, s) = reg
+        .resolve("gemma-2b-res-jb", "blocks.6.hook_resid_post")
+        .unwrap();
+    assert_eq!(
+        s.path,
+        "gemma_2b_blocks.6.hook_resid_post_16384_anthropic_fast_lr"
+    );
     let (_, s) = reg
         .resolve("gemma-scope-2b-pt-res", "embedding/width_4k/average_l0_6")
         .unwrap();

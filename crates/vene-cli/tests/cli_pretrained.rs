@@ -345,6 +345,9 @@ fn sae_releases_lists_releases_and_one_release_s_ids() {
             "layer_5/width_16k/average_l0_68"
         ]
     );
+    let jb = stdout(&vene(&["sae-releases", "gpt2-small-res-jb"], cache, &[]));
+    assert!(jb.contains("saes:   13\nnotes:  trained on TransformerLens activations with center_writing_weights=True"), "{jb}");
+    assert!(!one.contains("notes:"), "{one}");
     let err = failure(&vene(&["sae-releases", "pythia-70m-res"], cache, &[]), 1);
     assert!(
         err.contains("did you mean `pythia-70m-deduped-res-sm`"),

@@ -75,8 +75,13 @@ fn show(r: &SaeRelease) -> String {
             ]
         })
         .collect();
+    let notes = r
+        .notes
+        .as_ref()
+        .map(|n| format!("notes:  {n}\n"))
+        .unwrap_or_default();
     format!(
-        "release: {}\nrepo:   {}\nmodel:  {}\nformat: {:?}\nsaes:   {}\n",
+        "release: {}\nrepo:   {}\nmodel:  {}\nformat: {:?}\nsaes:   {}\n{notes}",
         r.name,
         r.repo_id,
         r.model,
