@@ -49,7 +49,14 @@ fn snapshot(cache: &Path, repo_id: &str, path_in_repo: &str) -> PathBuf {
 
 /// Writes a tiny SAE (`d_in`, `d_sae`) in `format` into `dir`; `hook` goes where the format
 /// keeps a hook name (Llama Scope's hyperparams), SAELens's cfg names none (as older configs).
-fn write_sae(dir: &Path, format: SaeFormat, d_in: usize, d_sae: usize, hook: Option<&str>) {
+/// Returns the widths written (the dictionary_learning fixture has its own).
+fn write_sae(
+    dir: &Path,
+    format: SaeFormat,
+    d_in: usize,
+    d_sae: usize,
+    hook: Option<&str>,
+) -> (usize, usize) {
     match format {
         SaeFormat::SaeLens => {
             write_json(
@@ -109,8 +116,23 @@ fn write_sae(dir: &Path, format: SaeFormat, d_in: usize, d_sae: usize, hook: Opt
                 ],
             );
         }
+        SaeFormat::DictionaryLearning => {
+            // The fixture's torch pickle (d_in 6, d_sae 10), its config moved to `layer`.
+            let fixture = vene_testutil::fixtures().join("sae/dictionary_learning");
+            std::fs::copy(fixture.join("ae.pt"), dir.join("ae.pt")).unwrap();
+            let layer = hook.and_then(|h| h.split('.').nth(1)).unwrap_or("0");
+            let mut cfg: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(fixture.join("config.json")).unwrap(),
+            )
+            .unwrap();
+            cfg["trainer"]["layer"] = layer.parse::<usize>().unwrap().into();
+            cfg["trainer"]["submodule_name"] = format!("resid_post_layer_{layer}").into();
+            write_json(&dir.join("config.json"), cfg);
+            return (6, 10);
+        }
         other => panic!("no writer for {other:?}"),
     }
+    (d_in, d_sae)
 }
 
 fn offline(cache: &Path) -> HubOptions {
@@ -124,9 +146,8 @@ fn offline(cache: &Path) -> HubOptions {
 /// Checks that `id` of `r` loads from `cache` with the registry's site.
 fn check_loads(reg: &SaeRegistry, r: &SaeRelease, id: &str, cache: &Path) {
     let sae = r.sae(id).unwrap();
-    let (d_in, d_sae) = (3, 5);
     let dir = snapshot(cache, &r.repo_id, &sae.path);
-    write_sae(&dir, r.format, d_in, d_sae, sae.hook_name.as_deref());
+    let (d_in, d_sae) = write_sae(&dir, r.format, 3, 5, sae.hook_name.as_deref());
     let loaded = reg
         .load(&r.name, id, &offline(cache))
         .unwrap_or_else(|e| panic!("{} {id}: {e}", r.name));
@@ -139,7 +160,20 @@ fn check_loads(reg: &SaeRegistry, r: &SaeRelease, id: &str, cache: &Path) {
         loaded.weights_path
     );
     assert_eq!(loaded.layer, sae.layer, "{what}");
-    if r.format == SaeFormat::Sparsify {
+    if r.format == SaeFormat::DictionaryLearning {
+        // dictionary_learning's config names its submodule (`resid_post_layer_N`).
+        let l = sae.layer.unwrap();
+        assert_eq!(
+            loaded.hook_name,
+            Some(format!("resid_post_layer_{l}")),
+            "{what}"
+        );
+        assert_eq!(
+            sae.hook_name,
+            Some(format!("blocks.{l}.hook_resid_post")),
+            "{what}"
+        );
+    } else if r.format == SaeFormat::Sparsify {
         // sparsify's folder is the hookpoint (`layers.N`), the same site as the registry's.
         assert_eq!(
             loaded.hook_name.as_deref(),

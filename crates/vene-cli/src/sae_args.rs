@@ -72,7 +72,8 @@ impl SaeArgs {
     /// Loads the SAE: `--sae` as [`load::sae`] does; a release and id from the registry (the
     /// built-in one plus `$VENE_SAE_REGISTRY`) through the hub cache (`HF_HUB_CACHE`,
     /// `HF_HOME`, `HF_HUB_OFFLINE`), with the hook point and layer the registry knows when
-    /// the files do not say them.
+    /// the files do not name one vene reads ([`vene::hooks::site_from_name`]; e.g.
+    /// dictionary_learning's `resid_post_layer_12`).
     pub fn load(&self) -> Result<LoadedSae> {
         self.load_with(&HubOptions::default())
     }
@@ -81,8 +82,7 @@ impl SaeArgs {
     pub fn load_with(&self, opts: &HubOptions) -> Result<LoadedSae> {
         match (&self.sae, &self.sae_release, &self.sae_id) {
             (Some(p), None, None) => load::sae(p),
-            (None, Some(r), Some(i)) => SaeRegistry::from_env()
-                .and_then(|reg| reg.load(r, i, opts))
+            (None, Some(r), Some(i)) => pretrained(r, i, opts)
                 .map_err(|e| CliError::invalid(format!("--sae-release {r} --sae-id {i}: {e}"))),
             (Some(_), _, _) => Err(CliError::invalid(
                 "pass either --sae or --sae-release with --sae-id, not both",
@@ -92,4 +92,18 @@ impl SaeArgs {
             )),
         }
     }
+}
+
+/// The SAE `id` of `release`, with the registry's hook point when the files name none that
+/// [`vene::hooks::site_from_name`] reads.
+fn pretrained(release: &str, id: &str, opts: &HubOptions) -> vene::autoencoder::Result<LoadedSae> {
+    let reg = SaeRegistry::from_env()?;
+    let mut sae = reg.load(release, id, opts)?;
+    let (_, entry) = reg.resolve(release, id)?;
+    let readable = |h: Option<&str>| h.and_then(vene::hooks::site_from_name).is_some();
+    if !readable(sae.hook_name.as_deref()) && readable(entry.hook_name.as_deref()) {
+        sae.hook_name = entry.hook_name.clone();
+        sae.layer = entry.layer.or(sae.layer);
+    }
+    Ok(sae)
 }

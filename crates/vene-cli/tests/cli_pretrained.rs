@@ -227,6 +227,41 @@ fn features_and_steer_load_an_sae_by_release_and_id_at_the_registry_site() {
 }
 
 #[test]
+fn the_registry_site_replaces_a_hook_name_vene_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let m = model.to_str().unwrap();
+    let cache = tmp.path().join("hub");
+    let dir = snapshot(&cache, "me/saes", "run-1");
+    saelens(&dir);
+    // The cfg names a hook vene does not read (dictionary_learning style).
+    let cfg = serde_json::json!({"d_in": 16, "d_sae": 8, "architecture": "standard",
+        "hook_name": "resid_post_layer_0"});
+    std::fs::write(dir.join("cfg.json"), cfg.to_string()).unwrap();
+    let extra = tmp.path().join("extra.json");
+    let reg = serde_json::json!({"format_version": 1, "releases": [{"name": "mine",
+        "repo_id": "me/saes", "model": "openai-community/gpt2", "format": "SaeLens",
+        "saes": [{"id": "a", "path": "run-1", "hook": "blocks.1.hook_mlp_out"}]}]});
+    std::fs::write(&extra, reg.to_string()).unwrap();
+    let o = vene(
+        &[
+            "features",
+            "--model",
+            m,
+            "--sae-release",
+            "mine",
+            "--sae-id",
+            "a",
+            "--prompt",
+            "the cat",
+        ],
+        &cache,
+        &[("VENE_SAE_REGISTRY", extra.to_str().unwrap())],
+    );
+    assert!(stdout(&o).starts_with("SAE latents at layer 1 mlp_output (8 latents)"));
+}
+
+#[test]
 fn sae_flag_errors_name_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
     let model = model_dir(tmp.path());
