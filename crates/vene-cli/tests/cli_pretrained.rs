@@ -302,6 +302,27 @@ fn sae_flag_errors_name_what_is_wrong() {
         "{err}"
     );
     assert!(err.contains("vene sae-releases"), "{err}");
+    // The SAE is checked before the model is loaded (or downloaded).
+    let o = vene(
+        &[
+            "features",
+            "--model",
+            "/no/such/model",
+            "--prompt",
+            "the",
+            "--sae-release",
+            "nope",
+            "--sae-id",
+            "x",
+        ],
+        &cache,
+        &[],
+    );
+    let err = failure(&o, 1);
+    assert!(
+        err.contains("unknown SAE release `nope`") && !err.contains("/no/such/model"),
+        "{err}"
+    );
     // Known id, not in the offline cache: the release, id, repo and cache folder are named.
     let err = failure(
         &features(&[

@@ -42,8 +42,9 @@ pub fn run(args: &FeaturesArgs) -> Result<String> {
         return Err(CliError::invalid("--top-k must be at least 1"));
     }
     let backend = args.backend.open()?;
-    let lm = load::model(&args.model, &backend)?;
+    // The SAE first: a wrong release or id is reported before a model download.
     let sae = args.sae.load()?;
+    let lm = load::model(&args.model, &backend)?;
     let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     let (layer, component) = (site.layer, site.component);
