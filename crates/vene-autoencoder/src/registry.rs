@@ -432,6 +432,36 @@ impl SaeRegistry {
         Ok((r, r.sae(id)?))
     }
 
+    /// The release and SAE whose files are `path_in_repo` of the hub repo `repo_id`, when the
+    /// registry lists them (the first such release; a canonical id and its `average_l0`
+    /// folder share the site). What a hub path such as
+    /// `google/gemma-scope-2b-pt-mlp/layer_3/width_16k/average_l0_195` can learn from the
+    /// registry.
+    ///
+    /// ```
+    /// use vene_autoencoder::SaeRegistry;
+    ///
+    /// let reg = SaeRegistry::builtin()?;
+    /// let (r, sae) = reg
+    ///     .find_by_path("google/gemma-scope-2b-pt-mlp", "layer_3/width_16k/average_l0_195/")
+    ///     .unwrap();
+    /// assert_eq!(r.name, "gemma-scope-2b-pt-mlp");
+    /// assert_eq!(sae.hook_name.as_deref(), Some("blocks.3.hook_mlp_out"));
+    /// assert!(reg.find_by_path("google/gemma-scope-2b-pt-mlp", "layer_3").is_none());
+    /// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+    /// ```
+    pub fn find_by_path(
+        &self,
+        repo_id: &str,
+        path_in_repo: &str,
+    ) -> Option<(&SaeRelease, &PretrainedSae)> {
+        let path = path_in_repo.trim_matches('/');
+        self.releases
+            .iter()
+            .filter(|r| r.repo_id == repo_id)
+            .find_map(|r| r.saes.iter().find(|s| s.path == path).map(|s| (r, s)))
+    }
+
     /// Loads the SAE `id` of `release` from the hub (cache first; see
     /// [`crate::load_sae_from_hub`] for the cache folder, offline mode and downloads), in the
     /// release's format. When the files do not name the hook point (Gemma Scope's

@@ -1,7 +1,7 @@
 //! `--sae <path-or-hub-path>` or `--sae-release R --sae-id I`: the SAE a command applies,
 //! shared by the commands that read one (flatten [`SaeArgs`] into their arguments).
 
-use vene::autoencoder::{HubOptions, LoadedSae, SaeRegistry};
+use vene::autoencoder::{HubOptions, LoadedSae, PretrainedSae, SaeRegistry};
 
 use crate::{load, CliError, Result};
 
@@ -100,10 +100,16 @@ fn pretrained(release: &str, id: &str, opts: &HubOptions) -> vene::autoencoder::
     let reg = SaeRegistry::from_env()?;
     let mut sae = reg.load(release, id, opts)?;
     let (_, entry) = reg.resolve(release, id)?;
+    take_registry_site(&mut sae, entry);
+    Ok(sae)
+}
+
+/// Sets `sae`'s hook point and layer to the registry's `entry` when its files name no hook
+/// point that [`vene::hooks::site_from_name`] reads and the registry's is one.
+pub fn take_registry_site(sae: &mut LoadedSae, entry: &PretrainedSae) {
     let readable = |h: Option<&str>| h.and_then(vene::hooks::site_from_name).is_some();
     if !readable(sae.hook_name.as_deref()) && readable(entry.hook_name.as_deref()) {
         sae.hook_name = entry.hook_name.clone();
         sae.layer = entry.layer.or(sae.layer);
     }
-    Ok(sae)
 }

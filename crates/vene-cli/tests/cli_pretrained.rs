@@ -192,6 +192,25 @@ fn features_and_steer_load_an_sae_by_release_and_id_at_the_registry_site() {
             &[],
         ));
         assert_eq!(by_release, by_path, "{release}");
+        // The hub path of the same files gets the registry's site too.
+        let hub_path = match release {
+            "gpt2-small-res-jb" => format!("jbloom/GPT2-Small-SAEs-Reformatted/{id}"),
+            _ => "google/gemma-scope-2b-pt-res/layer_1/width_16k/average_l0_102".to_string(),
+        };
+        let by_hub_path = stdout(&vene(
+            &[
+                "features",
+                "--model",
+                m,
+                "--sae",
+                &hub_path,
+                "--prompt",
+                "the cat sat",
+            ],
+            &cache,
+            &[],
+        ));
+        assert_eq!(by_release, by_hub_path, "{hub_path}");
         // steer takes the same flags.
         let steer = |sae: &[&str]| {
             let mut a = vec![
