@@ -99,6 +99,41 @@ pub enum AutoencoderError {
     /// A file absent from the Hugging Face cache or hub.
     #[error("hub: {0}")]
     Hub(String),
+    /// A pretrained-SAE release the registry does not know.
+    #[error(
+        "unknown SAE release `{name}`{}; {count} releases are known: list them with `vene sae-releases` (pretrained_releases())",
+        did_you_mean(.closest)
+    )]
+    UnknownRelease {
+        /// The release asked for.
+        name: String,
+        /// The known releases nearest to it (at most a few).
+        closest: Vec<String>,
+        /// How many releases are known.
+        count: usize,
+    },
+    /// An SAE id that a release does not have.
+    #[error("release `{release}` has no SAE id `{id}`{}; {valid}", did_you_mean(.closest))]
+    UnknownSaeId {
+        /// The release.
+        release: String,
+        /// The id asked for.
+        id: String,
+        /// The release's ids nearest to it (at most a few).
+        closest: Vec<String>,
+        /// The valid ids, in words: all of them for a small release, else their number,
+        /// examples and where to list them (boxed: keeps this error type small).
+        valid: Box<str>,
+    },
+    /// A pretrained-SAE registry file that cannot be used (invalid JSON, unknown format, a
+    /// duplicate release or id).
+    #[error("SAE registry {origin}: {message}")]
+    Registry {
+        /// The registry file (or `built-in`).
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// An I/O error on a file.
     #[error("{path}: {source}")]
     Io {
@@ -128,6 +163,15 @@ impl AutoencoderError {
             message: message.to_string(),
         }
     }
+}
+
+/// `; did you mean `a`, `b`?` for a non-empty list of suggestions, else nothing.
+fn did_you_mean(closest: &[String]) -> String {
+    if closest.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = closest.iter().map(|c| format!("`{c}`")).collect();
+    format!("; did you mean {}?", names.join(", "))
 }
 
 /// Result with [`AutoencoderError`].

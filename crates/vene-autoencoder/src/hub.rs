@@ -76,6 +76,21 @@ pub(crate) fn load_sae_from_hub_with_env(
     opts: &HubOptions,
     env: &HubEnv,
 ) -> Result<LoadedSae> {
+    load_sae_with(
+        hub_local_path(repo_id, path_in_repo, opts, env)?,
+        &opts.load,
+    )
+}
+
+/// The local path of `path_in_repo` (file or folder) of the model repo `repo_id`: from the
+/// cache when it holds the path, else (unless offline) downloaded into it first, every repo
+/// file under the path.
+pub(crate) fn hub_local_path(
+    repo_id: &str,
+    path_in_repo: &str,
+    opts: &HubOptions,
+    env: &HubEnv,
+) -> Result<PathBuf> {
     let cache_dir = match opts.cache_dir.clone().or_else(|| env.cache_dir.clone()) {
         Some(d) => d,
         None => {
@@ -86,7 +101,7 @@ pub(crate) fn load_sae_from_hub_with_env(
     };
     let path_in_repo = path_in_repo.trim_matches('/');
     if let Some(p) = cached_path(&cache_dir, repo_id, &opts.revision, path_in_repo) {
-        return load_sae_with(p, &opts.load);
+        return Ok(p);
     }
     if opts.offline || env.offline {
         return Err(AutoencoderError::Hub(format!(
@@ -139,9 +154,9 @@ pub(crate) fn load_sae_from_hub_with_env(
     }
     // The files now sit in the snapshot; load the path (file or folder) from there.
     match cached_path(&cache_dir, repo_id, &opts.revision, path_in_repo) {
-        Some(p) => load_sae_with(p, &opts.load),
+        Some(p) => Ok(p),
         None => match last {
-            Some(p) if !path_in_repo.is_empty() => load_sae_with(p, &opts.load),
+            Some(p) if !path_in_repo.is_empty() => Ok(p),
             _ => Err(AutoencoderError::Hub(format!(
                 "downloaded `{path_in_repo}` of `{repo_id}` but cannot find it in the cache {}; {OFFLINE_HINT}",
                 cache_dir.display()

@@ -4,7 +4,9 @@
 //! - [`AutoencoderLayer`] (pyvene's, trainable), [`JumpReLUAutoencoder`] (Gemma Scope),
 //!   [`TopKAutoencoder`] (sparsify), [`ReluAutoencoder`] (SAELens standard).
 //! - [`load_sae`]: one entry point for SAELens, Gemma Scope, sparsify, dictionary_learning and
-//!   pyvene files; [`load_sae_from_hub`] for the Hugging Face hub.
+//!   pyvene and Llama Scope files; [`load_sae_from_hub`] for the Hugging Face hub.
+//! - [`load_sae_pretrained`]: an SAE by release and id (SAELens's `SAE.from_pretrained`), from
+//!   the [`SaeRegistry`] (`data/pretrained_saes.json`, plus `$VENE_SAE_REGISTRY`).
 //! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
 
 pub mod atomic;
@@ -20,6 +22,7 @@ pub mod limits;
 mod loaders;
 pub mod metrics;
 mod npz;
+mod registry;
 mod relu;
 mod state;
 mod topk;
@@ -36,6 +39,10 @@ pub use layer::{AutoencoderLayer, DECODER_BIAS, DECODER_WEIGHT, ENCODER_BIAS, EN
 pub use loaders::{
     detect_format, load_sae, load_sae_as, load_sae_with, load_sparsify_dir, LoadOptions, LoadedSae,
     SaeFormat,
+};
+pub use registry::{
+    load_sae_pretrained, load_sae_pretrained_with, pretrained_release, pretrained_releases,
+    PretrainedSae, SaeRegistry, SaeRelease, SAE_REGISTRY_ENV,
 };
 pub use relu::ReluAutoencoder;
 pub use state::autoencoder_from_state;

@@ -1,5 +1,5 @@
 //! Fuzzing every SAE loader (SAELens, sparsify, Gemma Scope npz, dictionary_learning,
-//! pyvene): mutated folders must give errors, never panics or aborts. Fixed seeds, a few
+//! pyvene, Llama Scope): mutated folders must give errors, never panics or aborts. Fixed seeds, a few
 //! seconds per target; the inputs that ever failed are replayed from
 //! `tests/fixtures/fuzz-regressions/`.
 
@@ -107,6 +107,46 @@ fn fuzz_gemma_scope_npz() {
         SaeFormat::GemmaScope,
         "gemmascope",
     );
+}
+
+#[test]
+fn fuzz_llama_scope() {
+    let cfg = serde_json::json!({"d_model": D, "d_sae": L, "act_fn": "jumprelu",
+        "jump_relu_threshold": 0.5, "norm_activation": "dataset-wise",
+        "dataset_average_activation_norm": {"in": 3.0, "out": 3.0},
+        "hook_point_in": "blocks.2.hook_resid_post", "hook_point_out": "blocks.2.hook_resid_post",
+        "sparsity_include_decoder_norm": true, "apply_decoder_bias_to_pre_encoder": true});
+    let weights = safetensors_bytes(&[
+        ("encoder.weight", t(&[L, D], 0.1)),
+        ("encoder.bias", t(&[L], 0.2)),
+        ("decoder.weight", t(&[D, L], 0.3)),
+        ("decoder.bias", t(&[D], 0.4)),
+    ]);
+    let files = vec![
+        ("hyperparams.json".to_string(), cfg.to_string().into_bytes()),
+        ("final.safetensors".to_string(), weights),
+    ];
+    // The weights file beside its hyperparams.json (the hub keeps it in checkpoints/).
+    let load = |dir: &Path| {
+        load_sae_as(
+            dir.join("final.safetensors"),
+            SaeFormat::LlamaScope,
+            &LoadOptions::default(),
+        )
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, bytes) in &files {
+        std::fs::write(tmp.path().join(name), bytes).unwrap();
+    }
+    assert_eq!(load(tmp.path()).unwrap().d_sae, L);
+    let report = FuzzTarget::new("llamascope", files)
+        .seed(6)
+        .budget(Duration::from_secs(3))
+        .iterations(400)
+        .run(|dir| {
+            let _ = load(dir);
+        });
+    assert!(report.runs > 10, "llamascope: only {} runs", report.runs);
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! The `vene` command line and the helpers vene's examples share.
 //!
-//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `eval-sae`, `dashboard`, `demo`;
-//!   each returns the text it prints.
+//! - [`commands`]: `features`, `patch`, `steer`, `train-sae`, `eval-sae`, `dashboard`,
+//!   `sae-releases`, `demo`; each returns the text it prints.
 //! - [`demo`]: a model, an SAE and a corpus made on the spot (offline), for `vene demo` and
 //!   the examples.
 //! - [`backend`]: `--device` / `--dtype` / `--sae-dtype`, shared by commands and examples.
 //! - [`bos`]: `--prepend-bos` / `--no-prepend-bos`, shared by the commands that tokenize.
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
+//! - [`sae_args`]: `--sae` or `--sae-release` / `--sae-id`, shared by the commands that read an
+//!   SAE.
 //! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`dashboard`]: static HTML pages of SAE latents (`vene dashboard`).
@@ -23,6 +25,7 @@ mod error;
 pub mod load;
 pub mod plots;
 pub mod progress;
+pub mod sae_args;
 pub mod table;
 pub mod toy;
 

@@ -105,18 +105,28 @@ pub fn hub_sae_spec(spec: &str) -> Option<(&str, &str)> {
 
 /// Loads an SAE from a local folder or file; else, when `spec` is shaped
 /// `org/repo/path-in-repo` ([`hub_sae_spec`]), from the hub (cache and offline mode from the
-/// environment). Anything else is a plain "no such file or folder" naming `spec`.
+/// environment), with the hook point the SAE registry gives that repo and path when the files
+/// name none (Gemma Scope). Anything else is a plain "no such file or folder" naming `spec`.
 pub fn sae(spec: &str) -> Result<LoadedSae> {
     if Path::new(spec).exists() {
         return Ok(load_sae(spec)?);
     }
     match hub_sae_spec(spec) {
-        Some((repo_id, path)) => load_sae_from_hub(repo_id, path, &HubOptions::default())
-            .map_err(|e| {
+        Some((repo_id, path)) => {
+            let mut sae = load_sae_from_hub(repo_id, path, &HubOptions::default()).map_err(|e| {
                 CliError::invalid(format!(
                     "--sae {spec:?}: no such local file or folder, so it was read as `{path}` of the hub repo {repo_id}: {e}"
                 ))
-            }),
+            })?;
+            // A path the registry lists (e.g. a Gemma Scope folder): its hook point when the
+            // files name none. A broken $VENE_SAE_REGISTRY does not stop a path that loaded.
+            if let Ok(reg) = vene::autoencoder::SaeRegistry::from_env() {
+                if let Some((_, entry)) = reg.find_by_path(repo_id, path) {
+                    crate::sae_args::take_registry_site(&mut sae, entry);
+                }
+            }
+            Ok(sae)
+        }
         None => Err(CliError::invalid(format!(
             "--sae {spec:?}: no such file or folder (and not a hub path `org/repo/path-in-repo`)"
         ))),

@@ -1,7 +1,9 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
 use clap::{Parser, Subcommand};
-use vene_cli::commands::{dashboard, demo, eval_sae, features, patch, steer, train_sae};
+use vene_cli::commands::{
+    dashboard, demo, eval_sae, features, patch, sae_releases, steer, train_sae,
+};
 
 /// Causal interventions on transformer internals, with SAEs (vene).
 #[derive(Debug, Parser)]
@@ -27,6 +29,8 @@ enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Write a small model, an SAE and a corpus made on the spot, to try every command offline.
     Demo(demo::DemoArgs),
+    /// List the pretrained SAE releases (--sae-release), or one release's SAE ids.
+    SaeReleases(sae_releases::SaeReleasesArgs),
 }
 
 fn main() {
@@ -42,6 +46,7 @@ fn main() {
         Command::EvalSae(a) => eval_sae::run(a),
         Command::Dashboard(a) => dashboard::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::SaeReleases(a) => sae_releases::run(a),
     };
     match result {
         Ok(text) => print!("{text}"),

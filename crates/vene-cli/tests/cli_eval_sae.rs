@@ -110,8 +110,15 @@ fn an_exact_sae_recovers_all_the_loss_and_the_json_is_the_librarys_report() {
     // The histogram counts the dead latents apart (its title says how many).
     let dead = lib.latent_density.iter().filter(|&&d| d == 0.0).count();
     let svg = std::fs::read_to_string(&plot).unwrap();
-    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{}", &svg[..80]);
-    assert!(svg.contains(&format!("{dead} dead")), "no '{dead} dead' in the plot");
+    assert!(
+        svg.starts_with("<svg") || svg.starts_with("<?xml"),
+        "{}",
+        &svg[..80]
+    );
+    assert!(
+        svg.contains(&format!("{dead} dead")),
+        "no '{dead} dead' in the plot"
+    );
     assert_eq!(density.len(), lib.latent_density.len());
     for (a, b) in density.iter().zip(&lib.latent_density) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}"); // JSON keeps ~17 digits

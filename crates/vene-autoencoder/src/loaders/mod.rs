@@ -7,6 +7,7 @@
 
 mod dictionary_learning;
 mod gemmascope;
+mod llamascope;
 mod pyvene;
 mod saelens;
 mod sparsify;
@@ -34,6 +35,8 @@ pub enum SaeFormat {
     /// pyvene: an `AutoencoderIntervention` state dict in `intkey_*.bin` (torch pickle) or a
     /// safetensors file.
     Pyvene,
+    /// Llama Scope (OpenMOSS lm-saes): `hyperparams.json` + `checkpoints/final.safetensors`.
+    LlamaScope,
 }
 
 /// Options for [`load_sae_with`].
@@ -123,6 +126,7 @@ pub fn load_sae_as(
         SaeFormat::Sparsify => sparsify::load(path, opts),
         SaeFormat::DictionaryLearning => dictionary_learning::load(path, opts),
         SaeFormat::Pyvene => pyvene::load(path, opts),
+        SaeFormat::LlamaScope => llamascope::load(path, opts),
     }
 }
 
@@ -134,8 +138,12 @@ pub fn load_sae_as(
 /// | `cfg.json` + `sae.safetensors` | sparsify |
 /// | `params.npz` (or any `.npz` file) | Gemma Scope |
 /// | `ae.pt` | dictionary_learning |
+/// | `hyperparams.json` + `checkpoints/final.safetensors` | Llama Scope |
 /// | `intkey_*.bin`, or another `.safetensors` file | pyvene |
 pub fn detect_format(path: &Path) -> Result<SaeFormat> {
+    if llamascope::is_llama_scope(path) {
+        return Ok(SaeFormat::LlamaScope);
+    }
     if path.is_file() {
         let name = path
             .file_name()

@@ -29,9 +29,9 @@ pub struct DashboardArgs {
     /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
-    /// SAE folder or file, or a hub path `org/repo/path-in-repo`.
-    #[arg(long)]
-    pub sae: String,
+    /// The SAE: --sae, or --sae-release with --sae-id.
+    #[command(flatten)]
+    pub sae: crate::sae_args::SaeArgs,
     /// Layer (default: the layer the SAE's files name).
     #[arg(long)]
     pub layer: Option<usize>,
@@ -205,7 +205,7 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     }
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
-    let sae = load::sae(&args.sae)?;
+    let sae = args.sae.load()?;
     let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     let (layer, component) = (site.layer, site.component);
@@ -234,7 +234,7 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     let n_tokens: usize = acts.texts.iter().map(|(_, ids)| ids.len()).sum();
     let sae_line = format!(
         "SAE {} at layer {layer} {component} ({} latents)",
-        args.sae,
+        args.sae.sae.clone().unwrap_or_else(|| args.sae.describe()),
         ae.latent_dim()
     );
     let corpus_line = format!(

@@ -16,9 +16,9 @@ pub struct EvalSaeArgs {
     /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
-    /// SAE folder or file, or a hub path `org/repo/path-in-repo`.
-    #[arg(long)]
-    pub sae: String,
+    /// The SAE: --sae, or --sae-release with --sae-id.
+    #[command(flatten)]
+    pub sae: crate::sae_args::SaeArgs,
     /// Layer (default: the layer the SAE's files name).
     #[arg(long)]
     pub layer: Option<usize>,
@@ -75,7 +75,7 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     }
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?;
-    let sae = load::sae(&args.sae)?;
+    let sae = args.sae.load()?;
     let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     if let Some(w) = &site.warning {
@@ -112,7 +112,8 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     if let Some(path) = &args.density_plot {
         crate::plots::plot_feature_density(&report.latent_density, path)?;
     }
-    Ok(render(&report, where_, &args.sae))
+    let name = args.sae.sae.clone().unwrap_or_else(|| args.sae.describe());
+    Ok(render(&report, where_, &name))
 }
 
 /// Reads `path` line by line (blank lines skipped) and cuts each line's tokens into

@@ -6,6 +6,7 @@ pub mod eval_sae;
 pub mod features;
 pub mod patch;
 pub mod patch_args;
+pub mod sae_releases;
 pub mod steer;
 pub mod train_sae;
 

@@ -16,9 +16,9 @@ pub struct SteerArgs {
     /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
-    /// SAE folder or file, or a hub path `org/repo/path-in-repo`.
-    #[arg(long)]
-    pub sae: String,
+    /// The SAE: --sae, or --sae-release with --sae-id.
+    #[command(flatten)]
+    pub sae: crate::sae_args::SaeArgs,
     /// Layer (default: the layer the SAE's files name).
     #[arg(long)]
     pub layer: Option<usize>,
@@ -80,8 +80,9 @@ pub fn run(args: &SteerArgs) -> Result<String> {
         )));
     }
     let backend = args.backend.open()?;
+    // The SAE first: a wrong release or id is reported before a model download.
+    let sae = args.sae.load()?;
     let lm = load::model(&args.model, &backend)?;
-    let sae = load::sae(&args.sae)?;
     let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
     let site = load::sae_site(args.layer, args.component, &sae)?;
     let (layer, component) = (site.layer, site.component);

@@ -159,7 +159,6 @@ pub fn chunk_length(model: &Model, model_arg: &str, asked: Option<usize>) -> Res
     }
 }
 
-
 /// What [`collect`] gathered: the activations `[n, width]` and how they were cut.
 struct Collected {
     acts: Tensor,
