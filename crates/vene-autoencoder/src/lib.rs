@@ -11,6 +11,7 @@ pub mod atomic;
 mod autoencoder;
 mod core;
 mod error;
+mod gated;
 mod hub;
 mod hub_env;
 mod io;
@@ -19,6 +20,7 @@ mod layer;
 pub mod limits;
 mod loaders;
 pub mod metrics;
+mod normalization;
 mod npz;
 mod relu;
 mod state;
@@ -28,6 +30,7 @@ mod util;
 
 pub use autoencoder::{Autoencoder, AutoencoderState};
 pub use error::{AutoencoderError, Result};
+pub use gated::GatedAutoencoder;
 pub use hub::{cached_path, load_sae_from_hub, HubOptions};
 pub use hub_env::HubEnv;
 pub use io::{read_safetensors, read_torch_pickle, safetensors_bytes, write_safetensors};
@@ -37,6 +40,7 @@ pub use loaders::{
     detect_format, load_sae, load_sae_as, load_sae_with, load_sparsify_dir, LoadOptions, LoadedSae,
     SaeFormat,
 };
+pub use normalization::{InputNormalization, LAYER_NORM_EPS};
 pub use relu::ReluAutoencoder;
 pub use state::autoencoder_from_state;
 pub use topk::TopKAutoencoder;
