@@ -21,6 +21,10 @@
 //! latent in both). `k` is a training setting and is not used. `AutoEncoderTopK` and
 //! `BatchTopKSAE` files hold the same tensors: without a `config.json` naming the class, they
 //! load as TopK. A Matryoshka SAE is read with all its groups active (the saved default).
+//!
+//! dictionary_learning registers `k` as an int32 buffer, which candle's torch pickle reader
+//! does not read: a TopK dictionary's `k` then comes from `config.json` (`trainer.k`, which
+//! the TopK trainer writes).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -74,7 +78,9 @@ fn dict_class(
         }
         None if has("r_mag") && has("gate_bias") => DictClass::Gated,
         None if has("W_enc") && has("group_sizes") => DictClass::Matryoshka,
-        None if has("k") && has("b_dec") => DictClass::TopK,
+        // `k` is an int32 buffer, which candle's pickle reader skips: b_dec tells TopK files
+        // from the standard AutoEncoder's (`bias`)
+        None if has("b_dec") && has("encoder.weight") => DictClass::TopK,
         None => DictClass::Standard,
     })
 }
@@ -160,7 +166,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             )
         }
         DictClass::TopK => {
-            let k = read_k(&mut map, &file)?;
+            let k = read_k(&mut map, &file, trainer.as_ref(), &cfg_path)?;
             let sae = TopKAutoencoder::from_parts(&fname, parts, enc_orient, dec_orient, k)?;
             (Box::new(sae), "topk")
         }
@@ -211,9 +217,28 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     })
 }
 
-/// The `k` buffer of a TopK dictionary.
-fn read_k(map: &mut HashMap<String, Tensor>, file: &Path) -> Result<usize> {
-    let k_t = take(map, "k", file)?;
+/// The `k` of a TopK dictionary: its `k` buffer when readable (an int64 one; candle's pickle
+/// reader skips the int32 buffer dictionary_learning registers), else `trainer.k` of
+/// `config.json`.
+fn read_k(
+    map: &mut HashMap<String, Tensor>,
+    file: &Path,
+    trainer: Option<&serde_json::Value>,
+    cfg_path: &Path,
+) -> Result<usize> {
+    let Some(k_t) = map.remove("k") else {
+        if let Some(k) = trainer.and_then(|t| cfg_usize(t, "k", cfg_path).transpose()) {
+            return k;
+        }
+        return Err(AutoencoderError::InvalidFile {
+            path: file.to_path_buf(),
+            message: format!(
+                "no readable buffer `k` (an int32 buffer cannot be read) and no `trainer.k` \
+                 in {}",
+                cfg_path.display()
+            ),
+        });
+    };
     k_t.flatten_all()?
         .to_dtype(DType::I64)?
         .to_vec1::<i64>()?
