@@ -2,10 +2,31 @@
 //!
 //! - [`Autoencoder`]: the object-safe trait interventions use (`Box<dyn Autoencoder>`).
 //! - [`AutoencoderLayer`] (pyvene's, trainable), [`JumpReLUAutoencoder`] (Gemma Scope),
-//!   [`TopKAutoencoder`] (sparsify), [`ReluAutoencoder`] (SAELens standard).
+//!   [`TopKAutoencoder`] (sparsify), [`ReluAutoencoder`] (SAELens standard),
+//!   [`GatedAutoencoder`] (SAELens `gated`, dictionary_learning `GatedAutoEncoder`).
 //! - [`load_sae`]: one entry point for SAELens, Gemma Scope, sparsify, dictionary_learning and
 //!   pyvene files; [`load_sae_from_hub`] for the Hugging Face hub.
 //! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
+//!
+//! # The kinds the loaders read
+//!
+//! | kind | files | type |
+//! |---|---|---|
+//! | ReLU (`standard`) | SAELens, dictionary_learning `AutoEncoder`, pyvene | [`ReluAutoencoder`], [`AutoencoderLayer`] |
+//! | JumpReLU | Gemma Scope, SAELens `jumprelu` | [`JumpReLUAutoencoder`] |
+//! | TopK (per row) | sparsify, SAELens `topk`, dictionary_learning `AutoEncoderTopK` | [`TopKAutoencoder`] |
+//! | gated | SAELens `gated`, dictionary_learning `GatedAutoEncoder` | [`GatedAutoencoder`] |
+//! | BatchTopK, Matryoshka BatchTopK | dictionary_learning `BatchTopKSAE` / `MatryoshkaBatchTopKSAE`, SAELens `batchtopk` / `matryoshka_batchtopk` (which SAELens saves as `jumprelu`) | [`JumpReLUAutoencoder`]: the learned threshold at inference, as those libraries encode, not a top-k over the batch |
+//! | transcoders | SAELens `transcoder`, `skip_transcoder`, `jumprelu_transcoder`; sparsify `transcode: true` | ReLU / JumpReLU / TopK with [`Autoencoder::output_dim`] and [`LoadedSae::output_hook_name`] |
+//!
+//! Any of the linear kinds may carry SAELens's run-time input normalisation
+//! ([`InputNormalization`]: `layer_norm`, `constant_norm_rescale`; `expected_average_only_in`
+//! is folded into the weights) and a skip connection (sparsify `skip_connection`, SAELens
+//! `skip_transcoder`: `+ x @ W_skip^T`). Both make the reconstruction depend on the input,
+//! not only on the latent: [`Autoencoder::decode_for`] decodes a latent as the
+//! reconstruction of a given input (its statistics, its skip term), and the interventions of
+//! vene-interventions decode an edited latent with the base's. Every kind saves and loads back
+//! bit for bit ([`Autoencoder::state`], [`autoencoder_from_state`]).
 
 pub mod atomic;
 mod autoencoder;
