@@ -102,8 +102,8 @@ pub trait Autoencoder: Send + Sync + std::fmt::Debug {
     /// is affine in the latent (`decode(z) = z @ W_dec + b_dec`), else `None` (the default).
     ///
     /// With it, an edit of a few latents becomes a rank-`dims.len()` correction of the
-    /// reconstruction: `decode_for(z', x) = decode_for(z, x) + ((z'[dims] - z[dims]) @ rows)
-    /// * s`, with `s` from [`Autoencoder::decode_scale_for`] (1 when it is `None`): an
+    /// reconstruction: `decode_for(z', x) = decode_for(z, x) + s * ((z'[dims] - z[dims]) @
+    /// rows)`, with `s` from [`Autoencoder::decode_scale_for`] (1 when it is `None`). An
     /// autoencoder that returns rows promises this identity.
     fn decoder_rows(&self, dims: &[usize]) -> Result<Option<Tensor>> {
         let _ = dims;

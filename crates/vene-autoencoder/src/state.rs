@@ -146,9 +146,7 @@ pub fn autoencoder_from_state(
                 Part::new("r_mag", get("r_mag")?),
                 Part::new("b_mag", get("b_mag")?),
             ];
-            finish!(GatedAutoencoder::from_parts(
-                &source, parts, mag, enc, dec
-            )?)
+            finish!(GatedAutoencoder::from_parts(&source, parts, mag, enc, dec)?)
         }
         other => {
             return Err(AutoencoderError::Unsupported {

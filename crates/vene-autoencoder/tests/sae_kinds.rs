@@ -104,7 +104,12 @@ fn check_encode_decode(sae: &dyn Autoencoder, x: &Mat, z_want: &Mat, y_want: &Ma
     );
     let (y, z2) = sae.forward(&xt, true).unwrap();
     assert_close(&to_mat(&y), y_want, 1e-5, &format!("{what}: forward"));
-    assert_close(&to_mat(&z2.unwrap()), z_want, 1e-5, &format!("{what}: latent"));
+    assert_close(
+        &to_mat(&z2.unwrap()),
+        z_want,
+        1e-5,
+        &format!("{what}: latent"),
+    );
     let y2 = sae.decode_for(&z, &xt).unwrap();
     assert_close(&to_mat(&y2), y_want, 1e-5, &format!("{what}: decode_for"));
     // encode_selected = those columns of encode
@@ -127,8 +132,7 @@ fn check_round_trip(sae: &dyn Autoencoder, x: &Mat, kind: &str) {
     let path = tmp.path().join("ae.safetensors");
     write_safetensors(&map, &path).unwrap();
     let back_map = read_safetensors(&path, &Device::Cpu).unwrap();
-    let settings: serde_json::Value =
-        serde_json::from_str(&state.settings.to_string()).unwrap();
+    let settings: serde_json::Value = serde_json::from_str(&state.settings.to_string()).unwrap();
     let back = autoencoder_from_state(&state.kind, &settings, &back_map).unwrap();
     let again = back.state().unwrap().unwrap();
     assert_eq!(again.kind, state.kind);
@@ -218,7 +222,7 @@ fn saelens_gated() {
     let mag_only = ref_gated(
         &sub_row(&x, &g.b_dec),
         &g.w_enc,
-        &vec![1e9; L],
+        &[1e9; L],
         &g.r_mag,
         &g.b_mag,
     );
@@ -287,7 +291,13 @@ fn dictionary_learning_gated_autoencoder() {
         &jv(&w, "mag_bias"),
     );
     let y = lin(&z, &dec, &bias);
-    check_encode_decode_dims(s.autoencoder.as_ref(), &x, &z, &y, "dictionary_learning gated");
+    check_encode_decode_dims(
+        s.autoencoder.as_ref(),
+        &x,
+        &z,
+        &y,
+        "dictionary_learning gated",
+    );
     check_round_trip(s.autoencoder.as_ref(), &x, "gated");
 }
 
@@ -352,7 +362,10 @@ fn dictionary_learning_batchtopk_uses_its_threshold() {
     );
     let thr: f32 = serde_json::from_value(w["threshold"].clone()).unwrap();
     let (z, cut) = ref_threshold(&pre, thr);
-    assert!(cut > 0, "some positive latent must fall under the threshold");
+    assert!(
+        cut > 0,
+        "some positive latent must fall under the threshold"
+    );
     // Not a per-row top k: rows keep more or fewer than k = 2 latents.
     assert!(z
         .iter()
@@ -390,7 +403,10 @@ fn dictionary_learning_matryoshka() {
     let pre = ref_pre(&x, &jm(&w, "W_enc"), &jv(&w, "b_enc"), Some(&b_dec));
     let thr: f32 = serde_json::from_value(w["threshold"].clone()).unwrap();
     let (z, cut) = ref_threshold(&pre, thr);
-    assert!(cut > 0, "some positive latent must fall under the threshold");
+    assert!(
+        cut > 0,
+        "some positive latent must fall under the threshold"
+    );
     let y = lin(&z, &jm(&w, "W_dec"), &b_dec);
     check_encode_decode_dims(s.autoencoder.as_ref(), &x, &z, &y, "matryoshka");
     check_round_trip(s.autoencoder.as_ref(), &x, "jumprelu");
@@ -608,7 +624,13 @@ fn sparsify_skip_connection_and_transcoder() {
     let s = load_sae(&dir).unwrap();
     assert_eq!(s.architecture, "topk_transcoder");
     let y = lin(&z, &p.w_dec, &p.b_dec);
-    check_encode_decode(s.autoencoder.as_ref(), &x, &z, &y, "sparsify plain transcoder");
+    check_encode_decode(
+        s.autoencoder.as_ref(),
+        &x,
+        &z,
+        &y,
+        "sparsify plain transcoder",
+    );
 
     // skip_connection without W_skip, or a W_skip of the wrong shape
     let cfg = serde_json::json!({"k": 3, "num_latents": L, "d_in": D, "skip_connection": true});
@@ -667,7 +689,10 @@ fn saelens_transcoders() {
     assert_eq!(s.output_hook_name.as_deref(), Some("blocks.3.hook_mlp_out"));
     assert_eq!(s.layer, Some(3));
     let sae = s.autoencoder.as_ref();
-    assert_eq!((sae.input_dim(), sae.latent_dim(), sae.output_dim()), (D, L, 3));
+    assert_eq!(
+        (sae.input_dim(), sae.latent_dim(), sae.output_dim()),
+        (D, L, 3)
+    );
     let z = ref_relu(&pre);
     let y = lin(&z, &p.w_dec, &p.b_dec);
     check_encode_decode(sae, &x, &z, &y, "transcoder");

@@ -158,9 +158,7 @@ impl AeCore {
         let recon = self.ae.decode_for(&edited, x)?;
         Ok(match self.mode {
             AutoencoderMode::Reconstruction => Edit::Output(recon),
-            AutoencoderMode::ErrorPreserving => {
-                Edit::Delta((recon - self.ae.decode_for(&zb, x)?)?)
-            }
+            AutoencoderMode::ErrorPreserving => Edit::Delta((recon - self.ae.decode_for(&zb, x)?)?),
         })
     }
 }

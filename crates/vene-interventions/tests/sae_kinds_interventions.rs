@@ -13,8 +13,8 @@ use vene_autoencoder::{
     TopKAutoencoder, LAYER_NORM_EPS,
 };
 use vene_interventions::{
-    build_intervention, AutoencoderIntervention, AutoencoderMode, Intervention,
-    InterventionError, JumpReLUAutoencoderIntervention, Selection,
+    build_intervention, AutoencoderIntervention, AutoencoderMode, Intervention, InterventionError,
+    JumpReLUAutoencoderIntervention, Selection,
 };
 
 const D: usize = 4;
@@ -27,7 +27,9 @@ fn dev() -> Device {
 
 /// Deterministic numbers in `(-scale, scale)` (a small LCG: the test needs no RNG crate).
 fn numbers(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
             s = s
@@ -210,13 +212,25 @@ fn layer_norm_and_skip_swap_decodes_as_the_base() {
             .with_interchange_dim(DIMS.to_vec())
             .unwrap()
             .with_selective(selective);
-        let out = iv.forward(&base, Some(&source), &Selection::Default).unwrap();
-        close(&out, &want_rec, 1e-5, &format!("reconstruction, selective {selective}"));
+        let out = iv
+            .forward(&base, Some(&source), &Selection::Default)
+            .unwrap();
+        close(
+            &out,
+            &want_rec,
+            1e-5,
+            &format!("reconstruction, selective {selective}"),
+        );
         let keep = iv.clone().with_mode(AutoencoderMode::ErrorPreserving);
         let out = keep
             .forward(&base, Some(&source), &Selection::Default)
             .unwrap();
-        close(&out, &want_keep, 1e-5, &format!("error-preserving, selective {selective}"));
+        close(
+            &out,
+            &want_keep,
+            1e-5,
+            &format!("error-preserving, selective {selective}"),
+        );
     }
     // per-example selections (the plain path): example 0 swaps DIMS, example 1 nothing
     let iv = AutoencoderIntervention::new(ae).unwrap();
@@ -274,10 +288,7 @@ fn every_kind_swaps_through_decode_for() {
                 .unwrap(),
             ),
         ),
-        (
-            "relu layer_norm skip",
-            Arc::new(ln_skip_sae(&w)),
-        ),
+        ("relu layer_norm skip", Arc::new(ln_skip_sae(&w))),
     ];
     let (base, source) = base_source();
     for (name, ae) in kinds {
@@ -302,8 +313,15 @@ fn every_kind_swaps_through_decode_for() {
                 .with_interchange_dim(DIMS.to_vec())
                 .unwrap()
                 .with_selective(selective);
-            let out = iv.forward(&base, Some(&source), &Selection::Default).unwrap();
-            close(&out, &want_rec, 1e-5, &format!("{name} selective {selective}"));
+            let out = iv
+                .forward(&base, Some(&source), &Selection::Default)
+                .unwrap();
+            close(
+                &out,
+                &want_rec,
+                1e-5,
+                &format!("{name} selective {selective}"),
+            );
             let out = iv
                 .with_mode(AutoencoderMode::ErrorPreserving)
                 .forward(&base, Some(&source), &Selection::Default)
@@ -343,9 +361,15 @@ fn saved_interventions_rebuild_bit_for_bit() {
         assert_eq!(hp["autoencoder_kind"], kind);
         let state: HashMap<String, Tensor> = iv.state_dict().unwrap().into_iter().collect();
         assert!(state.contains_key("autoencoder.W_skip"), "{kind}");
-        let again =
-            build_intervention("AutoencoderIntervention", D, &hp, &state, &dev(), DType::F32)
-                .unwrap();
+        let again = build_intervention(
+            "AutoencoderIntervention",
+            D,
+            &hp,
+            &state,
+            &dev(),
+            DType::F32,
+        )
+        .unwrap();
         assert_eq!(again.hyperparams(), hp);
         let a = iv
             .forward(&base, Some(&source), &Selection::Default)
@@ -405,7 +429,11 @@ fn jumprelu_intervention_keeps_the_normalisation() {
     // moved to f64 and back, the normalisation is kept
     let moved = iv.to_dtype(DType::F64).unwrap();
     let out64 = moved
-        .forward(&base.to_dtype(DType::F64).unwrap(), Some(&source.to_dtype(DType::F64).unwrap()), &sel)
+        .forward(
+            &base.to_dtype(DType::F64).unwrap(),
+            Some(&source.to_dtype(DType::F64).unwrap()),
+            &sel,
+        )
         .unwrap()
         .to_dtype(DType::F32)
         .unwrap();

@@ -38,8 +38,8 @@ use super::{
 use crate::core::Part;
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, AutoencoderLayer, GatedAutoencoder, JumpReLUAutoencoder,
-    Result, TopKAutoencoder,
+    Autoencoder, AutoencoderError, AutoencoderLayer, GatedAutoencoder, JumpReLUAutoencoder, Result,
+    TopKAutoencoder,
 };
 
 /// The dictionary classes this loader reads.

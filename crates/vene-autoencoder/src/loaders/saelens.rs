@@ -209,7 +209,9 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                 .with_input_normalization(run_time_norm)
                 .with_apply_b_dec_to_input(apply_b_dec);
             if let Some(w) = w_skip {
-                sae = sae.with_skip(w).map_err(|e| super::rename_source(e, &wfile))?;
+                sae = sae
+                    .with_skip(w)
+                    .map_err(|e| super::rename_source(e, &wfile))?;
             }
             Box::new(sae)
         }};
