@@ -510,6 +510,9 @@ impl LinearSae {
     /// The per-row factor `[..., 1]` by which a latent edit is scaled in
     /// [`Self::decode_for`], in the weights' dtype; `None` without normalisation.
     pub(crate) fn decode_scale_for(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        if self.norm == InputNormalization::None {
+            return Ok(None);
+        }
         let (_, stats) = self.prepare(x)?;
         stats.map(|s| s.scale()).transpose()
     }
