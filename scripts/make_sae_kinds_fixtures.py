@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Writes tests/fixtures/sae/dictionary_learning_{gated,batchtopk,matryoshka}/ with torch.
+"""Writes tests/fixtures/sae/dictionary_learning_{gated,jumprelu,batchtopk,matryoshka}/ with torch.
 
 Each folder holds `ae.pt` (`torch.save` of the state dict of dictionary_learning's
-GatedAutoEncoder, BatchTopKSAE or MatryoshkaBatchTopKSAE, with the exact parameter and buffer
+GatedAutoEncoder, JumpReluAutoEncoder, BatchTopKSAE or MatryoshkaBatchTopKSAE, with the exact parameter and buffer
 names and dtypes those classes register), `config.json` (the trainer config those trainers
 write, `dict_class` included) and `weights.json` (the same numbers as plain lists, so the
 Rust tests can compute the expected values by hand without reading ae.pt).
@@ -75,6 +75,18 @@ def main():
     write("dictionary_learning_matryoshka", matry,
           {"dict_class": "MatryoshkaBatchTopKSAE",
            "trainer_class": "MatryoshkaBatchTopKTrainer", "k": 2, "group_sizes": [2, 4]})
+
+    # JumpReluAutoEncoder: plain parameters W_enc [D, L], b_enc, W_dec [L, D], b_dec,
+    # threshold [L]; apply_b_dec_to_input is an attribute (False), not saved
+    jump = {
+        "W_enc": rnd(g, D, L),
+        "b_enc": rnd(g, L, scale=0.2),
+        "W_dec": rnd(g, L, D),
+        "b_dec": rnd(g, D, scale=0.2),
+        "threshold": rnd(g, L, scale=0.3).abs(),
+    }
+    write("dictionary_learning_jumprelu", jump,
+          {"dict_class": "JumpReluAutoEncoder", "trainer_class": "JumpReluTrainer"})
 
 
 if __name__ == "__main__":

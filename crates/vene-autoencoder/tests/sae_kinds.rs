@@ -427,11 +427,11 @@ fn dictionary_learning_config_is_checked() {
         "{err}"
     );
     // a class this loader does not know
-    let cfg = serde_json::json!({"trainer": {"dict_class": "JumpReluAutoEncoder"}});
+    let cfg = serde_json::json!({"trainer": {"dict_class": "CrossCoder"}});
     std::fs::write(tmp.path().join("config.json"), cfg.to_string()).unwrap();
     let err = load_sae(tmp.path()).unwrap_err();
     assert!(
-        matches!(err, AutoencoderError::Unsupported { ref value, .. } if value == "JumpReluAutoEncoder"),
+        matches!(err, AutoencoderError::Unsupported { ref value, .. } if value == "CrossCoder"),
         "{err}"
     );
     // the config says BatchTopK but the file is a gated SAE: the missing tensor is named
@@ -909,4 +909,41 @@ fn new_kinds_move_to_another_dtype() {
     let (b, _) = moved.forward(&x, false).unwrap();
     assert_eq!(b.dtype(), DType::F32);
     assert_close(&to_mat(&a), &to_mat(&b), 1e-5, "f64 copy");
+}
+
+#[test]
+fn dictionary_learning_jumprelu() {
+    let w = fixture_weights("dictionary_learning_jumprelu");
+    let x = inputs(25, 8, 4);
+    // no b_dec subtraction (the class's apply_b_dec_to_input is False)
+    let pre = ref_pre(&x, &jm(&w, "W_enc"), &jv(&w, "b_enc"), None);
+    let thr = jv(&w, "threshold");
+    let z = ref_jumprelu(&pre, &thr);
+    assert!(pre
+        .iter()
+        .flatten()
+        .zip(thr.iter().cycle())
+        .any(|(&p, &t)| p > 0.0 && p <= t));
+    let y = lin(&z, &jm(&w, "W_dec"), &jv(&w, "b_dec"));
+    let s = load_sae(fixture_dir("dictionary_learning_jumprelu")).unwrap();
+    assert_eq!(s.architecture, "jumprelu");
+    check_encode_decode_dims(
+        s.autoencoder.as_ref(),
+        &x,
+        &z,
+        &y,
+        "dictionary_learning jumprelu",
+    );
+    check_round_trip(s.autoencoder.as_ref(), &x, "jumprelu");
+    // told from its tensor names without a config
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture_dir("dictionary_learning_jumprelu").join("ae.pt"),
+        tmp.path().join("ae.pt"),
+    )
+    .unwrap();
+    let s = load_sae(tmp.path()).unwrap();
+    assert_eq!(s.architecture, "jumprelu");
+    let zt = to_mat(&s.autoencoder.encode(&t2(&x)).unwrap());
+    assert_close(&zt, &z, 1e-5, "jumprelu without config");
 }

@@ -10,6 +10,7 @@
 //! | `AutoEncoder` | `encoder.weight [L, d]`, `encoder.bias`, `decoder.weight [d, L]`, `bias [d]` | [`crate::AutoencoderLayer`] |
 //! | `AutoEncoderTopK` | `encoder.*`, `decoder.weight`, `b_dec`, `k` (and an unused `threshold`) | [`crate::TopKAutoencoder`] (per-row top k) |
 //! | `GatedAutoEncoder` | `encoder.weight` (no bias), `gate_bias`, `r_mag`, `mag_bias`, `decoder.weight`, `decoder_bias` | [`crate::GatedAutoencoder`] |
+//! | `JumpReluAutoEncoder` | `W_enc [d, L]`, `b_enc`, `W_dec [L, d]`, `b_dec`, `threshold [L]` (no `b_dec` subtraction) | [`crate::JumpReLUAutoencoder`] |
 //! | `BatchTopKSAE` | as `AutoEncoderTopK`, with the scalar `threshold` used | [`crate::JumpReLUAutoencoder`] |
 //! | `MatryoshkaBatchTopKSAE` | `W_enc [d, L]`, `b_enc`, `W_dec [L, d]`, `b_dec`, `k`, `threshold`, `group_sizes` | [`crate::JumpReLUAutoencoder`] |
 //!
@@ -48,12 +49,13 @@ enum DictClass {
     Standard,
     TopK,
     Gated,
+    JumpRelu,
     BatchTopK,
     Matryoshka,
 }
 
-const SUPPORTED: &str = "AutoEncoder, AutoEncoderTopK, GatedAutoEncoder, BatchTopKSAE, \
-                         MatryoshkaBatchTopKSAE";
+const SUPPORTED: &str = "AutoEncoder, AutoEncoderTopK, GatedAutoEncoder, JumpReluAutoEncoder, \
+                         BatchTopKSAE, MatryoshkaBatchTopKSAE";
 
 /// The class named in the config, else the one the tensor names say.
 fn dict_class(
@@ -66,6 +68,7 @@ fn dict_class(
         Some("AutoEncoder") => DictClass::Standard,
         Some("AutoEncoderTopK") => DictClass::TopK,
         Some("GatedAutoEncoder") => DictClass::Gated,
+        Some("JumpReluAutoEncoder") => DictClass::JumpRelu,
         Some("BatchTopKSAE") => DictClass::BatchTopK,
         Some("MatryoshkaBatchTopKSAE") => DictClass::Matryoshka,
         Some(other) => {
@@ -78,6 +81,7 @@ fn dict_class(
         }
         None if has("r_mag") && has("gate_bias") => DictClass::Gated,
         None if has("W_enc") && has("group_sizes") => DictClass::Matryoshka,
+        None if has("W_enc") && has("threshold") => DictClass::JumpRelu,
         // `k` is an int32 buffer, which candle's pickle reader skips: b_dec tells TopK files
         // from the standard AutoEncoder's (`bias`)
         None if has("b_dec") && has("encoder.weight") => DictClass::TopK,
@@ -112,7 +116,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             "decoder.weight",
             "decoder_bias",
         ],
-        DictClass::Matryoshka => ["W_enc", "b_enc", "W_dec", "b_dec"],
+        DictClass::Matryoshka | DictClass::JumpRelu => ["W_enc", "b_enc", "W_dec", "b_dec"],
     };
     let w_enc = take(&mut map, names[0], &file)?;
     let b_enc = take(&mut map, names[1], &file)?;
@@ -135,7 +139,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         layer = hook_name.as_deref().and_then(layer_from_name);
     }
     // nn.Linear layout, except Matryoshka's plain parameters
-    let documented = if class == DictClass::Matryoshka {
+    let documented = if matches!(class, DictClass::Matryoshka | DictClass::JumpRelu) {
         Orient::InOut
     } else {
         Orient::OutIn
@@ -177,6 +181,13 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             ];
             let sae = GatedAutoencoder::from_parts(&fname, parts, mag, enc_orient, dec_orient)?;
             (Box::new(sae), "gated")
+        }
+        DictClass::JumpRelu => {
+            let threshold = Part::new("threshold", take(&mut map, "threshold", &file)?);
+            let sae = JumpReLUAutoencoder::from_parts(
+                &fname, parts, threshold, enc_orient, dec_orient, None,
+            )?;
+            (Box::new(sae), "jumprelu")
         }
         DictClass::BatchTopK | DictClass::Matryoshka => {
             if class == DictClass::Matryoshka {
