@@ -13,7 +13,7 @@
 //! | kind | files | type |
 //! |---|---|---|
 //! | ReLU (`standard`) | SAELens, dictionary_learning `AutoEncoder`, pyvene | [`ReluAutoencoder`], [`AutoencoderLayer`] |
-//! | JumpReLU | Gemma Scope, SAELens `jumprelu` | [`JumpReLUAutoencoder`] |
+//! | JumpReLU | Gemma Scope, SAELens `jumprelu`, dictionary_learning `JumpReluAutoEncoder` | [`JumpReLUAutoencoder`] |
 //! | TopK (per row) | sparsify, SAELens `topk`, dictionary_learning `AutoEncoderTopK` | [`TopKAutoencoder`] |
 //! | gated | SAELens `gated`, dictionary_learning `GatedAutoEncoder` | [`GatedAutoencoder`] |
 //! | BatchTopK, Matryoshka BatchTopK | dictionary_learning `BatchTopKSAE` / `MatryoshkaBatchTopKSAE`, SAELens `batchtopk` / `matryoshka_batchtopk` (which SAELens saves as `jumprelu`) | [`JumpReLUAutoencoder`]: the learned threshold at inference, as those libraries encode, not a top-k over the batch |

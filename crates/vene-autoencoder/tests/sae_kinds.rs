@@ -842,6 +842,15 @@ fn saelens_bad_files_give_typed_errors() {
     write_saelens(tmp.path(), cfg, plain_tensors(&p));
     let err = load_sae(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("rms") && err.contains("layer_norm"), "{err}");
+    // a TopK SAE ranking latents by decoder norm is refused, not loaded as plain TopK
+    let cfg = serde_json::json!({"architecture": "topk", "k": 2, "d_in": D, "d_sae": L,
+        "rescale_acts_by_decoder_norm": true});
+    write_saelens(tmp.path(), cfg, plain_tensors(&p));
+    let err = load_sae(tmp.path()).unwrap_err();
+    assert!(
+        matches!(err, AutoencoderError::Unsupported { ref key, .. } if key == "rescale_acts_by_decoder_norm"),
+        "{err}"
+    );
 }
 
 #[test]

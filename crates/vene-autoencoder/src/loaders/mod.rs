@@ -68,7 +68,7 @@ pub struct LoadedSae {
     /// The architecture, as the files name it: SAELens's (`standard`, `jumprelu`, `topk`,
     /// `gated`, `batchtopk`, `matryoshka_batchtopk`, `transcoder`, `skip_transcoder`,
     /// `jumprelu_transcoder`), dictionary_learning's (`standard`, `topk`, `gated`,
-    /// `batchtopk`, `matryoshka_batchtopk`), sparsify's (`topk`, `topk_skip`,
+    /// `jumprelu`, `batchtopk`, `matryoshka_batchtopk`), sparsify's (`topk`, `topk_skip`,
     /// `topk_transcoder`, `topk_skip_transcoder`), Gemma Scope's `jumprelu`.
     pub architecture: String,
     /// Width of the activations it reads.

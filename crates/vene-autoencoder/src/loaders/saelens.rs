@@ -81,6 +81,20 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             supported: SUPPORTED,
         });
     }
+    if cfg
+        .get("rescale_acts_by_decoder_norm")
+        .and_then(|v| v.as_bool())
+        == Some(true)
+    {
+        // a TopK SAE that ranks latents by their decoder norm: not implemented, and loading
+        // it as plain TopK would pick other latents silently
+        return Err(AutoencoderError::Unsupported {
+            file: cfg_file,
+            key: "rescale_acts_by_decoder_norm".into(),
+            value: "true".into(),
+            supported: "false",
+        });
+    }
     let transcoder = arch.ends_with("transcoder");
     let d_out = if transcoder {
         cfg_usize(&cfg, "d_out", &cfg_path)?.unwrap_or(d_in)
