@@ -239,3 +239,25 @@ fn fuzz_saelens_gated_layer_norm_and_skip_transcoder() {
         "saelens_skip_transcoder",
     );
 }
+
+#[test]
+fn fuzz_sparsify_skip_transcoder() {
+    let cfg = serde_json::json!({"num_latents": L, "k": 2, "d_in": D,
+        "activation": "topk", "skip_connection": true, "transcode": true});
+    let weights = safetensors_bytes(&[
+        ("encoder.weight", t(&[L, D], 0.1)),
+        ("encoder.bias", t(&[L], 0.2)),
+        ("W_dec", t(&[L, D], 0.3)),
+        ("b_dec", t(&[D], 0.4)),
+        ("W_skip", t(&[D, D], 0.5)),
+    ]);
+    let files = vec![
+        ("cfg.json".to_string(), cfg.to_string().into_bytes()),
+        ("sae.safetensors".to_string(), weights),
+    ];
+    run(
+        FuzzTarget::new("sparsify_skip_transcoder", files).seed(10),
+        SaeFormat::Sparsify,
+        "sparsify_skip_transcoder",
+    );
+}
