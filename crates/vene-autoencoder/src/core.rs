@@ -3,8 +3,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::normalization::NormStats;
 use crate::util::{all_finite, check_width, dims_index, matmul_last, to_dtype, Orient};
-use crate::{AutoencoderError, Result};
+use crate::{AutoencoderError, InputNormalization, Result};
 
 /// The encoder's nonlinearity.
 #[derive(Debug, Clone)]
@@ -15,6 +16,9 @@ pub(crate) enum Activation {
     JumpRelu { threshold: Tensor },
     /// `relu(pre)` with all but the `k` largest entries of each row set to zero.
     TopK { k: usize },
+    /// Gated (SAELens `gated`, dictionary_learning `GatedAutoEncoder`): with `h = x_c @ W_enc`
+    /// and `b_enc` holding `b_gate`, `1[h + b_gate > 0] * relu(h * exp(r_mag) + b_mag)`.
+    Gated { r_mag: Tensor, b_mag: Tensor },
 }
 
 /// A named tensor handed to [`LinearSae::new`], so that errors can name it.
@@ -57,6 +61,11 @@ pub(crate) struct LinearSae {
     act: Activation,
     input_dim: usize,
     latent_dim: usize,
+    /// Width of the reconstruction (`b_dec`'s length): `input_dim` except for transcoders.
+    output_dim: usize,
+    norm: InputNormalization,
+    /// Skip connection `[output_dim, input_dim]`: the reconstruction gains `x @ W_skip^T`.
+    w_skip: Option<Tensor>,
 }
 
 /// What the threshold part of [`LinearSae::new`] is.
@@ -64,6 +73,7 @@ pub(crate) enum ActSpec<'a> {
     Relu,
     JumpRelu(Part<'a>),
     TopK(usize),
+    Gated { r_mag: Part<'a>, b_mag: Part<'a> },
 }
 
 fn expect_shape(source: &str, part: &Part<'_>, want: &[usize]) -> Result<()> {
@@ -86,6 +96,43 @@ fn matrix_shape(orient: Orient, input: usize, output: usize) -> [usize; 2] {
     }
 }
 
+/// Checks that `p` has the dtype and device of `reference` (named `ref_name`), a floating
+/// dtype, and only finite values.
+fn check_part(
+    source: &str,
+    p: &Part<'_>,
+    ref_name: &str,
+    dtype: DType,
+    device: &Device,
+) -> Result<()> {
+    if p.tensor.dtype() != dtype {
+        return Err(AutoencoderError::DTypeMismatch(format!(
+            "{source}: `{}` is {:?} but `{ref_name}` is {dtype:?}",
+            p.name,
+            p.tensor.dtype(),
+        )));
+    }
+    if !p.tensor.device().same_device(device) {
+        return Err(AutoencoderError::InvalidArgument(format!(
+            "{source}: `{}` is on a different device than `{ref_name}`",
+            p.name
+        )));
+    }
+    if !dtype.is_float() {
+        return Err(AutoencoderError::DTypeMismatch(format!(
+            "{source}: `{}` is {dtype:?}, weights must be floating point",
+            p.name
+        )));
+    }
+    if !all_finite(&p.tensor)? {
+        return Err(AutoencoderError::NonFinite {
+            file: source.to_string(),
+            tensor: p.name.to_string(),
+        });
+    }
+    Ok(())
+}
+
 impl LinearSae {
     /// Checks shapes (width from `b_dec`, latent width from `b_enc`), dtypes, devices and
     /// finiteness, and builds the engine. `parts`: W_enc, b_enc, W_dec, b_dec, the weights
@@ -97,6 +144,29 @@ impl LinearSae {
         dec_orient: Orient,
         act: ActSpec<'_>,
         subtract_b_dec: bool,
+    ) -> Result<Self> {
+        Self::with_widths(
+            source,
+            parts,
+            enc_orient,
+            dec_orient,
+            act,
+            subtract_b_dec,
+            None,
+        )
+    }
+
+    /// [`LinearSae::new`] for a transcoder when `input_dim` is given (`W_enc` reads
+    /// `input_dim`, `W_dec` and `b_dec` write `b_dec`'s width); `None`: both widths are
+    /// `b_dec`'s. Subtracting `b_dec` needs the two widths equal.
+    pub(crate) fn with_widths(
+        source: &str,
+        parts: [Part<'_>; 4],
+        enc_orient: Orient,
+        dec_orient: Orient,
+        act: ActSpec<'_>,
+        subtract_b_dec: bool,
+        input_dim: Option<usize>,
     ) -> Result<Self> {
         // Kept contiguous, so that the tensors saved are the tensors computed with.
         let [w_enc, b_enc, w_dec, b_dec] = parts.map(|p| {
@@ -114,8 +184,17 @@ impl LinearSae {
                 }),
             }
         };
-        let input_dim = rank1(&b_dec)?;
+        let output_dim = rank1(&b_dec)?;
+        let input_dim = input_dim.unwrap_or(output_dim);
         let latent_dim = rank1(&b_enc)?;
+        if subtract_b_dec && input_dim != output_dim {
+            return Err(AutoencoderError::InvalidArgument(format!(
+                "{source}: `{}` has width {output_dim} but the input has width {input_dim}: \
+                 it cannot be subtracted from the input (apply_b_dec_to_input must be off \
+                 for a transcoder)",
+                b_dec.name
+            )));
+        }
         expect_shape(
             source,
             &w_enc,
@@ -124,50 +203,33 @@ impl LinearSae {
         expect_shape(
             source,
             &w_dec,
-            &matrix_shape(dec_orient, latent_dim, input_dim),
+            &matrix_shape(dec_orient, latent_dim, output_dim),
         )?;
         let mut parts = vec![&w_enc, &b_enc, &w_dec, &b_dec];
-        if let ActSpec::JumpRelu(t) = &act {
-            expect_shape(source, t, &[latent_dim])?;
-            parts.push(t);
-        }
-        if let ActSpec::TopK(k) = act {
-            if k == 0 || k > latent_dim {
-                return Err(AutoencoderError::InvalidArgument(format!(
-                    "{source}: k = {k} must be in 1..={latent_dim} (the latent width)"
-                )));
+        match &act {
+            ActSpec::JumpRelu(t) => {
+                expect_shape(source, t, &[latent_dim])?;
+                parts.push(t);
             }
+            ActSpec::Gated { r_mag, b_mag } => {
+                expect_shape(source, r_mag, &[latent_dim])?;
+                expect_shape(source, b_mag, &[latent_dim])?;
+                parts.push(r_mag);
+                parts.push(b_mag);
+            }
+            ActSpec::TopK(k) => {
+                if *k == 0 || *k > latent_dim {
+                    return Err(AutoencoderError::InvalidArgument(format!(
+                        "{source}: k = {k} must be in 1..={latent_dim} (the latent width)"
+                    )));
+                }
+            }
+            ActSpec::Relu => {}
         }
         let dtype = w_enc.tensor.dtype();
         let device = w_enc.tensor.device().clone();
         for p in &parts {
-            if p.tensor.dtype() != dtype {
-                return Err(AutoencoderError::DTypeMismatch(format!(
-                    "{source}: `{}` is {:?} but `{}` is {:?}",
-                    p.name,
-                    p.tensor.dtype(),
-                    w_enc.name,
-                    dtype
-                )));
-            }
-            if !p.tensor.device().same_device(&device) {
-                return Err(AutoencoderError::InvalidArgument(format!(
-                    "{source}: `{}` is on a different device than `{}`",
-                    p.name, w_enc.name
-                )));
-            }
-            if !dtype.is_float() {
-                return Err(AutoencoderError::DTypeMismatch(format!(
-                    "{source}: `{}` is {dtype:?}, weights must be floating point",
-                    p.name
-                )));
-            }
-            if !all_finite(&p.tensor)? {
-                return Err(AutoencoderError::NonFinite {
-                    file: source.to_string(),
-                    tensor: p.name.to_string(),
-                });
-            }
+            check_part(source, p, w_enc.name, dtype, &device)?;
         }
         let act = match act {
             ActSpec::Relu => Activation::Relu,
@@ -175,6 +237,10 @@ impl LinearSae {
                 threshold: t.tensor,
             },
             ActSpec::TopK(k) => Activation::TopK { k },
+            ActSpec::Gated { r_mag, b_mag } => Activation::Gated {
+                r_mag: r_mag.tensor,
+                b_mag: b_mag.tensor,
+            },
         };
         Ok(Self {
             w_enc: w_enc.tensor,
@@ -187,6 +253,9 @@ impl LinearSae {
             act,
             input_dim,
             latent_dim,
+            output_dim,
+            norm: InputNormalization::None,
+            w_skip: None,
         })
     }
 
@@ -196,6 +265,10 @@ impl LinearSae {
 
     pub(crate) fn latent_dim(&self) -> usize {
         self.latent_dim
+    }
+
+    pub(crate) fn output_dim(&self) -> usize {
+        self.output_dim
     }
 
     pub(crate) fn dtype(&self) -> DType {
@@ -229,6 +302,14 @@ impl LinearSae {
         }
     }
 
+    /// `(r_mag, b_mag)` of a gated SAE.
+    pub(crate) fn gated_params(&self) -> Option<(&Tensor, &Tensor)> {
+        match &self.act {
+            Activation::Gated { r_mag, b_mag } => Some((r_mag, b_mag)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn subtract_b_dec(&self) -> bool {
         self.subtract_b_dec
     }
@@ -237,40 +318,115 @@ impl LinearSae {
         self.subtract_b_dec = on;
     }
 
-    /// The encoder input in the weights' dtype: `x - b_dec` or `x`.
-    fn encoder_input(&self, x: &Tensor) -> Result<Tensor> {
-        check_width(x, self.input_dim, "input")?;
-        let x = to_dtype(x, self.dtype())?;
-        if self.subtract_b_dec {
-            Ok(x.broadcast_sub(&self.b_dec)?)
-        } else {
-            Ok(x)
-        }
+    pub(crate) fn norm(&self) -> InputNormalization {
+        self.norm
     }
 
-    /// Pre-activations `[..., latent_dim]` in the weights' dtype.
+    pub(crate) fn set_norm(&mut self, norm: InputNormalization) {
+        self.norm = norm;
+    }
+
+    pub(crate) fn w_skip(&self) -> Option<&Tensor> {
+        self.w_skip.as_ref()
+    }
+
+    /// Sets the skip connection `W_skip [output_dim, input_dim]` (checked like the weights).
+    pub(crate) fn set_skip(&mut self, source: &str, w_skip: Part<'_>) -> Result<()> {
+        let w_skip = Part::new(
+            w_skip.name,
+            w_skip.tensor.contiguous().unwrap_or(w_skip.tensor),
+        );
+        expect_shape(source, &w_skip, &[self.output_dim, self.input_dim])?;
+        check_part(source, &w_skip, "W_enc", self.dtype(), self.device())?;
+        self.w_skip = Some(w_skip.tensor);
+        Ok(())
+    }
+
+    /// Whether the reconstruction depends on the input beyond the latent (normalisation
+    /// statistics or a skip connection).
+    pub(crate) fn depends_on_input(&self) -> bool {
+        self.norm != InputNormalization::None || self.w_skip.is_some()
+    }
+
+    /// `x` checked and in the weights' dtype, with its normalisation statistics.
+    fn prepare(&self, x: &Tensor) -> Result<(Tensor, Option<NormStats>)> {
+        check_width(x, self.input_dim, "input")?;
+        let x = to_dtype(x, self.dtype())?;
+        let stats = self.norm.stats(&x)?;
+        Ok((x, stats))
+    }
+
+    /// What the encoder multiplies: the normalised `x`, minus `b_dec` when subtracted.
+    fn encoder_input_from(&self, x: &Tensor, stats: Option<&NormStats>) -> Result<Tensor> {
+        let xn = match stats {
+            Some(s) => s.normalize(x)?,
+            None => x.clone(),
+        };
+        if !self.subtract_b_dec {
+            return Ok(xn);
+        }
+        if self.input_dim != self.output_dim {
+            return Err(AutoencoderError::InvalidArgument(format!(
+                "apply_b_dec_to_input is on but b_dec has width {} and the input {} \
+                 (a transcoder cannot subtract its output bias from its input)",
+                self.output_dim, self.input_dim
+            )));
+        }
+        Ok(xn.broadcast_sub(&self.b_dec)?)
+    }
+
+    /// The encoder input in the weights' dtype.
+    fn encoder_input(&self, x: &Tensor) -> Result<Tensor> {
+        let (x, stats) = self.prepare(x)?;
+        self.encoder_input_from(&x, stats.as_ref())
+    }
+
+    /// Pre-activations `[..., latent_dim]` in the weights' dtype (`x_c @ W_enc + b_enc`; for
+    /// a gated SAE, the gate's).
     pub(crate) fn pre_activations(&self, x: &Tensor) -> Result<Tensor> {
         let xin = self.encoder_input(x)?;
         Ok(matmul_last(&xin, &self.w_enc, self.enc_orient)?.broadcast_add(&self.b_enc)?)
     }
 
-    /// The activation applied to `pre`, with `threshold` for the JumpReLU case.
-    fn activate(&self, pre: &Tensor, threshold: Option<&Tensor>) -> Result<Tensor> {
-        let r = pre.relu()?;
-        match (&self.act, threshold) {
-            (Activation::JumpRelu { .. }, Some(t)) => {
-                let mask = pre.broadcast_gt(t)?.to_dtype(pre.dtype())?;
-                Ok((r * mask)?)
+    /// The activation of `h = x_c @ W_enc` (without bias), over all latents or over those
+    /// selected by `idx`.
+    fn activate(&self, h: &Tensor, idx: Option<&Tensor>) -> Result<Tensor> {
+        let pick = |t: &Tensor| -> Result<Tensor> {
+            Ok(match idx {
+                Some(i) => t.index_select(i, 0)?,
+                None => t.clone(),
+            })
+        };
+        let pre = h.broadcast_add(&pick(&self.b_enc)?)?;
+        match &self.act {
+            Activation::Relu => Ok(pre.relu()?),
+            Activation::JumpRelu { threshold } => {
+                let mask = pre.broadcast_gt(&pick(threshold)?)?.to_dtype(pre.dtype())?;
+                Ok((pre.relu()? * mask)?)
             }
-            (Activation::TopK { k }, _) => topk_last(&r, *k),
-            _ => Ok(r),
+            Activation::TopK { k } => topk_last(&pre.relu()?, *k),
+            Activation::Gated { r_mag, b_mag } => {
+                let gate = pre.gt(&pre.zeros_like()?)?.to_dtype(pre.dtype())?;
+                let mag = h
+                    .broadcast_mul(&pick(r_mag)?.exp()?)?
+                    .broadcast_add(&pick(b_mag)?)?
+                    .relu()?;
+                Ok((gate * mag)?)
+            }
         }
+    }
+
+    /// Latents in the weights' dtype, from `x` prepared by [`Self::prepare`].
+    fn encode_prepared(&self, x: &Tensor, stats: Option<&NormStats>) -> Result<Tensor> {
+        let xin = self.encoder_input_from(x, stats)?;
+        let h = matmul_last(&xin, &self.w_enc, self.enc_orient)?;
+        self.activate(&h, None)
     }
 
     /// Latents in the weights' dtype.
     pub(crate) fn encode_raw(&self, x: &Tensor) -> Result<Tensor> {
-        let pre = self.pre_activations(x)?;
-        self.activate(&pre, self.threshold())
+        let (x, stats) = self.prepare(x)?;
+        self.encode_prepared(&x, stats.as_ref())
     }
 
     pub(crate) fn encode(&self, x: &Tensor) -> Result<Tensor> {
@@ -297,17 +453,12 @@ impl LinearSae {
             Orient::OutIn => self.w_enc.index_select(&idx, 0)?,
             Orient::InOut => self.w_enc.index_select(&idx, 1)?,
         };
-        let b = self.b_enc.index_select(&idx, 0)?;
-        let pre = matmul_last(&xin, &w, self.enc_orient)?.broadcast_add(&b)?;
-        let thr = match self.threshold() {
-            Some(t) => Some(t.index_select(&idx, 0)?),
-            None => None,
-        };
-        let z = self.activate(&pre, thr.as_ref())?;
+        let h = matmul_last(&xin, &w, self.enc_orient)?;
+        let z = self.activate(&h, Some(&idx))?;
         to_dtype(&z, x.dtype())
     }
 
-    /// Reconstruction in the weights' dtype.
+    /// The affine part of the reconstruction, `z @ W_dec + b_dec`, in the weights' dtype.
     pub(crate) fn decode_raw(&self, z: &Tensor) -> Result<Tensor> {
         check_width(z, self.latent_dim, "latent")?;
         let zw = to_dtype(z, self.dtype())?;
@@ -319,15 +470,64 @@ impl LinearSae {
         to_dtype(&y, z.dtype())
     }
 
-    /// `decode(encode(x))` without rounding the latent through `x`'s dtype; the latent (when
-    /// asked) and the reconstruction are returned in `x`'s dtype.
+    /// The affine reconstruction `y` completed for the input `x` (prepared): un-normalised
+    /// with `x`'s statistics, plus the skip term `x @ W_skip^T`.
+    fn finish(&self, y: Tensor, x: &Tensor, stats: Option<&NormStats>) -> Result<Tensor> {
+        let y = match stats {
+            Some(s) => s.unnormalize(&y)?,
+            None => y,
+        };
+        Ok(match &self.w_skip {
+            Some(w) => (y + matmul_last(x, w, Orient::OutIn)?)?,
+            None => y,
+        })
+    }
+
+    /// Checks that `z` and `x` have the same leading shape.
+    fn check_pair(&self, z: &Tensor, x: &Tensor) -> Result<()> {
+        let (zd, xd) = (z.dims(), x.dims());
+        if zd.is_empty() || xd.is_empty() || zd[..zd.len() - 1] != xd[..xd.len() - 1] {
+            return Err(AutoencoderError::InvalidArgument(format!(
+                "decode_for: the latents {zd:?} and the inputs {xd:?} must have the same \
+                 leading shape (one input per latent row)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The reconstruction of `z` as the reconstruction of input `x`, in `z`'s dtype.
+    pub(crate) fn decode_for(&self, z: &Tensor, x: &Tensor) -> Result<Tensor> {
+        if !self.depends_on_input() {
+            return self.decode(z);
+        }
+        self.check_pair(z, x)?;
+        let y = self.decode_raw(z)?;
+        let (xw, stats) = self.prepare(x)?;
+        let y = self.finish(y, &xw, stats.as_ref())?;
+        to_dtype(&y, z.dtype())
+    }
+
+    /// The per-row factor `[..., 1]` by which a latent edit is scaled in
+    /// [`Self::decode_for`], in the weights' dtype; `None` without normalisation.
+    pub(crate) fn decode_scale_for(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        if self.norm == InputNormalization::None {
+            return Ok(None);
+        }
+        let (_, stats) = self.prepare(x)?;
+        stats.map(|s| s.scale()).transpose()
+    }
+
+    /// `decode_for(encode(x), x)` without rounding the latent through `x`'s dtype; the latent
+    /// (when asked) and the reconstruction are returned in `x`'s dtype.
     pub(crate) fn forward(
         &self,
         x: &Tensor,
         return_latent: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let z = self.encode_raw(x)?;
-        let recon = to_dtype(&self.decode_raw(&z)?, x.dtype())?;
+        let (xw, stats) = self.prepare(x)?;
+        let z = self.encode_prepared(&xw, stats.as_ref())?;
+        let y = self.finish(self.decode_raw(&z)?, &xw, stats.as_ref())?;
+        let recon = to_dtype(&y, x.dtype())?;
         let latent = if return_latent {
             Some(to_dtype(&z, x.dtype())?)
         } else {
@@ -359,7 +559,15 @@ impl LinearSae {
             Activation::JumpRelu { threshold } => Activation::JumpRelu {
                 threshold: move_one("threshold", threshold)?,
             },
+            Activation::Gated { r_mag, b_mag } => Activation::Gated {
+                r_mag: move_one("r_mag", r_mag)?,
+                b_mag: move_one("b_mag", b_mag)?,
+            },
             other => other.clone(),
+        };
+        let w_skip = match &self.w_skip {
+            Some(w) => Some(move_one("W_skip", w)?),
+            None => None,
         };
         Ok(Self {
             w_enc: move_one("W_enc", &self.w_enc)?,
@@ -367,6 +575,7 @@ impl LinearSae {
             w_dec: move_one("W_dec", &self.w_dec)?,
             b_dec: move_one("b_dec", &self.b_dec)?,
             act,
+            w_skip,
             ..self.clone()
         })
     }
@@ -381,11 +590,18 @@ impl LinearSae {
 
     /// The state to save: kind, settings, and the tensors by SAELens's names, each in the
     /// layout it is stored in (`settings.layout` says which), so that a rebuilt autoencoder
-    /// computes bit for bit the same.
+    /// computes bit for bit the same. A gated SAE's `b_enc` is saved as `b_gate`, with
+    /// `r_mag` and `b_mag`; a skip connection as `W_skip`; a normalisation as
+    /// `settings.normalize_activations`.
     pub(crate) fn state(&self) -> Result<crate::AutoencoderState> {
+        let b_enc_name = if self.gated_params().is_some() {
+            "b_gate"
+        } else {
+            "b_enc"
+        };
         let mut tensors = vec![
             ("W_enc".to_string(), self.w_enc.clone()),
-            ("b_enc".to_string(), self.b_enc.clone()),
+            (b_enc_name.to_string(), self.b_enc.clone()),
             ("W_dec".to_string(), self.w_dec.clone()),
             ("b_dec".to_string(), self.b_dec.clone()),
         ];
@@ -396,6 +612,12 @@ impl LinearSae {
                 "W_dec": self.dec_orient.name(),
             },
         });
+        if self.norm != InputNormalization::None {
+            settings["normalize_activations"] = serde_json::json!(self.norm.saelens_name());
+        }
+        if let Some(w) = &self.w_skip {
+            tensors.push(("W_skip".to_string(), w.clone()));
+        }
         let kind = match &self.act {
             Activation::Relu => "relu",
             Activation::JumpRelu { threshold } => {
@@ -405,6 +627,11 @@ impl LinearSae {
             Activation::TopK { k } => {
                 settings["k"] = serde_json::json!(k);
                 "topk"
+            }
+            Activation::Gated { r_mag, b_mag } => {
+                tensors.push(("r_mag".to_string(), r_mag.clone()));
+                tensors.push(("b_mag".to_string(), b_mag.clone()));
+                "gated"
             }
         };
         Ok(crate::AutoencoderState {
@@ -418,7 +645,7 @@ impl LinearSae {
         let idx = dims_index(dims, self.latent_dim, self.device())?;
         if dims.is_empty() {
             return Ok(Tensor::zeros(
-                (0, self.input_dim),
+                (0, self.output_dim),
                 self.dtype(),
                 self.device(),
             )?);
@@ -458,12 +685,31 @@ macro_rules! impl_autoencoder_via_core {
                 self.core.latent_dim()
             }
 
+            fn output_dim(&self) -> usize {
+                self.core.output_dim()
+            }
+
             fn encode(&self, x: &candle_core::Tensor) -> $crate::Result<candle_core::Tensor> {
                 self.core.encode(x)
             }
 
             fn decode(&self, z: &candle_core::Tensor) -> $crate::Result<candle_core::Tensor> {
                 self.core.decode(z)
+            }
+
+            fn decode_for(
+                &self,
+                z: &candle_core::Tensor,
+                x: &candle_core::Tensor,
+            ) -> $crate::Result<candle_core::Tensor> {
+                self.core.decode_for(z, x)
+            }
+
+            fn decode_scale_for(
+                &self,
+                x: &candle_core::Tensor,
+            ) -> $crate::Result<Option<candle_core::Tensor>> {
+                self.core.decode_scale_for(x)
             }
 
             fn forward(
@@ -509,3 +755,42 @@ macro_rules! impl_autoencoder_via_core {
     };
 }
 pub(crate) use impl_autoencoder_via_core;
+
+/// Inherent builder methods shared by the SAE types built on [`LinearSae`]: input
+/// normalisation and a skip connection.
+macro_rules! impl_sae_options {
+    ($ty:ty) => {
+        impl $ty {
+            /// Normalise each input before encoding and undo it on the reconstruction with the
+            /// same input's statistics (SAELens `normalize_activations`; see
+            /// [`crate::InputNormalization`] and [`crate::Autoencoder::decode_for`]).
+            pub fn with_input_normalization(mut self, norm: $crate::InputNormalization) -> Self {
+                self.core.set_norm(norm);
+                self
+            }
+
+            /// The input normalisation ([`crate::InputNormalization::None`] by default).
+            pub fn input_normalization(&self) -> $crate::InputNormalization {
+                self.core.norm()
+            }
+
+            /// Adds a skip connection `W_skip [output_dim, input_dim]` (sparsify
+            /// `skip_connection`, SAELens `skip_transcoder`): the reconstruction of `x` gains
+            /// `x @ W_skip^T` (the raw input, before any normalisation or `b_dec`
+            /// subtraction). Checked: shape, dtype, device, finite values.
+            pub fn with_skip(mut self, w_skip: candle_core::Tensor) -> $crate::Result<Self> {
+                self.core.set_skip(
+                    concat!(stringify!($ty), "::with_skip"),
+                    $crate::core::Part::new("W_skip", w_skip),
+                )?;
+                Ok(self)
+            }
+
+            /// The skip connection `[output_dim, input_dim]`, if any.
+            pub fn w_skip(&self) -> Option<&candle_core::Tensor> {
+                self.core.w_skip()
+            }
+        }
+    };
+}
+pub(crate) use impl_sae_options;

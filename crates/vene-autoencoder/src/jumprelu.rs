@@ -2,7 +2,9 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
+use crate::core::{
+    impl_autoencoder_via_core, impl_sae_options, saelens_parts, ActSpec, LinearSae, Part,
+};
 use crate::util::Orient;
 use crate::Result;
 
@@ -47,19 +49,23 @@ impl JumpReLUAutoencoder {
             Part::new("threshold", threshold),
             Orient::InOut,
             Orient::InOut,
+            None,
         )
     }
 
-    /// `parts`: W_enc, b_enc, W_dec, b_dec, with the given orientations; `threshold` `[L]`.
+    /// `parts`: W_enc, b_enc, W_dec, b_dec, with the given orientations; `threshold` `[L]`;
+    /// `input_dim` for a transcoder (SAELens `jumprelu_transcoder`), `None` for an SAE.
     pub(crate) fn from_parts(
         source: &str,
         parts: [Part<'_>; 4],
         threshold: Part<'_>,
         enc_orient: Orient,
         dec_orient: Orient,
+        input_dim: Option<usize>,
     ) -> Result<Self> {
         let act = ActSpec::JumpRelu(threshold);
-        let core = LinearSae::new(source, parts, enc_orient, dec_orient, act, false)?;
+        let core =
+            LinearSae::with_widths(source, parts, enc_orient, dec_orient, act, false, input_dim)?;
         Ok(Self { core })
     }
 
@@ -110,3 +116,4 @@ impl JumpReLUAutoencoder {
 }
 
 impl_autoencoder_via_core!(JumpReLUAutoencoder, true);
+impl_sae_options!(JumpReLUAutoencoder);

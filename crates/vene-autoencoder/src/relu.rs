@@ -2,7 +2,9 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
+use crate::core::{
+    impl_autoencoder_via_core, impl_sae_options, saelens_parts, ActSpec, LinearSae, Part,
+};
 use crate::util::Orient;
 use crate::Result;
 
@@ -47,17 +49,62 @@ impl ReluAutoencoder {
             saelens_parts(w_enc, b_enc, w_dec, b_dec),
             Orient::InOut,
             Orient::InOut,
+            None,
         )
     }
 
-    /// `parts`: W_enc, b_enc, W_dec, b_dec with the given orientations.
+    /// A transcoder (SAELens `transcoder`): reads activations of width `d_in` and predicts
+    /// another site's of width `d_out`. `W_enc [d_in, L]`, `b_enc [L]`, `W_dec [L, d_out]`,
+    /// `b_dec [d_out]`; `encode(x) = relu(x @ W_enc + b_enc)` (`b_dec` is never subtracted:
+    /// it has the output's width), `decode(z) = z @ W_dec + b_dec`.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use vene_autoencoder::{Autoencoder, ReluAutoencoder};
+    ///
+    /// let dev = Device::Cpu;
+    /// // d_in = 2, L = 1, d_out = 3
+    /// let tc = ReluAutoencoder::transcoder(
+    ///     Tensor::new(&[[1f32], [1.]], &dev)?,
+    ///     Tensor::zeros(1, DType::F32, &dev)?,
+    ///     Tensor::new(&[[1f32, 2., 3.]], &dev)?,
+    ///     Tensor::zeros(3, DType::F32, &dev)?,
+    /// )?;
+    /// assert_eq!((tc.input_dim(), tc.output_dim()), (2, 3));
+    /// let (y, _) = tc.forward(&Tensor::new(&[[1f32, 2.]], &dev)?, false)?;
+    /// assert_eq!(y.to_vec2::<f32>()?, vec![vec![3.0, 6.0, 9.0]]);
+    /// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+    /// ```
+    pub fn transcoder(w_enc: Tensor, b_enc: Tensor, w_dec: Tensor, b_dec: Tensor) -> Result<Self> {
+        let d_in = w_enc.dims().first().copied().unwrap_or(0);
+        Self::from_parts(
+            "ReluAutoencoder::transcoder",
+            saelens_parts(w_enc, b_enc, w_dec, b_dec),
+            Orient::InOut,
+            Orient::InOut,
+            Some(d_in),
+        )
+    }
+
+    /// `parts`: W_enc, b_enc, W_dec, b_dec with the given orientations; `input_dim` for a
+    /// transcoder (`b_dec` is then not subtracted), `None` for an autoencoder.
     pub(crate) fn from_parts(
         source: &str,
         parts: [Part<'_>; 4],
         enc_orient: Orient,
         dec_orient: Orient,
+        input_dim: Option<usize>,
     ) -> Result<Self> {
-        let core = LinearSae::new(source, parts, enc_orient, dec_orient, ActSpec::Relu, true)?;
+        let subtract = input_dim.is_none();
+        let core = LinearSae::with_widths(
+            source,
+            parts,
+            enc_orient,
+            dec_orient,
+            ActSpec::Relu,
+            subtract,
+            input_dim,
+        )?;
         Ok(Self { core })
     }
 
@@ -83,3 +130,4 @@ impl ReluAutoencoder {
 }
 
 impl_autoencoder_via_core!(ReluAutoencoder, true);
+impl_sae_options!(ReluAutoencoder);

@@ -7,12 +7,15 @@ use candle_core::Tensor;
 use crate::core::{saelens_parts, Part};
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, AutoencoderLayer, JumpReLUAutoencoder, ReluAutoencoder, Result,
-    TopKAutoencoder,
+    Autoencoder, AutoencoderError, AutoencoderLayer, GatedAutoencoder, InputNormalization,
+    JumpReLUAutoencoder, ReluAutoencoder, Result, TopKAutoencoder,
 };
 
 /// Rebuilds the autoencoder that [`Autoencoder::state`] described: `kind` and `settings` as
-/// saved, `tensors` by SAELens's names (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`).
+/// saved, `tensors` by SAELens's names (`W_enc`, `b_enc`, `W_dec`, `b_dec`, `threshold`;
+/// `b_gate`, `r_mag`, `b_mag` for `gated`; `W_skip` for a skip connection). A transcoder
+/// (`W_enc`'s input width differs from `b_dec`'s) is rebuilt as one;
+/// `settings.normalize_activations` restores the input normalisation.
 ///
 /// ```
 /// use candle_core::{Device, Tensor};
@@ -46,7 +49,13 @@ pub fn autoencoder_from_state(
                 tensor: name.to_string(),
             })
     };
-    let (w_enc, b_enc, w_dec, b_dec) = (get("W_enc")?, get("b_enc")?, get("W_dec")?, get("b_dec")?);
+    let b_enc_name = if kind == "gated" { "b_gate" } else { "b_enc" };
+    let (w_enc, b_enc, w_dec, b_dec) = (
+        get("W_enc")?,
+        get(b_enc_name)?,
+        get("W_dec")?,
+        get("b_dec")?,
+    );
     let source = format!("saved {kind} autoencoder");
     let layout = |name: &str| -> Result<Orient> {
         match settings.get("layout").and_then(|l| l.get(name)) {
@@ -61,23 +70,56 @@ pub fn autoencoder_from_state(
         }
     };
     let (enc, dec) = (layout("W_enc")?, layout("W_dec")?);
-    let parts = saelens_parts(w_enc, b_enc, w_dec, b_dec);
+    // A transcoder reads another width than it writes: W_enc's input side says which.
+    let input_dim = match (enc, w_enc.dims(), b_dec.dims()) {
+        (Orient::InOut, [i, _], [o]) | (Orient::OutIn, [_, i], [o]) if i != o => Some(*i),
+        _ => None,
+    };
+    let norm = match settings.get("normalize_activations") {
+        None | Some(serde_json::Value::Null) => InputNormalization::None,
+        Some(v) => v
+            .as_str()
+            .and_then(InputNormalization::from_saelens_name)
+            .ok_or_else(|| AutoencoderError::InvalidConfig {
+                file: source.clone(),
+                key: "normalize_activations".into(),
+                message: format!("expected none, layer_norm or constant_norm_rescale, got {v}"),
+            })?,
+    };
+    let w_skip = tensors.get("W_skip").cloned();
+    let mut parts = saelens_parts(w_enc, b_enc, w_dec, b_dec);
+    parts[1].name = b_enc_name;
     let apply_b_dec = settings
         .get("apply_b_dec_to_input")
         .and_then(serde_json::Value::as_bool);
-    Ok(match kind {
-        // pyvene's layer (torch layout, b_dec subtracted): rebuilt as that type, so that it
-        // computes exactly as the one saved
-        "relu" if enc == Orient::OutIn && dec == Orient::OutIn && apply_b_dec != Some(false) => {
-            Box::new(AutoencoderLayer::from_parts(&source, parts)?)
-        }
-        "relu" => {
-            let sae = ReluAutoencoder::from_parts(&source, parts, enc, dec)?;
+    let extras = norm != InputNormalization::None || w_skip.is_some() || input_dim.is_some();
+    // Adds the normalisation and skip connection to one of the SAE types.
+    macro_rules! finish {
+        ($sae:expr) => {{
+            let mut sae = $sae.with_input_normalization(norm);
+            if let Some(w) = w_skip.clone() {
+                sae = sae.with_skip(w)?;
+            }
             Box::new(match apply_b_dec {
                 Some(on) => sae.with_apply_b_dec_to_input(on),
                 None => sae,
             })
+        }};
+    }
+    Ok(match kind {
+        // pyvene's layer (torch layout, b_dec subtracted): rebuilt as that type, so that it
+        // computes exactly as the one saved
+        "relu"
+            if enc == Orient::OutIn
+                && dec == Orient::OutIn
+                && apply_b_dec != Some(false)
+                && !extras =>
+        {
+            Box::new(AutoencoderLayer::from_parts(&source, parts)?)
         }
+        "relu" => finish!(ReluAutoencoder::from_parts(
+            &source, parts, enc, dec, input_dim
+        )?),
         "topk" => {
             let k = settings
                 .get("k")
@@ -88,26 +130,30 @@ pub fn autoencoder_from_state(
                     key: "k".into(),
                     message: format!("missing or not an integer in {settings}"),
                 })?;
-            let sae = TopKAutoencoder::from_parts(&source, parts, enc, dec, k)?;
-            Box::new(match apply_b_dec {
-                Some(on) => sae.with_apply_b_dec_to_input(on),
-                None => sae,
+            finish!(match input_dim {
+                Some(d) => TopKAutoencoder::transcoder_from_parts(&source, parts, enc, dec, k, d)?,
+                None => TopKAutoencoder::from_parts(&source, parts, enc, dec, k)?,
             })
         }
         "jumprelu" => {
             let threshold = Part::new("threshold", get("threshold")?);
-            let sae = JumpReLUAutoencoder::from_parts(&source, parts, threshold, enc, dec)?;
-            Box::new(match apply_b_dec {
-                Some(on) => sae.with_apply_b_dec_to_input(on),
-                None => sae,
-            })
+            finish!(JumpReLUAutoencoder::from_parts(
+                &source, parts, threshold, enc, dec, input_dim
+            )?)
+        }
+        "gated" => {
+            let mag = [
+                Part::new("r_mag", get("r_mag")?),
+                Part::new("b_mag", get("b_mag")?),
+            ];
+            finish!(GatedAutoencoder::from_parts(&source, parts, mag, enc, dec)?)
         }
         other => {
             return Err(AutoencoderError::Unsupported {
                 file: "saved autoencoder".into(),
                 key: "kind".into(),
                 value: other.to_string(),
-                supported: "relu, topk, jumprelu",
+                supported: "relu, topk, jumprelu, gated",
             })
         }
     })

@@ -2,7 +2,9 @@
 
 use candle_core::Tensor;
 
-use crate::core::{impl_autoencoder_via_core, saelens_parts, ActSpec, LinearSae, Part};
+use crate::core::{
+    impl_autoencoder_via_core, impl_sae_options, saelens_parts, ActSpec, LinearSae, Part,
+};
 use crate::util::Orient;
 use crate::Result;
 
@@ -69,6 +71,28 @@ impl TopKAutoencoder {
         Ok(Self { core, k })
     }
 
+    /// [`Self::from_parts`] for a transcoder reading width `input_dim` (`b_dec`, of the
+    /// output's width, is not subtracted).
+    pub(crate) fn transcoder_from_parts(
+        source: &str,
+        parts: [Part<'_>; 4],
+        enc_orient: Orient,
+        dec_orient: Orient,
+        k: usize,
+        input_dim: usize,
+    ) -> Result<Self> {
+        let core = LinearSae::with_widths(
+            source,
+            parts,
+            enc_orient,
+            dec_orient,
+            ActSpec::TopK(k),
+            false,
+            Some(input_dim),
+        )?;
+        Ok(Self { core, k })
+    }
+
     /// Subtract `b_dec` from the input before encoding (on by default; SAELens
     /// `apply_b_dec_to_input`).
     pub fn with_apply_b_dec_to_input(mut self, on: bool) -> Self {
@@ -103,3 +127,4 @@ impl TopKAutoencoder {
 }
 
 impl_autoencoder_via_core!(TopKAutoencoder, true);
+impl_sae_options!(TopKAutoencoder);

@@ -226,3 +226,78 @@ fn fuzz_seeds_are_valid() {
     let dl = load_sae(vene_testutil::fixtures().join("sae/dictionary_learning")).unwrap();
     assert!(dl.d_in > 0);
 }
+
+#[test]
+fn fuzz_dictionary_learning_gated() {
+    let dir = vene_testutil::fixtures().join("sae/dictionary_learning_gated");
+    let target = FuzzTarget::from_dir("dictionary_learning_gated", &dir).seed(7);
+    run(
+        target,
+        SaeFormat::DictionaryLearning,
+        "dictionary_learning_gated",
+    );
+}
+
+#[test]
+fn fuzz_saelens_gated_layer_norm_and_skip_transcoder() {
+    let cfg = serde_json::json!({"d_in": D, "d_sae": L, "architecture": "gated",
+        "normalize_activations": "layer_norm", "hook_name": "blocks.1.hook_resid_pre"});
+    let weights = safetensors_bytes(&[
+        ("W_enc", t(&[D, L], 0.1)),
+        ("b_gate", t(&[L], 0.2)),
+        ("r_mag", t(&[L], 0.6)),
+        ("b_mag", t(&[L], 0.7)),
+        ("W_dec", t(&[L, D], 0.3)),
+        ("b_dec", t(&[D], 0.4)),
+    ]);
+    let files = vec![
+        ("cfg.json".to_string(), cfg.to_string().into_bytes()),
+        ("sae_weights.safetensors".to_string(), weights),
+    ];
+    run(
+        FuzzTarget::new("saelens_gated", files).seed(8),
+        SaeFormat::SaeLens,
+        "saelens_gated",
+    );
+    let cfg = serde_json::json!({"d_in": D, "d_sae": L, "d_out": 3,
+        "architecture": "skip_transcoder", "apply_b_dec_to_input": false,
+        "hook_name": "blocks.1.ln2.hook_normalized", "hook_name_out": "blocks.1.hook_mlp_out"});
+    let weights = safetensors_bytes(&[
+        ("W_enc", t(&[D, L], 0.1)),
+        ("b_enc", t(&[L], 0.2)),
+        ("W_dec", t(&[L, 3], 0.3)),
+        ("b_dec", t(&[3], 0.4)),
+        ("W_skip", t(&[3, D], 0.5)),
+    ]);
+    let files = vec![
+        ("cfg.json".to_string(), cfg.to_string().into_bytes()),
+        ("sae_weights.safetensors".to_string(), weights),
+    ];
+    run(
+        FuzzTarget::new("saelens_skip_transcoder", files).seed(9),
+        SaeFormat::SaeLens,
+        "saelens_skip_transcoder",
+    );
+}
+
+#[test]
+fn fuzz_sparsify_skip_transcoder() {
+    let cfg = serde_json::json!({"num_latents": L, "k": 2, "d_in": D,
+        "activation": "topk", "skip_connection": true, "transcode": true});
+    let weights = safetensors_bytes(&[
+        ("encoder.weight", t(&[L, D], 0.1)),
+        ("encoder.bias", t(&[L], 0.2)),
+        ("W_dec", t(&[L, D], 0.3)),
+        ("b_dec", t(&[D], 0.4)),
+        ("W_skip", t(&[D, D], 0.5)),
+    ]);
+    let files = vec![
+        ("cfg.json".to_string(), cfg.to_string().into_bytes()),
+        ("sae.safetensors".to_string(), weights),
+    ];
+    run(
+        FuzzTarget::new("sparsify_skip_transcoder", files).seed(10),
+        SaeFormat::Sparsify,
+        "sparsify_skip_transcoder",
+    );
+}

@@ -177,7 +177,7 @@ fn saelens_norm_scaling_is_folded() {
 fn saelens_unknown_architecture_and_bad_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let w = weights(5);
-    let cfg = serde_json::json!({"architecture": "gated", "d_in": D, "d_sae": L});
+    let cfg = serde_json::json!({"architecture": "crosscoder", "d_in": D, "d_sae": L});
     write_saelens(tmp.path(), &w, cfg, false);
     let err = load_sae(tmp.path()).unwrap_err();
     assert!(

@@ -273,7 +273,7 @@ fn unsupported_values_list_the_supported_ones() {
 
     let sl = tmp.path().join("saelens");
     std::fs::create_dir_all(&sl).unwrap();
-    let cfg = serde_json::json!({"d_in": D, "d_sae": L, "architecture": "gated"});
+    let cfg = serde_json::json!({"d_in": D, "d_sae": L, "architecture": "crosscoder"});
     std::fs::write(sl.join("cfg.json"), cfg.to_string()).unwrap();
     let map: HashMap<String, Tensor> = [
         ("W_enc", randn(1, &[D, L], 0.5)),
@@ -287,10 +287,10 @@ fn unsupported_values_list_the_supported_ones() {
     write_safetensors(&map, &sl.join("sae_weights.safetensors")).unwrap();
     let err = load_sae(&sl).unwrap_err().to_string();
     assert!(
-        err.contains("gated") && err.contains("standard, jumprelu, topk"),
+        err.contains("crosscoder") && err.contains("standard, jumprelu, topk"),
         "{err}"
     );
-    let e = autoencoder_from_state("gated", &serde_json::json!({}), &map)
+    let e = autoencoder_from_state("crosscoder", &serde_json::json!({}), &map)
         .unwrap_err()
         .to_string();
     assert!(e.contains("relu, topk, jumprelu"), "{e}");

@@ -37,6 +37,15 @@ pub(crate) struct AeCore {
 
 impl AeCore {
     pub(crate) fn new(ae: Arc<dyn Autoencoder>) -> Result<Self> {
+        if ae.output_dim() != ae.input_dim() {
+            return Err(InterventionError::Unsupported(format!(
+                "the autoencoder {ae:?} is a transcoder (it reads width {} and predicts width \
+                 {}): an interchange at one site needs an autoencoder that reconstructs its \
+                 own input",
+                ae.input_dim(),
+                ae.output_dim()
+            )));
+        }
         let compute_dtype = ae.decoder_rows(&[])?.map(|r| r.dtype());
         Ok(Self {
             ae,
@@ -99,13 +108,16 @@ impl AeCore {
         Ok(out)
     }
 
-    /// The rank-`|dims|` path: `decode(zb) + (zs[dims] - zb[dims]) @ W_dec[dims]`, with the
-    /// source encoded only at `dims` (and, error-preserving, the base too).
+    /// The rank-`|dims|` path: `decode_for(zb, x) + ((zs[dims] - zb[dims]) @ W_dec[dims]) *
+    /// scale(x)`, with the source encoded only at `dims` (and, error-preserving, the base
+    /// too). `scale` is [`Autoencoder::decode_scale_for`] (1 when `None`): with input
+    /// normalisation the reconstruction is still affine in the latent for a fixed base, so
+    /// the correction stays exact; a skip term cancels in the difference.
     fn run_selective(&self, x: &Tensor, s: &Tensor, dims: &[usize], rows: &Tensor) -> Result<Edit> {
         let (recon, zb_sel) = match self.mode {
             AutoencoderMode::Reconstruction => {
                 let zb = self.ae.encode(x)?;
-                let recon = self.ae.decode(&zb)?;
+                let recon = self.ae.decode_for(&zb, x)?;
                 if dims.is_empty() {
                     return Ok(Edit::Output(recon));
                 }
@@ -116,14 +128,19 @@ impl AeCore {
         };
         let zs_sel = self.ae.encode_selected(s, dims)?;
         let diff = (zs_sel - zb_sel)?.to_dtype(rows.dtype())?;
-        let delta = diff.matmul(rows)?;
+        let mut delta = diff.matmul(rows)?;
+        if let Some(scale) = self.ae.decode_scale_for(x)? {
+            delta = delta.broadcast_mul(&scale.to_dtype(delta.dtype())?)?;
+        }
         Ok(match recon {
             Some(recon) => Edit::Output((recon + delta.to_dtype(x.dtype())?)?),
             None => Edit::Delta(delta),
         })
     }
 
-    /// Encode both, masked swap (the fused kernel), decode.
+    /// Encode both, masked swap (the fused kernel), decode as the base's reconstruction
+    /// ([`Autoencoder::decode_for`] with the base: its normalisation statistics and skip
+    /// term, the source's latents).
     fn run_plain(&self, x: &Tensor, s: &Tensor, sel: &Resolved, n: usize) -> Result<Edit> {
         let zb = self.ae.encode(x)?;
         let zs = self.ae.encode(s)?;
@@ -138,10 +155,10 @@ impl AeCore {
                 vene_kernels::masked_combine_rows(&zb, &zs, &per_row, Op::Replace)?
             }
         };
-        let recon = self.ae.decode(&edited)?;
+        let recon = self.ae.decode_for(&edited, x)?;
         Ok(match self.mode {
             AutoencoderMode::Reconstruction => Edit::Output(recon),
-            AutoencoderMode::ErrorPreserving => Edit::Delta((recon - self.ae.decode(&zb)?)?),
+            AutoencoderMode::ErrorPreserving => Edit::Delta((recon - self.ae.decode_for(&zb, x)?)?),
         })
     }
 }
@@ -163,9 +180,15 @@ fn index(dims: &[usize], device: &Device) -> Result<Tensor> {
 /// Interchange in the latent space of an autoencoder (pyvene's `AutoencoderIntervention`).
 ///
 /// At each intervened unit (position or head; one row at a time): `zb = encode(base)`,
-/// `zs = encode(source)`, `zb[dims] = zs[dims]`, output `decode(zb)` (or, in
-/// [`AutoencoderMode::ErrorPreserving`], `base + decode(zb') - decode(zb)`), cast back to
-/// the base's dtype.
+/// `zs = encode(source)`, `zb[dims] = zs[dims]`, output `decode_for(zb', base)` (or, in
+/// [`AutoencoderMode::ErrorPreserving`], `base + decode_for(zb', base) - decode_for(zb,
+/// base)`), cast back to the base's dtype.
+///
+/// The edited latent is decoded as the *base's* reconstruction
+/// ([`Autoencoder::decode_for`]): an SAE with input normalisation un-normalises it with the
+/// base's statistics, and one with a skip connection adds the base's skip term; only the
+/// swapped latents come from the source. A transcoder (output width other than its input
+/// width) is refused: it does not reconstruct the site it reads.
 ///
 /// - Any [`Autoencoder`] plugs in ([`Self::new`]); [`Self::from_layer`] keeps an
 ///   [`AutoencoderLayer`]'s parameters trainable and savable.
@@ -178,9 +201,11 @@ fn index(dims: &[usize], device: &Device) -> Result<Tensor> {
 ///   (which breaks for more than one unit); with one unit per example both agree exactly.
 /// - Cost: with one selection for the batch and an affine decoder
 ///   ([`Autoencoder::decoder_rows`]), the swap is computed as a rank-`|dims|` correction,
-///   `decode(zb) + (zs[dims] - zb[dims]) @ W_dec[dims]`, with the source encoded only at
-///   `dims`; in error-preserving mode the base is too, so the cost no longer grows with the
-///   latent width. Otherwise (per-example selections, non-affine decoders) it encodes both,
+///   `decode_for(zb, base) + ((zs[dims] - zb[dims]) @ W_dec[dims]) * s`, `s` the base's
+///   scale under input normalisation ([`Autoencoder::decode_scale_for`], else 1), exact
+///   because the reconstruction is affine in the latent for a fixed base; the source is
+///   encoded only at `dims`; in error-preserving mode the base is too, so the cost no longer
+///   grows with the latent width. Otherwise (per-example selections, non-affine decoders) it encodes both,
 ///   swaps with the fused kernel of vene-kernels and decodes. Both paths agree within
 ///   rounding.
 ///

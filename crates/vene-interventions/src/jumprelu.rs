@@ -18,7 +18,9 @@ use crate::{Intervention, InterventionError, Result, Selection};
 /// selection is pyvene's: the first `interchange_dim` latents, `interchange_dim = embed_dim`
 /// (clipped to the latent width, as pyvene's slice is); a [`Selection`] gives latent indices
 /// (pyvene's `subspaces`). The same rank-`|dims|` path as [`crate::AutoencoderIntervention`]
-/// is used when it applies. The SAE's tensors are not trainable (pyvene loads pre-trained
+/// is used when it applies, and the edited latent is decoded the same way, as the base's
+/// reconstruction ([`vene_autoencoder::Autoencoder::decode_for`]), for an SAE loaded with an
+/// input normalisation or skip connection. The SAE's tensors are not trainable (pyvene loads pre-trained
 /// ones).
 ///
 /// ```
@@ -98,8 +100,22 @@ impl JumpReLUAutoencoderIntervention {
         &self.sae
     }
 
-    /// The five tensors in Gemma Scope orientation (`W_enc [d, L]`, `W_dec [L, d]`).
+    /// The five tensors in Gemma Scope orientation (`W_enc [d, L]`, `W_dec [L, d]`). pyvene's
+    /// format has no place for an input normalisation or a skip connection: an SAE with
+    /// either is refused (save it in an [`crate::AutoencoderIntervention`]).
     fn tensors(&self) -> Result<Vec<(String, Tensor)>> {
+        if self.sae.input_normalization() != vene_autoencoder::InputNormalization::None
+            || self.sae.w_skip().is_some()
+            || self.sae.apply_b_dec_to_input()
+        {
+            return Err(InterventionError::Unsupported(
+                "JumpReLUAutoencoderIntervention: pyvene's state dict holds W_enc, W_dec, \
+                 b_enc, b_dec and threshold only; this SAE's input normalisation, skip \
+                 connection or b_dec subtraction would be lost (wrap it in an \
+                 AutoencoderIntervention to save it)"
+                    .into(),
+            ));
+        }
         let (d, l) = (self.sae.input_dim(), self.sae.latent_dim());
         let orient = |t: &Tensor, want: [usize; 2]| -> Result<Tensor> {
             if t.dims() == want {
@@ -120,20 +136,19 @@ impl JumpReLUAutoencoderIntervention {
         ])
     }
 
-    fn rebuild(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Self> {
-        let t = self
-            .tensors()?
-            .into_iter()
-            .map(|(_, t)| f(&t))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let [we, wd, th, be, bd]: [Tensor; 5] = t
-            .try_into()
-            .map_err(|_| InterventionError::Unsupported("JumpReLU tensors".into()))?;
-        let mut out = Self::from_tensors(we, wd, be, bd, th)?;
+    /// A copy with the SAE on `device` in `dtype` (settings kept; an overflowing cast is an
+    /// error, never a silent infinity).
+    fn rebuild(&self, device: &Device, dtype: DType) -> Result<Self> {
+        let mut out = Self::from_autoencoder(self.sae.to(device, dtype)?)?;
         out.interchange_dim = self.interchange_dim.clone();
         out.selective = self.selective;
         out.core.mode = self.core.mode;
         Ok(out)
+    }
+
+    /// The SAE's device and dtype.
+    fn placement(&self) -> (Device, DType) {
+        (self.sae.w_enc().device().clone(), self.sae.w_enc().dtype())
     }
 }
 
@@ -179,10 +194,12 @@ impl Intervention for JumpReLUAutoencoderIntervention {
         })
     }
     fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild(|t| t.to_device(device))?))
+        let (_, dtype) = self.placement();
+        Ok(Box::new(self.rebuild(device, dtype)?))
     }
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild(|t| t.to_dtype(dtype))?))
+        let (device, _) = self.placement();
+        Ok(Box::new(self.rebuild(&device, dtype)?))
     }
     fn to_device_dtype(
         &self,
@@ -190,8 +207,6 @@ impl Intervention for JumpReLUAutoencoderIntervention {
         _dtype: DType,
         autoencoder_dtype: DType,
     ) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild(|t| {
-            t.to_device(device)?.to_dtype(autoencoder_dtype)
-        })?))
+        Ok(Box::new(self.rebuild(device, autoencoder_dtype)?))
     }
 }

@@ -203,7 +203,7 @@ fn autoencoder_interventions_around_loaded_saes_round_trip() {
         );
     }
     // an unknown kind is a typed error, not a silent fallback
-    let mut hp = serde_json::json!({"autoencoder_kind": "gated", "latent_dim": l});
+    let mut hp = serde_json::json!({"autoencoder_kind": "crosscoder", "latent_dim": l});
     hp["interchange_dim"] = serde_json::json!([0]);
     let state: HashMap<String, Tensor> = [
         ("autoencoder.W_enc".to_string(), w_enc),
@@ -215,5 +215,5 @@ fn autoencoder_interventions_around_loaded_saes_round_trip() {
     .collect();
     let err = build_intervention("AutoencoderIntervention", d, &hp, &state, &dev, DType::F32)
         .unwrap_err();
-    assert!(err.to_string().contains("gated"), "{err}");
+    assert!(err.to_string().contains("crosscoder"), "{err}");
 }

@@ -206,3 +206,51 @@ fn custom_sae_intervenable_round_trips() {
     // and the intervention did something
     assert!(max_abs_diff(&x, &get(&o, "gpt2.base_logits")) > 1e-4);
 }
+
+/// A gated SAE with SAELens layer norm and a skip connection (both make the reconstruction
+/// depend on the input) saves its kind, settings and every tensor, and loads back to identical
+/// logits.
+#[test]
+fn gated_layer_norm_skip_sae_round_trips() {
+    use candle_core::{Device, Tensor};
+    use vene::autoencoder::{GatedAutoencoder, InputNormalization};
+    let dev = Device::Cpu;
+    let (d, l) = (16, 40);
+    let sae = GatedAutoencoder::from_tensors(
+        Tensor::randn(0f32, 0.5, (d, l), &dev).unwrap(),
+        Tensor::randn(0f32, 0.1, l, &dev).unwrap(),
+        Tensor::randn(0f32, 0.3, l, &dev).unwrap(),
+        Tensor::randn(0f32, 0.1, l, &dev).unwrap(),
+        Tensor::randn(0f32, 0.5, (l, d), &dev).unwrap(),
+        Tensor::randn(0f32, 0.1, d, &dev).unwrap(),
+    )
+    .unwrap()
+    .with_input_normalization(InputNormalization::LayerNorm)
+    .with_skip(Tensor::randn(0f32, 0.2, (d, d), &dev).unwrap())
+    .unwrap();
+    let im = vene::get_intervenable_with_custom_autoencoder(
+        model("gpt2"),
+        std::sync::Arc::new(sae),
+        vec![2, 9, 33],
+        1,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    im.save(dir.path()).unwrap();
+    let back = IntervenableModel::load(dir.path(), model("gpt2")).unwrap();
+    assert_eq!(state_of(&back), state_of(&im));
+    let hp = back.interventions()[0].hyperparams();
+    assert_eq!(hp["autoencoder_kind"], "gated");
+    assert_eq!(
+        hp["autoencoder_settings"]["normalize_activations"],
+        "layer_norm"
+    );
+    let o = oracle("gpt2");
+    let req = ForwardRequest::new(get(&o, "gpt2.base_input_ids"))
+        .source(get(&o, "gpt2.source_input_ids"))
+        .locations(UnitLocations::pair(5, 3));
+    let x = im.forward(&req).unwrap().intervened;
+    let y = back.forward(&req).unwrap().intervened;
+    assert_eq!(max_abs_diff(&x, &y), 0.0);
+    assert!(max_abs_diff(&x, &get(&o, "gpt2.base_logits")) > 1e-4);
+}

@@ -51,6 +51,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         Part::new("threshold", to_device(threshold)?),
         enc_orient,
         dec_orient,
+        None,
     )?;
     Ok(LoadedSae {
         autoencoder: Box::new(sae),
@@ -58,7 +59,9 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         architecture: "jumprelu".into(),
         d_in,
         d_sae,
+        d_out: d_in,
         hook_name: None,
+        output_hook_name: None,
         layer: layer_from_name(&file.to_string_lossy()),
         norm_scaling_factor: None,
         interchange_dim: None,

@@ -226,13 +226,16 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         Part::new("threshold", back(thresholds)?),
         Orient::OutIn,
         Orient::OutIn,
+        Some(d_in),
     )?;
     Ok(LoadedSae {
         autoencoder: Box::new(sae),
         format: SaeFormat::LlamaScope,
         architecture: "jumprelu".into(),
         d_in,
+        d_out: d_in,
         d_sae,
+        output_hook_name: None,
         layer: hook_name
             .as_deref()
             .and_then(layer_from_name)

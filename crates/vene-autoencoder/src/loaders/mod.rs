@@ -68,15 +68,26 @@ pub struct LoadedSae {
     pub autoencoder: Box<dyn Autoencoder>,
     /// The format it was read from.
     pub format: SaeFormat,
-    /// The architecture (`standard`, `jumprelu`, `topk`).
+    /// The architecture, as the files name it: SAELens's (`standard`, `jumprelu`, `topk`,
+    /// `gated`, `batchtopk`, `matryoshka_batchtopk`, `transcoder`, `skip_transcoder`,
+    /// `jumprelu_transcoder`), dictionary_learning's (`standard`, `topk`, `gated`,
+    /// `jumprelu`, `batchtopk`, `matryoshka_batchtopk`), sparsify's (`topk`, `topk_skip`,
+    /// `topk_transcoder`, `topk_skip_transcoder`), Gemma Scope's `jumprelu`.
     pub architecture: String,
     /// Width of the activations it reads.
     pub d_in: usize,
     /// Width of its latent space.
     pub d_sae: usize,
+    /// Width of what it reconstructs or predicts: `d_in` except for a transcoder.
+    pub d_out: usize,
     /// The hook point it was trained on, when the files say (SAELens `hook_name`, the
-    /// sparsify folder name, dictionary_learning `submodule_name`).
+    /// sparsify folder name, dictionary_learning `submodule_name`). A transcoder reads it.
     pub hook_name: Option<String>,
+    /// For a transcoder, the hook point whose activations it predicts, when the files say:
+    /// SAELens `hook_name_out`; for a sparsify transcoder (`transcode: true`) the hookpoint
+    /// name again: sparsify's transcoders read a module's input (`hook_name`) and predict
+    /// the same module's output. `None` for an autoencoder (it reconstructs `hook_name`).
+    pub output_hook_name: Option<String>,
     /// The layer, when the files say (config, or `blocks.N.` / `layers.N` / `layer_N` in a
     /// hook name or path).
     pub layer: Option<usize>,
@@ -353,4 +364,57 @@ pub(crate) fn layer_from_name(name: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// A scalar threshold tensor `t` (named `name` in `file`; any shape with one element) as a
+/// JumpReLU threshold `[d_sae]` in `dtype` (dictionary_learning BatchTopK, SAELens
+/// `topk_threshold`).
+pub(crate) fn scalar_threshold(
+    file: &str,
+    name: &str,
+    t: &Tensor,
+    d_sae: usize,
+    dtype: candle_core::DType,
+) -> Result<Tensor> {
+    if t.elem_count() != 1 {
+        return Err(AutoencoderError::ShapeMismatch {
+            file: file.to_string(),
+            tensor: name.to_string(),
+            expected: "a scalar".into(),
+            got: t.dims().to_vec(),
+        });
+    }
+    let v = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?[0];
+    if !v.is_finite() {
+        return Err(AutoencoderError::NonFinite {
+            file: file.to_string(),
+            tensor: name.to_string(),
+        });
+    }
+    Ok(Tensor::full(v, d_sae, t.device())?.to_dtype(dtype)?)
+}
+
+/// An error from a builder (`with_skip`), renamed to the file the tensor came from.
+pub(crate) fn rename_source(e: AutoencoderError, file: &str) -> AutoencoderError {
+    match e {
+        AutoencoderError::ShapeMismatch {
+            tensor,
+            expected,
+            got,
+            ..
+        } => AutoencoderError::ShapeMismatch {
+            file: file.to_string(),
+            tensor,
+            expected,
+            got,
+        },
+        AutoencoderError::NonFinite { tensor, .. } => AutoencoderError::NonFinite {
+            file: file.to_string(),
+            tensor,
+        },
+        other => other,
+    }
 }

@@ -2,14 +2,24 @@
 //!
 //! Architectures: `standard` ([`crate::ReluAutoencoder`]), `jumprelu`
 //! ([`crate::JumpReLUAutoencoder`]; `threshold`, or `log_threshold` as saved during training),
-//! `topk` ([`crate::TopKAutoencoder`], `k` from the config). `apply_b_dec_to_input` is honoured.
+//! `topk` ([`crate::TopKAutoencoder`], `k` from the config), `gated`
+//! ([`crate::GatedAutoencoder`]: `W_enc`, `b_gate`, `r_mag`, `b_mag`, `W_dec`, `b_dec`),
+//! `batchtopk` / `matryoshka_batchtopk` (training configs: SAELens saves these for inference
+//! as `jumprelu` with a constant `threshold`; a training checkpoint's scalar `topk_threshold`
+//! is read the same way, as a JumpReLU with that threshold on every latent), and the
+//! transcoders `transcoder`, `skip_transcoder` (plus `W_skip [d_out, d_in]`) and
+//! `jumprelu_transcoder`, which read `hook_name` and predict `hook_name_out` (width `d_out`;
+//! `b_dec` is never subtracted from their input). `apply_b_dec_to_input` is honoured.
 //!
 //! `normalize_activations`: `none`; `expected_average_only_in`, where SAELens's inference SAE
 //! applies no runtime scaling and instead folds a norm scaling factor `s` into the weights
 //! (`W_enc *= s`, `W_dec /= s`, `b_dec /= s`, SAELens `fold_activation_norm_scaling_factor`)
 //! when it knows one: this loader does the same with the factor from [`LoadOptions`],
-//! `activation_scaler.json` or `cfg.json`'s `norm_scaling_factor`. `constant_norm_rescale` and
-//! `layer_norm` keep per-input state between encode and decode and are refused.
+//! `activation_scaler.json` or `cfg.json`'s `norm_scaling_factor`; `layer_norm` and
+//! `constant_norm_rescale` normalise each input at run time and un-normalise its
+//! reconstruction with the same statistics ([`crate::InputNormalization`],
+//! [`crate::Autoencoder::decode_for`]). SAELens's transcoders normalise their input but not
+//! their output (another site's): that combination is refused.
 
 use std::path::Path;
 
@@ -21,8 +31,13 @@ use crate::core::{saelens_parts, Part};
 use crate::io::read_safetensors;
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, JumpReLUAutoencoder, ReluAutoencoder, Result, TopKAutoencoder,
+    Autoencoder, AutoencoderError, GatedAutoencoder, InputNormalization, JumpReLUAutoencoder,
+    ReluAutoencoder, Result, TopKAutoencoder,
 };
+
+/// The architectures this loader knows.
+const SUPPORTED: &str = "standard, jumprelu, topk, gated, batchtopk, matryoshka_batchtopk, \
+                         transcoder, skip_transcoder, jumprelu_transcoder";
 
 /// The factor to fold for `expected_average_only_in`, if one is known.
 fn scaling_factor(dir: &Path, cfg: &serde_json::Value, opts: &LoadOptions) -> Result<Option<f64>> {
@@ -57,16 +72,62 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
     let architecture = cfg_str(&cfg, "architecture")
         .unwrap_or("standard")
         .to_string();
-    let apply_b_dec = cfg
-        .get("apply_b_dec_to_input")
+    let arch = architecture.as_str();
+    if !SUPPORTED.split(", ").any(|a| a.trim() == arch) {
+        return Err(AutoencoderError::Unsupported {
+            file: cfg_file,
+            key: "architecture".into(),
+            value: architecture,
+            supported: SUPPORTED,
+        });
+    }
+    if cfg
+        .get("rescale_acts_by_decoder_norm")
         .and_then(|v| v.as_bool())
-        .unwrap_or(true);
+        == Some(true)
+    {
+        // a TopK SAE that ranks latents by their decoder norm: not implemented, and loading
+        // it as plain TopK would pick other latents silently
+        return Err(AutoencoderError::Unsupported {
+            file: cfg_file,
+            key: "rescale_acts_by_decoder_norm".into(),
+            value: "true".into(),
+            supported: "false",
+        });
+    }
+    let transcoder = arch.ends_with("transcoder");
+    let d_out = if transcoder {
+        cfg_usize(&cfg, "d_out", &cfg_path)?.unwrap_or(d_in)
+    } else {
+        d_in
+    };
+    let apply_b_dec = match cfg.get("apply_b_dec_to_input").and_then(|v| v.as_bool()) {
+        Some(true) if transcoder => {
+            return Err(AutoencoderError::InvalidConfig {
+                file: cfg_file,
+                key: "apply_b_dec_to_input".into(),
+                message: format!(
+                    "true is not possible for a {arch} (its b_dec has the output's width; \
+                     SAELens refuses it too)"
+                ),
+            })
+        }
+        Some(on) => on,
+        None => !transcoder,
+    };
     let norm = cfg_str(&cfg, "normalize_activations").unwrap_or("none");
     let meta = cfg.get("metadata").or_else(|| cfg.get("meta"));
-    let hook_name = meta
-        .and_then(|m| cfg_str(m, "hook_name"))
-        .or_else(|| cfg_str(&cfg, "hook_name"))
-        .map(str::to_string);
+    let meta_str = |key: &str| {
+        meta.and_then(|m| cfg_str(m, key))
+            .or_else(|| cfg_str(&cfg, key))
+            .map(str::to_string)
+    };
+    let hook_name = meta_str("hook_name");
+    let output_hook_name = if transcoder {
+        meta_str("hook_name_out")
+    } else {
+        None
+    };
     let layer = match meta
         .and_then(|m| m.get("hook_layer"))
         .or_else(|| cfg.get("hook_layer"))
@@ -81,14 +142,15 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         .and_then(|v| v.as_bool());
 
     let mut map = read_safetensors(&weights, &opts.device)?;
+    let b_enc_name = if arch == "gated" { "b_gate" } else { "b_enc" };
     let w_enc = take(&mut map, "W_enc", &weights)?;
-    let b_enc = take(&mut map, "b_enc", &weights)?;
+    let b_enc = take(&mut map, b_enc_name, &weights)?;
     let w_dec = take(&mut map, "W_dec", &weights)?;
     let mut b_dec = take(&mut map, "b_dec", &weights)?;
-    expect_len(&wfile, "b_enc", &b_enc, d_sae)?;
-    expect_len(&wfile, "b_dec", &b_dec, d_in)?;
+    expect_len(&wfile, b_enc_name, &b_enc, d_sae)?;
+    expect_len(&wfile, "b_dec", &b_dec, d_out)?;
     let enc_orient = orient_of(&wfile, "W_enc", &w_enc, d_in, d_sae, Orient::InOut)?;
-    let dec_orient = orient_of(&wfile, "W_dec", &w_dec, d_sae, d_in, Orient::InOut)?;
+    let dec_orient = orient_of(&wfile, "W_dec", &w_dec, d_sae, d_out, Orient::InOut)?;
     if let Some(sf) = map.get("scaling_factor") {
         // SAELens's finetuning scaling factor: only all-ones (a no-op) is supported.
         let dev = (sf - 1.0)?
@@ -107,6 +169,7 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
 
     let (mut w_enc, mut w_dec) = (w_enc, w_dec);
     let mut folded = None;
+    let mut run_time_norm = InputNormalization::None;
     match norm {
         "none" => {}
         "expected_average_only_in" => {
@@ -122,59 +185,81 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
                 folded = Some(s);
             }
         }
-        other => {
+        "layer_norm" | "constant_norm_rescale" if transcoder => {
             return Err(AutoencoderError::Unsupported {
                 file: cfg_file,
                 key: "normalize_activations".into(),
-                value: other.to_string(),
-                supported: "none, expected_average_only_in",
+                value: format!("{norm} (for a {arch})"),
+                supported: "none, expected_average_only_in (a transcoder's output is \
+                            another site's: it cannot be un-normalised with its input's \
+                            statistics)",
             })
         }
+        other => {
+            run_time_norm = InputNormalization::from_saelens_name(other).ok_or_else(|| {
+                AutoencoderError::Unsupported {
+                    file: cfg_file.clone(),
+                    key: "normalize_activations".into(),
+                    value: other.to_string(),
+                    supported: "none, expected_average_only_in, layer_norm, \
+                                constant_norm_rescale",
+                }
+            })?;
+        }
     }
-    let parts4 = saelens_parts(w_enc, b_enc, w_dec, b_dec);
-    let autoencoder: Box<dyn Autoencoder> = match architecture.as_str() {
-        "standard" => Box::new(
-            ReluAutoencoder::from_parts(&wfile, parts4, enc_orient, dec_orient)?
-                .with_apply_b_dec_to_input(apply_b_dec),
-        ),
-        "jumprelu" => {
-            let threshold = match map.remove("threshold") {
-                Some(t) => t,
-                None => match map.remove("log_threshold") {
-                    Some(t) => t.exp()?,
-                    None => {
-                        return Err(AutoencoderError::MissingTensor {
-                            file: wfile,
-                            tensor: "threshold".into(),
-                        })
-                    }
-                },
-            };
-            Box::new(
-                JumpReLUAutoencoder::from_parts(
-                    &wfile,
-                    parts4,
-                    Part::new("threshold", threshold),
-                    enc_orient,
-                    dec_orient,
-                )?
-                .with_apply_b_dec_to_input(apply_b_dec),
-            )
+    let w_skip = if arch == "skip_transcoder" {
+        Some(take(&mut map, "W_skip", &weights)?)
+    } else {
+        None
+    };
+    let input_dim = transcoder.then_some(d_in);
+    let wdtype = w_enc.dtype();
+    let mut parts4 = saelens_parts(w_enc, b_enc, w_dec, b_dec);
+    parts4[1].name = b_enc_name;
+    // Every type gets the run-time normalisation, the skip connection and the b_dec setting.
+    macro_rules! finish {
+        ($sae:expr) => {{
+            let mut sae = $sae
+                .with_input_normalization(run_time_norm)
+                .with_apply_b_dec_to_input(apply_b_dec);
+            if let Some(w) = w_skip {
+                sae = sae
+                    .with_skip(w)
+                    .map_err(|e| super::rename_source(e, &wfile))?;
+            }
+            Box::new(sae)
+        }};
+    }
+    let autoencoder: Box<dyn Autoencoder> = match arch {
+        "standard" | "transcoder" | "skip_transcoder" => finish!(ReluAutoencoder::from_parts(
+            &wfile, parts4, enc_orient, dec_orient, input_dim
+        )?),
+        "jumprelu" | "jumprelu_transcoder" | "batchtopk" | "matryoshka_batchtopk" => {
+            let threshold = jumprelu_threshold(&mut map, &wfile, d_sae, wdtype)?;
+            finish!(JumpReLUAutoencoder::from_parts(
+                &wfile,
+                parts4,
+                Part::new("threshold", threshold),
+                enc_orient,
+                dec_orient,
+                input_dim,
+            )?)
         }
         "topk" => {
             let k = required("k")?;
-            Box::new(
-                TopKAutoencoder::from_parts(&wfile, parts4, enc_orient, dec_orient, k)?
-                    .with_apply_b_dec_to_input(apply_b_dec),
-            )
+            finish!(TopKAutoencoder::from_parts(
+                &wfile, parts4, enc_orient, dec_orient, k
+            )?)
         }
-        other => {
-            return Err(AutoencoderError::Unsupported {
-                file: cfg_file,
-                key: "architecture".into(),
-                value: other.to_string(),
-                supported: "standard, jumprelu, topk",
-            })
+        _ => {
+            // "gated", the one architecture left of SUPPORTED
+            let mag = [
+                Part::new("r_mag", take(&mut map, "r_mag", &weights)?),
+                Part::new("b_mag", take(&mut map, "b_mag", &weights)?),
+            ];
+            finish!(GatedAutoencoder::from_parts(
+                &wfile, parts4, mag, enc_orient, dec_orient
+            )?)
         }
     };
     Ok(LoadedSae {
@@ -183,11 +268,36 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         architecture,
         d_in,
         d_sae,
+        d_out,
         hook_name,
+        output_hook_name,
         layer,
         norm_scaling_factor: folded,
         interchange_dim: None,
         prepend_bos,
         weights_path: weights,
+    })
+}
+
+/// The JumpReLU threshold `[d_sae]`: `threshold`, `exp(log_threshold)` (saved during
+/// training), or a scalar `topk_threshold` (a BatchTopK training checkpoint) on every latent.
+fn jumprelu_threshold(
+    map: &mut std::collections::HashMap<String, candle_core::Tensor>,
+    wfile: &str,
+    d_sae: usize,
+    dtype: candle_core::DType,
+) -> Result<candle_core::Tensor> {
+    if let Some(t) = map.remove("threshold") {
+        return Ok(t);
+    }
+    if let Some(t) = map.remove("log_threshold") {
+        return Ok(t.exp()?);
+    }
+    if let Some(t) = map.remove("topk_threshold") {
+        return super::scalar_threshold(wfile, "topk_threshold", &t, d_sae, dtype);
+    }
+    Err(AutoencoderError::MissingTensor {
+        file: wfile.to_string(),
+        tensor: "threshold".into(),
     })
 }

@@ -1,6 +1,13 @@
 //! EleutherAI sparsify: a folder per hookpoint with `cfg.json` (`k`, `num_latents`,
-//! `expansion_factor`, `d_in`, `activation`) and `sae.safetensors` (`encoder.weight [L, d]`,
-//! `encoder.bias [L]`, `W_dec [L, d]`, `b_dec [d]`); TopK of `relu(encoder(x - b_dec))`.
+//! `expansion_factor`, `d_in`, `activation`, `skip_connection`, `transcode`) and
+//! `sae.safetensors` (`encoder.weight [L, d]`, `encoder.bias [L]`, `W_dec [L, d]`, `b_dec [d]`,
+//! and `W_skip [d, d]` with `skip_connection`); TopK of `relu(encoder(x - b_dec))`.
+//!
+//! - `skip_connection: true`: the reconstruction of `x` gains `x @ W_skip^T` (sparsify's
+//!   `sae_out += x @ W_skip.mT`, on the raw input): see [`crate::Autoencoder::decode_for`].
+//! - `transcode: true`: a transcoder (sparsify's `SparseCoder` with `transcode`), which reads a
+//!   module's input and predicts its output: `b_dec` is not subtracted from the input
+//!   (`encode = topk(relu(encoder(x)))`). Input and output widths are both `d_in`.
 
 use std::path::Path;
 
@@ -33,14 +40,18 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
             supported: "topk",
         });
     }
-    if cfg.get("skip_connection").and_then(|v| v.as_bool()) == Some(true) {
-        return Err(AutoencoderError::Unsupported {
-            file: cfg_file,
-            key: "skip_connection".into(),
-            value: "true".into(),
-            supported: "false (no skip connection)",
-        });
-    }
+    let flag = |key: &str| -> Result<bool> {
+        match cfg.get(key) {
+            None | Some(serde_json::Value::Null) => Ok(false),
+            Some(v) => v.as_bool().ok_or_else(|| AutoencoderError::InvalidConfig {
+                file: cfg_file.clone(),
+                key: key.to_string(),
+                message: format!("expected true or false, got {v}"),
+            }),
+        }
+    };
+    let skip = flag("skip_connection")?;
+    let transcode = flag("transcode")?;
     let mut map = read_safetensors(&weights, &opts.device)?;
     let w_enc = take(&mut map, "encoder.weight", &weights)?;
     let b_enc = take(&mut map, "encoder.bias", &weights)?;
@@ -82,15 +93,30 @@ pub(super) fn load(path: &Path, opts: &LoadOptions) -> Result<LoadedSae> {
         enc_orient,
         dec_orient,
         k,
-    )?;
+    )?
+    .with_apply_b_dec_to_input(!transcode);
+    let sae = if skip {
+        let w_skip = take(&mut map, "W_skip", &weights)?;
+        sae.with_skip(w_skip)
+            .map_err(|e| super::rename_source(e, &wfile))?
+    } else {
+        sae
+    };
     let hook_name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    let architecture = format!(
+        "topk{}{}",
+        if skip { "_skip" } else { "" },
+        if transcode { "_transcoder" } else { "" }
+    );
     Ok(LoadedSae {
         autoencoder: Box::new(sae),
         format: SaeFormat::Sparsify,
-        architecture: "topk".into(),
+        architecture,
         d_in,
         d_sae,
+        d_out: d_in,
         layer: hook_name.as_deref().and_then(layer_from_name),
+        output_hook_name: if transcode { hook_name.clone() } else { None },
         hook_name,
         norm_scaling_factor: None,
         interchange_dim: None,
