@@ -49,7 +49,9 @@ pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::{state_file_name, SaveOptions};
-pub use splice::{run_with_saes, sae_site, LatentEdit, Splice, SpliceHooks, SpliceRecord};
+pub use splice::{
+    run_with_saes, sae_site, sae_sites, LatentEdit, Splice, SpliceHooks, SpliceRecord,
+};
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
 pub use vene_models::LogitsAt;

@@ -85,10 +85,12 @@ impl Splice {
     }
 
     /// An SAE at the site its files name (SAELens `hook_name`, sparsify hookpoint,
-    /// dictionary_learning submodule: see [`sae_site`]).
+    /// dictionary_learning submodule: see [`sae_site`]); a transcoder (its files name an output
+    /// site, [`LoadedSae::output_hook_name`]) reads its input site and writes its output site
+    /// (see [`sae_sites`]).
     pub fn from_sae(sae: LoadedSae) -> Result<Self> {
-        let site = sae_site(&sae)?;
-        Ok(Self::new(site, Arc::from(sae.autoencoder)))
+        let (read, write) = sae_sites(&sae)?;
+        Ok(Self::transcoder(read, write, Arc::from(sae.autoencoder)))
     }
 
     /// Adds (or not) the error term: the activation becomes `decode(edit(z)) + (a - decode(z))`.
@@ -135,7 +137,7 @@ impl Splice {
     pub fn check(&self, model: &dyn HookableModel) -> Result<()> {
         for (site, width, what) in [
             (self.read, self.autoencoder.input_dim(), "reads"),
-            (self.write, self.autoencoder.input_dim(), "writes"),
+            (self.write, self.autoencoder.output_dim(), "writes"),
         ] {
             model.check_site(site)?;
             if site.component.is_head() || site.component == Component::AttentionWeight {
@@ -174,7 +176,7 @@ impl Splice {
         let z = ae.encode(input).map_err(ae_error)?;
         let needs_clean = self.error_term || record || self.edit.is_none();
         let clean = if needs_clean {
-            Some(ae.decode(&z).map_err(ae_error)?)
+            Some(ae.decode_for(&z, input).map_err(ae_error)?)
         } else {
             None
         };
@@ -195,7 +197,7 @@ impl Splice {
                     }
                     None => z.clone(),
                 };
-                ae.decode(&edited).map_err(ae_error)?
+                ae.decode_for(&edited, input).map_err(ae_error)?
             }
         };
         let out = match (&clean, self.error_term) {
@@ -345,6 +347,39 @@ pub fn sae_site(sae: &LoadedSae) -> Result<Site> {
                 .map_or("no hook name".to_string(), |h| format!("hook name {h:?}"))
         ))
     })
+}
+
+/// The sites an SAE or transcoder reads and writes: both [`sae_site`] for an SAE; for a
+/// transcoder (its files name an output hook) the input site and the output site. A sparsify
+/// transcoder names one module for both (it reads the module's input and predicts its output):
+/// `layers.6.mlp` reads `mlp_input` and writes `mlp_output` of layer 6.
+pub fn sae_sites(sae: &LoadedSae) -> Result<(Site, Site)> {
+    let read = sae_site(sae)?;
+    let Some(out) = sae.output_hook_name.as_deref() else {
+        return Ok((read, read));
+    };
+    let (layer, component) = vene_hooks::site_from_name(out).ok_or_else(|| {
+        VeneError::Config(format!(
+            "the transcoder's output hook {out:?} names no site vene knows: give the sites \
+             yourself with Splice::transcoder"
+        ))
+    })?;
+    let write = Site::new(layer, component);
+    if sae.hook_name.as_deref() != Some(out) {
+        return Ok((read, write));
+    }
+    let input = match component {
+        Component::MlpOutput => Component::MlpInput,
+        Component::AttentionOutput => Component::AttentionInput,
+        Component::BlockOutput => Component::BlockInput,
+        other => {
+            return Err(VeneError::Config(format!(
+                "the transcoder reads and writes {out:?} ({other}): vene knows no input of it; \
+                 give the sites yourself with Splice::transcoder"
+            )))
+        }
+    };
+    Ok((Site::new(layer, input), write))
 }
 
 /// [`sae_site`], `None` when the files name no site.

@@ -467,3 +467,120 @@ fn ignored_tokens_leave_the_sae_statistics_but_not_the_losses() {
     assert!((all.ce_loss_clean - no_bos.ce_loss_clean).abs() < 1e-6);
     assert_eq!(calls, vec![(1, 2), (2, 2)]);
 }
+
+/// A loaded transcoder with the given hook names (what its files would say).
+fn loaded_transcoder(hook: &str, out: Option<&str>) -> vene::autoencoder::LoadedSae {
+    vene::autoencoder::LoadedSae {
+        autoencoder: Box::new(
+            ReluAutoencoder::from_tensors(
+                Tensor::ones((D_MODEL, 4), DType::F32, &Device::Cpu).unwrap(),
+                Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(),
+                Tensor::ones((4, D_MODEL), DType::F32, &Device::Cpu).unwrap(),
+                Tensor::zeros(D_MODEL, DType::F32, &Device::Cpu).unwrap(),
+            )
+            .unwrap(),
+        ),
+        format: vene::autoencoder::SaeFormat::SaeLens,
+        architecture: "transcoder".into(),
+        d_in: D_MODEL,
+        d_sae: 4,
+        d_out: D_MODEL,
+        hook_name: Some(hook.into()),
+        output_hook_name: out.map(Into::into),
+        layer: None,
+        norm_scaling_factor: None,
+        interchange_dim: None,
+        prepend_bos: None,
+        weights_path: "sae_weights.safetensors".into(),
+    }
+}
+
+#[test]
+fn transcoders_read_and_write_the_sites_their_files_name() {
+    let site = |l, c| Site::new(l, c);
+    // SAELens: hook_name and hook_name_out.
+    let s = loaded_transcoder(
+        "blocks.1.ln2.hook_normalized",
+        Some("blocks.1.hook_mlp_out"),
+    );
+    assert_eq!(
+        vene::sae_sites(&s).unwrap(),
+        (site(1, Component::MlpInput), site(1, Component::MlpOutput))
+    );
+    let splice = Splice::from_sae(s).unwrap();
+    assert_eq!(
+        (splice.read_site(), splice.write_site()),
+        (site(1, Component::MlpInput), site(1, Component::MlpOutput))
+    );
+    // sparsify: one module for both, its input read and its output predicted.
+    let s = loaded_transcoder("layers.0.mlp", Some("layers.0.mlp"));
+    assert_eq!(
+        vene::sae_sites(&s).unwrap(),
+        (site(0, Component::MlpInput), site(0, Component::MlpOutput))
+    );
+    // An SAE reads and writes one site.
+    let s = loaded_transcoder("blocks.1.hook_resid_pre", None);
+    assert_eq!(
+        vene::sae_sites(&s).unwrap(),
+        (
+            site(1, Component::BlockInput),
+            site(1, Component::BlockInput)
+        )
+    );
+    let s = loaded_transcoder("blocks.1.hook_resid_pre", Some("no.such.hook"));
+    let err = vene::sae_sites(&s).unwrap_err().to_string();
+    assert!(err.contains("no.such.hook"), "{err}");
+}
+
+#[test]
+fn a_splice_decodes_with_the_inputs_normalisation_and_skip_term() {
+    use vene::autoencoder::InputNormalization;
+    let model = model();
+    let ids = Tensor::new(&[[4u32, 8, 15, 16, 23]], &Device::Cpu).unwrap();
+    let dev = Device::Cpu;
+    let w: Vec<f32> = (0..D_MODEL * D_MODEL)
+        .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.01)
+        .collect();
+    let sae: Arc<dyn Autoencoder> = Arc::new(
+        ReluAutoencoder::from_tensors(
+            Tensor::from_vec(
+                (0..D_MODEL * 24)
+                    .map(|i| (i as f32 * 0.37).cos())
+                    .collect::<Vec<_>>(),
+                (D_MODEL, 24),
+                &dev,
+            )
+            .unwrap(),
+            Tensor::zeros(24, DType::F32, &dev).unwrap(),
+            Tensor::from_vec(
+                (0..24 * D_MODEL)
+                    .map(|i| (i as f32 * 0.11).sin())
+                    .collect::<Vec<_>>(),
+                (24, D_MODEL),
+                &dev,
+            )
+            .unwrap(),
+            Tensor::zeros(D_MODEL, DType::F32, &dev).unwrap(),
+        )
+        .unwrap()
+        .with_input_normalization(InputNormalization::LayerNorm)
+        .with_skip(Tensor::from_vec(w, (D_MODEL, D_MODEL), &dev).unwrap())
+        .unwrap(),
+    );
+    let site = Site::new(1, Component::BlockInput);
+    let got = run_with_saes(
+        &model,
+        &ids,
+        None,
+        &LogitsAt::All,
+        &[Splice::new(site, sae.clone())],
+    )
+    .unwrap()
+    .unwrap();
+    let mut by_hand = Replace {
+        site,
+        f: Box::new(move |x: &Tensor| sae.forward(x, false).unwrap().0),
+    };
+    let expected = model.forward(&ids, None, &mut by_hand).unwrap();
+    assert!(max_diff(&got, &expected) < 1e-5);
+}

@@ -81,9 +81,17 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     if let Some(w) = &site.warning {
         eprintln!("{w}");
     }
-    let ae = load::sae_for(&lm.model, sae, site.component, &backend)?;
-    let where_ = Site::new(site.layer, site.component);
-    let splice = Splice::new(where_, ae);
+    // A transcoder writes the output site its files name, unless --layer/--component moved it.
+    let transcoder_sites = match (&sae.output_hook_name, args.layer, args.component) {
+        (Some(_), None, None) => Some(vene::sae_sites(&sae)?),
+        _ => None,
+    };
+    let (read, where_) = transcoder_sites.unwrap_or_else(|| {
+        let s = Site::new(site.layer, site.component);
+        (s, s)
+    });
+    let ae = load::sae_for(&lm.model, sae, read.component, &backend)?;
+    let splice = Splice::transcoder(read, where_, ae);
     splice.check(&lm.model)?;
     let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
     let bos = match lm.prepend_bos {
@@ -113,7 +121,7 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
         crate::plots::plot_feature_density(&report.latent_density, path)?;
     }
     let name = args.sae.sae.clone().unwrap_or_else(|| args.sae.describe());
-    Ok(render(&report, where_, &name))
+    Ok(render(&report, read, where_, &name))
 }
 
 /// Reads `path` line by line (blank lines skipped) and cuts each line's tokens into
@@ -154,7 +162,7 @@ fn read_sequences(
 }
 
 /// The report as the table `vene eval-sae` prints.
-pub fn render(r: &SaeEvalReport, site: Site, sae: &str) -> String {
+pub fn render(r: &SaeEvalReport, read: Site, site: Site, sae: &str) -> String {
     let pct = |x: f64| format!("{:.2}%", 100.0 * x);
     let n_latents = r.latent_density.len();
     let count = |frac: f64| (frac * n_latents as f64).round() as usize;
@@ -201,13 +209,19 @@ pub fn render(r: &SaeEvalReport, site: Site, sae: &str) -> String {
     .into_iter()
     .map(|(k, v)| vec![k.to_string(), v])
     .collect();
-    let name = transformer_lens_name(site.layer, site.component)
-        .map(|n| format!(" ({n})"))
-        .unwrap_or_default();
+    let at = |s: Site| {
+        let name = transformer_lens_name(s.layer, s.component)
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        format!("{} of layer {}{name}", s.component, s.layer)
+    };
+    let sites = if read == site {
+        format!("at {}", at(site))
+    } else {
+        format!("reading {}, writing {}", at(read), at(site))
+    };
     format!(
-        "SAE {sae} at {} of layer {}{name}\n{} sequences, {} tokens in the SAE statistics, {} predictions\n{}",
-        site.component,
-        site.layer,
+        "SAE {sae} {sites}\n{} sequences, {} tokens in the SAE statistics, {} predictions\n{}",
         r.sequences,
         r.tokens,
         r.predictions,
