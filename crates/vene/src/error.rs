@@ -31,7 +31,7 @@ pub enum VeneError {
     #[error("subspaces: {0}")]
     Subspaces(String),
     /// An autoencoder whose input width differs from the component's width.
-    #[error("autoencoder input_dim {input_dim} does not match the width {width} of {component} at layer {layer}")]
+    #[error("autoencoder input_dim {input_dim} does not match the width {width} of {component} at layer {layer}{}", flatten_hint(*input_dim, *width))]
     AutoencoderWidth {
         /// The autoencoder's input width.
         input_dim: usize,
@@ -190,3 +190,18 @@ impl From<vene_models::ModelError> for VeneError {
 
 /// Result with [`VeneError`].
 pub type Result<T> = std::result::Result<T, VeneError>;
+
+/// For an autoencoder as wide as several units: pyvene flattens `max_number_of_units` units
+/// into one vector before its autoencoder, vene applies the autoencoder to each unit.
+fn flatten_hint(input_dim: usize, width: usize) -> String {
+    if width > 0 && input_dim > width && input_dim.is_multiple_of(width) {
+        format!(
+            " ({input_dim} = {} x {width}: pyvene flattens max_number_of_units units into one \
+             vector before the autoencoder; vene applies it to each unit, so use an autoencoder \
+             of width {width})",
+            input_dim / width
+        )
+    } else {
+        String::new()
+    }
+}

@@ -60,3 +60,8 @@ pub use vene_models::LogitsAt;
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// docs/porting-from-pyvene.md's snippets, compiled and run as doctests.
+#[doc = include_str!("../../../docs/porting-from-pyvene.md")]
+#[cfg(doctest)]
+pub struct PortingGuideDoctests;

@@ -260,9 +260,15 @@ fn the_error_term_keeps_the_model_exact_and_isolates_a_latent_edit() {
     let clean = model.forward(&ids, None, &mut NoHooks).unwrap();
     let random = Splice::new(site, patterned_sae(D_MODEL, 24));
 
-    let plain = run_with_saes(&model, &ids, None, &LogitsAt::All, &[random.clone()])
-        .unwrap()
-        .unwrap();
+    let plain = run_with_saes(
+        &model,
+        &ids,
+        None,
+        &LogitsAt::All,
+        std::slice::from_ref(&random),
+    )
+    .unwrap()
+    .unwrap();
     assert!(
         max_diff(&plain, &clean) > 1e-3,
         "a lossy SAE changes the logits"
@@ -392,7 +398,13 @@ fn bad_splices_and_evaluations_are_refused_with_what_was_wrong() {
     let model = model();
     let ids = Tensor::new(&[[1u32, 2]], &Device::Cpu).unwrap();
     let wide = Splice::new(Site::new(0, Component::BlockOutput), identity_sae(8));
-    match run_with_saes(&model, &ids, None, &LogitsAt::All, &[wide.clone()]) {
+    match run_with_saes(
+        &model,
+        &ids,
+        None,
+        &LogitsAt::All,
+        std::slice::from_ref(&wide),
+    ) {
         Err(VeneError::AutoencoderWidth {
             input_dim: 8,
             width: 16,
@@ -400,6 +412,26 @@ fn bad_splices_and_evaluations_are_refused_with_what_was_wrong() {
         }) => {}
         other => panic!("expected a width error, got {other:?}"),
     }
+    let err = run_with_saes(
+        &model,
+        &ids,
+        None,
+        &LogitsAt::All,
+        std::slice::from_ref(&wide),
+    )
+    .unwrap_err();
+    assert!(!err.to_string().contains("max_number_of_units"), "{err}");
+    // As wide as two units: the message says how pyvene and vene differ.
+    let two_units = Splice::new(
+        Site::new(0, Component::BlockOutput),
+        identity_sae(2 * D_MODEL),
+    );
+    let err = run_with_saes(&model, &ids, None, &LogitsAt::All, &[two_units]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("32 = 2 x 16") && msg.contains("max_number_of_units"),
+        "{msg}"
+    );
     let deep = Splice::new(Site::new(5, Component::BlockOutput), identity_sae(D_MODEL));
     let err = run_with_saes(&model, &ids, None, &LogitsAt::All, &[deep]).unwrap_err();
     assert!(err.to_string().contains("layer 5"), "{err}");
