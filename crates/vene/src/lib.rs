@@ -34,6 +34,7 @@ mod shared_prefix;
 mod splice;
 mod subspaces;
 mod train;
+mod transcoder_interchange;
 
 pub use alignment::{AlignmentBatch, AlignmentOptions, AlignmentReport, EpochReport};
 pub use autoencoder_helper::{
@@ -54,6 +55,7 @@ pub use splice::{
 };
 pub use subspaces::Subspaces;
 pub use train::last_position_cross_entropy;
+pub use transcoder_interchange::transcoder_interchange;
 pub use vene_models::LogitsAt;
 
 /// The README's code blocks, compiled as doctests so the README cannot drift from the API.

@@ -616,3 +616,107 @@ fn a_splice_decodes_with_the_inputs_normalisation_and_skip_term() {
     let expected = model.forward(&ids, None, &mut by_hand).unwrap();
     assert!(max_diff(&got, &expected) < 1e-5);
 }
+
+#[test]
+fn a_transcoder_interchange_swaps_latents_read_at_one_site_into_another() {
+    let model = model();
+    let base = Tensor::new(&[[7u32, 3, 22, 41, 9], [1, 2, 3, 4, 5]], &Device::Cpu).unwrap();
+    let source = Tensor::new(&[[12u32, 30, 5, 5, 60], [9, 8, 7, 6, 5]], &Device::Cpu).unwrap();
+    let (read, write) = (
+        Site::new(0, Component::MlpInput),
+        Site::new(0, Component::MlpOutput),
+    );
+    let tc = patterned_sae(D_MODEL, 20);
+    let splice = Splice::transcoder(read, write, tc.clone());
+    let dims = [1usize, 3, 7];
+    let got = vene::transcoder_interchange(
+        &model,
+        &base,
+        &source,
+        &splice,
+        &dims,
+        (2, 4),
+        &LogitsAt::All,
+    )
+    .unwrap()
+    .unwrap();
+
+    // By hand: latents of the source's MLP input at position 2, swapped into the base's at
+    // position 4, decoded in place of the base's MLP output at position 4.
+    let at = |ids: &Tensor, pos: usize| {
+        let (_, cache) = model
+            .run_with_cache(ids, &LogitsAt::Nothing, &|s: Site| s == read, Some(0))
+            .unwrap();
+        cache
+            .get(0, Component::MlpInput)
+            .unwrap()
+            .narrow(1, pos, 1)
+            .unwrap()
+    };
+    let (x_base, x_src) = (at(&base, 4), at(&source, 2));
+    let (zb, zs) = (tc.encode(&x_base).unwrap(), tc.encode(&x_src).unwrap());
+    let (zb, zs): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
+        (zb.to_vec3().unwrap(), zs.to_vec3().unwrap());
+    let swapped: Vec<f32> = (0..2)
+        .flat_map(|b| (0..20).map(move |i| (b, i)))
+        .map(|(b, i)| {
+            if dims.contains(&i) {
+                zs[b][0][i]
+            } else {
+                zb[b][0][i]
+            }
+        })
+        .collect();
+    let swapped = Tensor::from_vec(swapped, (2, 1, 20), &Device::Cpu).unwrap();
+    let unit = tc.decode_for(&swapped, &x_base).unwrap();
+    let mut by_hand = Replace {
+        site: write,
+        f: Box::new(move |x: &Tensor| {
+            let t = x.dim(1).unwrap();
+            Tensor::cat(
+                &[
+                    x.narrow(1, 0, 4).unwrap(),
+                    unit.clone(),
+                    x.narrow(1, 5, t - 5).unwrap(),
+                ],
+                1,
+            )
+            .unwrap()
+        }),
+    };
+    let expected = model.forward(&base, None, &mut by_hand).unwrap();
+    assert!(max_diff(&got, &expected) < 1e-5);
+    let clean = model.forward(&base, None, &mut NoHooks).unwrap();
+    assert!(max_diff(&got, &clean) > 1e-4);
+
+    // With the error term and nothing swapped, the base is unchanged.
+    let exact = splice.clone().with_error_term(true);
+    let same =
+        vene::transcoder_interchange(&model, &base, &source, &exact, &[], (2, 4), &LogitsAt::All)
+            .unwrap()
+            .unwrap();
+    assert!(max_diff(&same, &clean) < 1e-5);
+    // Bad input is refused with what was wrong.
+    let err = vene::transcoder_interchange(
+        &model,
+        &base,
+        &source,
+        &splice,
+        &[20],
+        (2, 4),
+        &LogitsAt::All,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("20"), "{err}");
+    let err = vene::transcoder_interchange(
+        &model,
+        &base,
+        &source,
+        &splice,
+        &[1],
+        (2, 9),
+        &LogitsAt::All,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("position 9"), "{err}");
+}
