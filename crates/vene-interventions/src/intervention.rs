@@ -86,6 +86,36 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
     fn vars(&self) -> Vec<Var> {
         vec![]
     }
+    /// The trainable parameters with their state-dict names (pyvene's `named_parameters`,
+    /// without the key): each of [`Self::vars`] named by the first unused entry of
+    /// [`Self::state_dict`] of the same shape, in order (`param_<i>` when none fits).
+    /// Interventions whose names cannot be found that way override it.
+    fn named_vars(&self) -> Result<Vec<(String, Var)>> {
+        let vars = self.vars();
+        if vars.is_empty() {
+            return Ok(Vec::new());
+        }
+        let state = self.state_dict()?;
+        let mut used = vec![false; state.len()];
+        Ok(vars
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let found = state
+                    .iter()
+                    .enumerate()
+                    .find(|(j, (_, t))| !used[*j] && t.dims() == v.dims());
+                let name = match found {
+                    Some((j, (name, _))) => {
+                        used[j] = true;
+                        name.clone()
+                    }
+                    None => format!("param_{i}"),
+                };
+                (name, v)
+            })
+            .collect())
+    }
     /// Tensors to save, by pyvene's names (`"rotate_layer.weight"`,
     /// `"autoencoder.encoder.0.weight"`, `"interchange_dim"`, `"embed_dim"`, ...).
     fn state_dict(&self) -> Result<Vec<(String, Tensor)>>;

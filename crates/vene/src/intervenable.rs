@@ -307,6 +307,25 @@ impl<M: LanguageModel> IntervenableModel<M> {
             .collect()
     }
 
+    /// The interventions' trainable parameters by pyvene's names, `<key>.<state-dict name>`
+    /// (e.g. `layer_1_comp_block_output_unit_pos_nunit_1#0.autoencoder.encoder.0.weight`),
+    /// linked interventions once under their first key (pyvene's `named_parameters`; the
+    /// model's weights are frozen and not listed).
+    pub fn named_parameters(&self) -> Result<Vec<(String, Var)>> {
+        let mut seen: Vec<&Arc<dyn Intervention>> = Vec::new();
+        let mut out = Vec::new();
+        for s in &self.slots {
+            if seen.iter().any(|o| Arc::ptr_eq(o, &s.intervention)) {
+                continue;
+            }
+            seen.push(&s.intervention);
+            for (name, var) in s.intervention.named_vars()? {
+                out.push((format!("{}.{name}", s.key), var));
+            }
+        }
+        Ok(out)
+    }
+
     /// Number of trainable scalars in the interventions (pyvene's `count_parameters`; the
     /// model's weights are frozen and never counted).
     pub fn count_parameters(&self) -> usize {

@@ -24,6 +24,22 @@ fn state_of(im: &IntervenableModel<vene::models::Model>) -> Vec<(String, Vec<f32
 }
 
 #[test]
+fn named_parameters_are_pyvenes() {
+    let im = gpt2_ae_idx_model();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{FIXTURES}/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let expected: Vec<String> =
+        serde_json::from_value(manifest["api"]["named_parameters_ae"].clone()).unwrap();
+    let named = im.named_parameters().unwrap();
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, expected);
+    let count: usize = named.iter().map(|(_, v)| v.elem_count()).sum();
+    assert_eq!(count, im.count_parameters());
+}
+
+#[test]
 fn vene_round_trip_is_bit_exact() {
     let im = gpt2_ae_idx_model();
     assert_eq!(im.count_parameters(), 1072);
