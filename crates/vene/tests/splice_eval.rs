@@ -655,8 +655,8 @@ fn a_transcoder_interchange_swaps_latents_read_at_one_site_into_another() {
     };
     let (x_base, x_src) = (at(&base, 4), at(&source, 2));
     let (zb, zs) = (tc.encode(&x_base).unwrap(), tc.encode(&x_src).unwrap());
-    let (zb, zs): (Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) =
-        (zb.to_vec3().unwrap(), zs.to_vec3().unwrap());
+    let zb: Vec<Vec<Vec<f32>>> = zb.to_vec3().unwrap();
+    let zs: Vec<Vec<Vec<f32>>> = zs.to_vec3().unwrap();
     let swapped: Vec<f32> = (0..2)
         .flat_map(|b| (0..20).map(move |i| (b, i)))
         .map(|(b, i)| {
