@@ -30,6 +30,8 @@
 //! vene-interventions decode an edited latent with the base's. Every kind saves and loads back
 //! bit for bit ([`Autoencoder::state`], [`autoencoder_from_state`]).
 
+#![forbid(unsafe_code)]
+
 pub mod atomic;
 mod autoencoder;
 mod core;

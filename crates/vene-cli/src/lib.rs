@@ -16,6 +16,8 @@
 //! - [`progress`]: progress bars on stderr (drawn only on a terminal).
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
+#![forbid(unsafe_code)]
+
 pub mod backend;
 pub mod bos;
 pub mod commands;

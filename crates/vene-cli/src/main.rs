@@ -1,5 +1,7 @@
 //! `vene`: SAE features, activation patching, steering and SAE training from the shell.
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 use vene_cli::commands::{
     dashboard, demo, eval_sae, features, patch, sae_releases, steer, train_sae,

@@ -10,6 +10,8 @@
 //! - [`Unit`] and gather/scatter of positions and heads per example, with bounds checks that
 //!   name the offending example and index.
 
+#![forbid(unsafe_code)]
+
 mod cache;
 mod component;
 mod error;

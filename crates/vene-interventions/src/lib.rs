@@ -17,6 +17,8 @@
 //! [`build_intervention`] rebuilds any of them from a type name, hyperparameters and a state
 //! dict (for load).
 
+#![forbid(unsafe_code)]
+
 mod autoencoder;
 mod boundless;
 mod build;

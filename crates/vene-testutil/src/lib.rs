@@ -9,6 +9,8 @@
 //! assert_eq!(vene_testutil::max_abs_diff(&logits, &logits), 0.0);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod fuzz;
 
 use std::collections::HashMap;

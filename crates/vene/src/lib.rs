@@ -12,6 +12,8 @@
 //! The crates underneath are re-exported: [`hooks`], [`autoencoder`], [`kernels`],
 //! [`interventions`], [`models`].
 
+#![forbid(unsafe_code)]
+
 pub use vene_autoencoder as autoencoder;
 pub use vene_hooks as hooks;
 pub use vene_interventions as interventions;
