@@ -9,7 +9,7 @@ use vene_autoencoder::{Autoencoder, AutoencoderLayer};
 use crate::selection::{check_dims, InterchangeDim, Resolved};
 use crate::state::embed_dim_entry;
 use crate::swap::{check_base, required_source, Op};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 /// What an autoencoder intervention outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -269,21 +269,31 @@ impl AutoencoderIntervention {
         Self::from_layer(AutoencoderLayer::new(embed_dim, latent_dim, dtype, device)?)
     }
 
-    /// Sets the latent dims swapped by default (pyvene's `set_interchange_dim`); each must
-    /// be below `latent_dim`, without repeats.
-    pub fn set_interchange_dim(&mut self, dims: Vec<usize>) -> Result<()> {
-        check_dims(
-            &dims,
-            self.core.ae.latent_dim(),
-            "latent index",
-            "latent space",
-        )?;
+    /// Sets the latent dims swapped by default (pyvene's `set_interchange_dim`): a list of
+    /// latents (`vec![3, 7]`, `[3, 7]`) or `InterchangeDim::First(k)` for latents `0..k`.
+    /// Each must be below `latent_dim`, without repeats; on error nothing changes.
+    ///
+    /// pyvene reads an integer here as one latent index: `set_interchange_dim(5)` in pyvene
+    /// is `set_interchange_dim(vec![5])` in vene.
+    pub fn set_interchange_dim(&mut self, dims: impl Into<InterchangeDim>) -> Result<()> {
+        let dims = match dims.into() {
+            InterchangeDim::Dims(d) => {
+                check_dims(
+                    &d,
+                    self.core.ae.latent_dim(),
+                    "latent index",
+                    "latent space",
+                )?;
+                d
+            }
+            first => first.resolve(self.core.ae.latent_dim(), "latent space")?,
+        };
         self.dims = dims;
         Ok(())
     }
 
     /// [`Self::set_interchange_dim`], by value.
-    pub fn with_interchange_dim(mut self, dims: Vec<usize>) -> Result<Self> {
+    pub fn with_interchange_dim(mut self, dims: impl Into<InterchangeDim>) -> Result<Self> {
         self.set_interchange_dim(dims)?;
         Ok(self)
     }
@@ -369,6 +379,9 @@ impl AutoencoderIntervention {
 }
 
 impl Intervention for AutoencoderIntervention {
+    fn saves_state(&self) -> bool {
+        true
+    }
     fn type_name(&self) -> &'static str {
         "AutoencoderIntervention"
     }
@@ -434,20 +447,14 @@ impl Intervention for AutoencoderIntervention {
         }
         h
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let (_, dtype) = self.placement()?;
-        Ok(Box::new(self.to(device, dtype)?))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let (device, _) = self.placement()?;
-        Ok(Box::new(self.to(&device, dtype)?))
-    }
-    fn to_device_dtype(
-        &self,
-        device: &Device,
-        _dtype: DType,
-        autoencoder_dtype: DType,
-    ) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.to(device, autoencoder_dtype)?))
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
+        let (device, dtype) = match (placement.device(), placement.autoencoder_dtype()) {
+            (Some(device), Some(dtype)) => (device.clone(), dtype),
+            _ => {
+                let (device, dtype) = self.placement()?;
+                placement.resolve_autoencoder(&device, dtype)
+            }
+        };
+        Ok(Box::new(AutoencoderIntervention::to(self, &device, dtype)?))
     }
 }

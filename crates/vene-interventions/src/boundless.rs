@@ -5,9 +5,9 @@ use candle_nn::ops::sigmoid;
 
 use crate::orthogonal::OrthogonalParam;
 use crate::rotated::{in_rotated_basis, square_rotation};
-use crate::state::{embed_dim_entry, temperature_entry, var_to};
+use crate::state::{embed_dim_entry, temperature_entry};
 use crate::swap::{blend, check_base, required_source};
-use crate::{Intervention, Result, Selection, Temperature};
+use crate::{Intervention, Placement, Result, Selection, Temperature};
 
 /// Boundless DAS (pyvene's `BoundlessRotatedSpaceIntervention`): in the rotated basis,
 /// `((1 - m) * rb + m * rs) @ Rᵀ` with the soft boundary mask
@@ -138,19 +138,10 @@ impl Intervention for BoundlessRotatedSpaceIntervention {
     fn hyperparams(&self) -> serde_json::Value {
         serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let dtype = self.boundary.dtype();
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            rotation: self.rotation.to(device, dtype)?,
-            boundary: var_to(&self.boundary, device, dtype)?,
-            ..self.clone()
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let device = self.boundary.device().clone();
-        Ok(Box::new(Self {
-            rotation: self.rotation.to(&device, dtype)?,
-            boundary: var_to(&self.boundary, &device, dtype)?,
+            rotation: self.rotation.placed(placement)?,
+            boundary: placement.var(&self.boundary)?,
             ..self.clone()
         }))
     }

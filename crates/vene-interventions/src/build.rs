@@ -430,7 +430,7 @@ pub fn build_intervention(
                     z(&[l])?,
                 )
             };
-            let mut iv = JumpReLUAutoencoderIntervention::from_tensors(we, wd, be, bd, th)?;
+            let mut iv = JumpReLUAutoencoderIntervention::from_tensors(we, be, wd, bd, th)?;
             if let Some(d) = idim {
                 iv.set_interchange_dim(d)?;
             }

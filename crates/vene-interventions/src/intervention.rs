@@ -2,7 +2,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 
-use crate::Result;
+use crate::{Placement, Result};
 
 /// Which dims of the representation an intervention acts on, for one call.
 ///
@@ -82,6 +82,12 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
             self.type_name()
         )))
     }
+    /// Whether a save must write its [`Self::state_dict`]: it has trainable parameters, or
+    /// state that is not one (a noise buffer, an autoencoder's frozen weights). The default:
+    /// it has trainable parameters ([`Self::vars`] is not empty).
+    fn saves_state(&self) -> bool {
+        !self.vars().is_empty()
+    }
     /// Trainable parameters (empty: not trainable).
     fn vars(&self) -> Vec<Var> {
         vec![]
@@ -117,25 +123,38 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
             .collect())
     }
     /// Tensors to save, by pyvene's names (`"rotate_layer.weight"`,
-    /// `"autoencoder.encoder.0.weight"`, `"interchange_dim"`, `"embed_dim"`, ...).
-    fn state_dict(&self) -> Result<Vec<(String, Tensor)>>;
+    /// `"autoencoder.encoder.0.weight"`, `"interchange_dim"`, `"embed_dim"`, ...). The
+    /// default, for an intervention without state, is empty.
+    fn state_dict(&self) -> Result<Vec<(String, Tensor)>> {
+        Ok(Vec::new())
+    }
     /// Everything needed besides the state dict to rebuild it (dims, latent_dim, k, ...).
-    fn hyperparams(&self) -> serde_json::Value;
-    /// A copy on `device`.
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>>;
+    /// The default is `{"embed_dim": ...}`.
+    fn hyperparams(&self) -> serde_json::Value {
+        serde_json::json!({ "embed_dim": self.embed_dim() })
+    }
+    /// A copy placed as `placement` says: its parameters on the placement's device and in its
+    /// dtype, an autoencoder it holds in the placement's autoencoder dtype (what the placement
+    /// leaves unset stays as it is). The one method that moves an intervention; the others
+    /// ([`Self::to_device`], [`Self::to_dtype`], [`Self::to_device_dtype`]) call it.
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>>;
+    /// A copy on `device`, dtypes unchanged.
+    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
+        self.to(&Placement::on(device))
+    }
     /// A copy with parameters in `dtype` (an autoencoder it holds included).
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>>;
+    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
+        self.to(&Placement::default().with_dtype(dtype))
+    }
     /// A copy on `device` with its parameters in `dtype`, and the autoencoder it holds (if
     /// any) in `autoencoder_dtype`, the precision the autoencoder math then runs in (mixed
-    /// precision: a bf16 model with an f32 SAE, or the reverse). The default, for
-    /// interventions without an autoencoder, is [`Self::to_device`] then [`Self::to_dtype`].
+    /// precision: a bf16 model with an f32 SAE, or the reverse).
     fn to_device_dtype(
         &self,
         device: &Device,
         dtype: DType,
         autoencoder_dtype: DType,
     ) -> Result<Box<dyn Intervention>> {
-        let _ = autoencoder_dtype;
-        self.to_device(device)?.to_dtype(dtype)
+        self.to(&Placement::new(device, dtype).with_autoencoder_dtype(autoencoder_dtype))
     }
 }

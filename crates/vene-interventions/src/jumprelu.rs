@@ -8,7 +8,7 @@ use vene_autoencoder::{Autoencoder, JumpReLUAutoencoder};
 use crate::autoencoder::{AeCore, AutoencoderMode};
 use crate::selection::InterchangeDim;
 use crate::state::embed_dim_entry;
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 /// Interchange in a JumpReLU SAE's latent space (pyvene's `JumpReLUAutoencoderIntervention`,
 /// Gemma Scope layout): `pre = x @ W_enc + b_enc`, `z = relu(pre) * (pre > threshold)`,
@@ -31,8 +31,9 @@ use crate::{Intervention, InterventionError, Result, Selection};
 /// let eye = Tensor::eye(2, candle_core::DType::F32, &dev)?;
 /// let zeros = Tensor::zeros(2, candle_core::DType::F32, &dev)?;
 /// let thr = Tensor::new(&[0.5f32, 0.5], &dev)?;
+/// // (w_enc, b_enc, w_dec, b_dec, threshold), as JumpReLUAutoencoder::from_tensors.
 /// let iv = JumpReLUAutoencoderIntervention::from_tensors(
-///     eye.clone(), eye, zeros.clone(), zeros, thr)?;
+///     eye.clone(), zeros.clone(), eye, zeros, thr)?;
 /// let base = Tensor::new(&[[[0.9f32, 0.4]]], &dev)?;
 /// let source = Tensor::new(&[[[0.2f32, 0.7]]], &dev)?;
 /// // Latent 1 swapped: base's latents [0.9, 0] -> [0.9, 0.7].
@@ -49,12 +50,13 @@ pub struct JumpReLUAutoencoderIntervention {
 }
 
 impl JumpReLUAutoencoderIntervention {
-    /// From pyvene's / Gemma Scope's tensors: `W_enc [d, L]`, `W_dec [L, d]`, `b_enc [L]`,
+    /// From pyvene's / Gemma Scope's tensors, in the same order as
+    /// [`JumpReLUAutoencoder::from_tensors`]: `W_enc [d, L]`, `b_enc [L]`, `W_dec [L, d]`,
     /// `b_dec [d]`, `threshold [L]` (checked by vene-autoencoder).
     pub fn from_tensors(
         w_enc: Tensor,
-        w_dec: Tensor,
         b_enc: Tensor,
+        w_dec: Tensor,
         b_dec: Tensor,
         threshold: Tensor,
     ) -> Result<Self> {
@@ -76,11 +78,25 @@ impl JumpReLUAutoencoderIntervention {
         })
     }
 
-    /// Sets the latents swapped by default (checked against the latent width).
-    pub fn set_interchange_dim(&mut self, dims: InterchangeDim) -> Result<()> {
+    /// Sets the latents swapped by default: a list of latents (`vec![3, 7]`, `[3, 7]`) or
+    /// `InterchangeDim::First(k)` for latents `0..k`, checked against the latent width; on
+    /// error nothing changes.
+    pub fn set_interchange_dim(&mut self, dims: impl Into<InterchangeDim>) -> Result<()> {
+        let dims = dims.into();
         dims.resolve(self.sae.latent_dim(), "latent space")?;
         self.interchange_dim = dims;
         Ok(())
+    }
+
+    /// [`Self::set_interchange_dim`], by value.
+    pub fn with_interchange_dim(mut self, dims: impl Into<InterchangeDim>) -> Result<Self> {
+        self.set_interchange_dim(dims)?;
+        Ok(self)
+    }
+
+    /// The latents swapped by default.
+    pub fn interchange_dim(&self) -> &InterchangeDim {
+        &self.interchange_dim
     }
 
     /// Sets the output mode (pyvene: [`AutoencoderMode::Reconstruction`]).
@@ -153,6 +169,9 @@ impl JumpReLUAutoencoderIntervention {
 }
 
 impl Intervention for JumpReLUAutoencoderIntervention {
+    fn saves_state(&self) -> bool {
+        true
+    }
     fn type_name(&self) -> &'static str {
         "JumpReLUAutoencoderIntervention"
     }
@@ -193,20 +212,9 @@ impl Intervention for JumpReLUAutoencoderIntervention {
             "mode": self.core.mode,
         })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let (_, dtype) = self.placement();
-        Ok(Box::new(self.rebuild(device, dtype)?))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let (device, _) = self.placement();
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
+        let (device, dtype) = self.placement();
+        let (device, dtype) = placement.resolve_autoencoder(&device, dtype);
         Ok(Box::new(self.rebuild(&device, dtype)?))
-    }
-    fn to_device_dtype(
-        &self,
-        device: &Device,
-        _dtype: DType,
-        autoencoder_dtype: DType,
-    ) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.rebuild(device, autoencoder_dtype)?))
     }
 }

@@ -28,6 +28,7 @@ mod jumprelu;
 mod low_rank;
 mod noise;
 mod orthogonal;
+mod placement;
 mod registry;
 mod rng;
 mod rotated;
@@ -47,6 +48,7 @@ pub use jumprelu::JumpReLUAutoencoderIntervention;
 pub use low_rank::LowRankRotatedSpaceIntervention;
 pub use noise::{NoiseIntervention, DEFAULT_NOISE_LEVEL};
 pub use orthogonal::OrthogonalParam;
+pub use placement::Placement;
 pub use registry::{
     register_intervention, registered_interventions, BuildArgs, InterventionConstructor,
 };

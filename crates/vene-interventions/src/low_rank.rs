@@ -7,7 +7,7 @@ use crate::rotated::project;
 use crate::selection::{InterchangeDim, Resolved};
 use crate::state::embed_dim_entry;
 use crate::swap::{check_base, required_source};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 /// Interchange in a learned low-rank subspace (pyvene's `LowRankRotatedSpaceIntervention`):
 /// `R` `[d, k]` with orthonormal columns, output `base + ((source - base) @ R[:, sel]) @ R[:, sel]ᵀ`.
@@ -122,17 +122,9 @@ impl Intervention for LowRankRotatedSpaceIntervention {
     fn hyperparams(&self) -> serde_json::Value {
         serde_json::json!({ "embed_dim": self.embed_dim, "low_rank_dimension": self.rank })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let dtype = self.rotation.var().dtype();
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            rotation: self.rotation.to(device, dtype)?,
-            ..self.clone()
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let device = self.rotation.var().device().clone();
-        Ok(Box::new(Self {
-            rotation: self.rotation.to(&device, dtype)?,
+            rotation: self.rotation.placed(placement)?,
             ..self.clone()
         }))
     }

@@ -6,7 +6,7 @@ use crate::rng::NumpyRandomState;
 use crate::selection::{InterchangeDim, Resolved};
 use crate::state::embed_dim_entry;
 use crate::swap::{check_base, combine, Op};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 /// pyvene's default noise level.
 pub const DEFAULT_NOISE_LEVEL: f32 = 0.134_629_82;
@@ -71,7 +71,8 @@ impl NoiseIntervention {
     }
 
     /// Sets the default dims; checked against `embed_dim`.
-    pub fn set_interchange_dim(&mut self, dims: InterchangeDim) -> Result<()> {
+    pub fn set_interchange_dim(&mut self, dims: impl Into<InterchangeDim>) -> Result<()> {
+        let dims = dims.into();
         dims.resolve(self.embed_dim, "representation")?;
         self.interchange_dim = dims;
         Ok(())
@@ -100,6 +101,10 @@ impl NoiseIntervention {
 }
 
 impl Intervention for NoiseIntervention {
+    /// The noise buffer itself: it may not come from a seed (a pyvene save).
+    fn saves_state(&self) -> bool {
+        true
+    }
     fn type_name(&self) -> &'static str {
         "NoiseIntervention"
     }
@@ -160,12 +165,9 @@ impl Intervention for NoiseIntervention {
             "units": self.noise.dim(0).unwrap_or(0),
         })
     }
-    fn to_device(&self, _device: &Device) -> Result<Box<dyn Intervention>> {
-        // The buffer is moved to the base's device at each call.
-        Ok(Box::new(self.clone()))
-    }
-    fn to_dtype(&self, _dtype: DType) -> Result<Box<dyn Intervention>> {
-        // The noise is added in f64 and cast to the base's dtype, as in pyvene.
+    fn to(&self, _placement: &Placement) -> Result<Box<dyn Intervention>> {
+        // The buffer is moved to the base's device at each call, and the noise is added in
+        // f64 and cast to the base's dtype, as in pyvene: nothing to move here.
         Ok(Box::new(self.clone()))
     }
 }

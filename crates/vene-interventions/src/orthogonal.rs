@@ -156,6 +156,13 @@ impl OrthogonalParam {
             w: var_to(&self.w, device, dtype)?,
         })
     }
+
+    /// A copy placed as `placement` says.
+    pub fn placed(&self, placement: &crate::Placement) -> Result<Self> {
+        Ok(Self {
+            w: placement.var(&self.w)?,
+        })
+    }
 }
 
 #[cfg(test)]

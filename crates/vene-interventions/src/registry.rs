@@ -42,7 +42,9 @@ fn registry() -> &'static RwLock<HashMap<String, InterventionConstructor>> {
 ///
 /// ```
 /// use candle_core::{Device, DType, Tensor, Var};
-/// use vene_interventions::{build_intervention, register_intervention, Intervention, Selection};
+/// use vene_interventions::{
+///     build_intervention, register_intervention, Intervention, Placement, Selection,
+/// };
 ///
 /// /// base + scale * source.
 /// #[derive(Debug)]
@@ -53,10 +55,8 @@ fn registry() -> &'static RwLock<HashMap<String, InterventionConstructor>> {
 ///     fn forward(&self, base: &Tensor, source: Option<&Tensor>, _: &Selection) -> vene_interventions::Result<Tensor> {
 ///         Ok((base + (source.unwrap() * self.scale)?)?)
 ///     }
-///     fn state_dict(&self) -> vene_interventions::Result<Vec<(String, Tensor)>> { Ok(vec![]) }
 ///     fn hyperparams(&self) -> serde_json::Value { serde_json::json!({ "scale": self.scale }) }
-///     fn to_device(&self, _: &Device) -> vene_interventions::Result<Box<dyn Intervention>> { Ok(Box::new(Scaled { ..*self })) }
-///     fn to_dtype(&self, _: DType) -> vene_interventions::Result<Box<dyn Intervention>> { Ok(Box::new(Scaled { ..*self })) }
+///     fn to(&self, _: &Placement) -> vene_interventions::Result<Box<dyn Intervention>> { Ok(Box::new(Scaled { ..*self })) }
 /// }
 ///
 /// register_intervention("ScaledAddition", |a| {

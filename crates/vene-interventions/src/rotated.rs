@@ -6,7 +6,7 @@ use crate::orthogonal::OrthogonalParam;
 use crate::selection::{InterchangeDim, Resolved};
 use crate::state::embed_dim_entry;
 use crate::swap::{check_base, combine, required_source, Op};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 /// `x` `[B, n, d]` times `m` `[d, k]`, computed in `m`'s dtype: `[B, n, k]`.
 pub(crate) fn project(x: &Tensor, m: &Tensor) -> Result<Tensor> {
@@ -97,10 +97,16 @@ impl RotatedSpaceIntervention {
     }
 
     /// Sets the default rotated dims; checked against `embed_dim`.
-    pub fn set_interchange_dim(&mut self, dims: InterchangeDim) -> Result<()> {
+    pub fn set_interchange_dim(&mut self, dims: impl Into<InterchangeDim>) -> Result<()> {
+        let dims = dims.into();
         dims.resolve(self.embed_dim, "rotated space")?;
         self.interchange_dim = dims;
         Ok(())
+    }
+
+    /// The default rotated dims.
+    pub fn interchange_dim(&self) -> &InterchangeDim {
+        &self.interchange_dim
     }
 
     /// The orthogonal rotation `R` `[d, d]` in use.
@@ -151,17 +157,9 @@ impl Intervention for RotatedSpaceIntervention {
     fn hyperparams(&self) -> serde_json::Value {
         serde_json::json!({ "embed_dim": self.embed_dim, "interchange_dim": self.interchange_dim })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let dtype = self.rotation.var().dtype();
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            rotation: self.rotation.to(device, dtype)?,
-            ..self.clone()
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let device = self.rotation.var().device().clone();
-        Ok(Box::new(Self {
-            rotation: self.rotation.to(&device, dtype)?,
+            rotation: self.rotation.placed(placement)?,
             ..self.clone()
         }))
     }

@@ -68,6 +68,52 @@ impl InterchangeDim {
     }
 }
 
+/// A list of dims (`vec![3, 7]`, `&[3, 7]`, `[3, 7]`) converts into
+/// [`InterchangeDim::Dims`], so every `set_interchange_dim` takes the same arguments.
+///
+/// There is deliberately no conversion from a bare integer: pyvene reads an integer
+/// `interchange_dim` as "the first k dims" for Vanilla and rotated interventions but as
+/// "latent k" for autoencoder interventions. Say which: `InterchangeDim::First(k)` or
+/// `vec![k]`.
+///
+/// ```
+/// use vene_interventions::InterchangeDim;
+///
+/// assert_eq!(InterchangeDim::from(vec![3, 7]), InterchangeDim::Dims(vec![3, 7]));
+/// assert_eq!(InterchangeDim::from([3, 7]), InterchangeDim::Dims(vec![3, 7]));
+/// assert_eq!(InterchangeDim::from(&[3usize, 7][..]), InterchangeDim::Dims(vec![3, 7]));
+/// assert_eq!(InterchangeDim::from(0..3), InterchangeDim::First(3));
+/// assert_eq!(InterchangeDim::from(2..4), InterchangeDim::Dims(vec![2, 3]));
+/// ```
+impl From<Vec<usize>> for InterchangeDim {
+    fn from(dims: Vec<usize>) -> Self {
+        InterchangeDim::Dims(dims)
+    }
+}
+
+impl From<&[usize]> for InterchangeDim {
+    fn from(dims: &[usize]) -> Self {
+        InterchangeDim::Dims(dims.to_vec())
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for InterchangeDim {
+    fn from(dims: [usize; N]) -> Self {
+        InterchangeDim::Dims(dims.to_vec())
+    }
+}
+
+/// `0..k` is [`InterchangeDim::First`]`(k)`; any other range lists its dims.
+impl From<std::ops::Range<usize>> for InterchangeDim {
+    fn from(range: std::ops::Range<usize>) -> Self {
+        if range.start == 0 {
+            InterchangeDim::First(range.end)
+        } else {
+            InterchangeDim::Dims(range.collect())
+        }
+    }
+}
+
 fn non_negative(v: i64) -> Result<usize> {
     usize::try_from(v).map_err(|_| InterventionError::Shape {
         what: "interchange_dim",

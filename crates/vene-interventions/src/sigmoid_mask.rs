@@ -5,9 +5,9 @@ use candle_nn::ops::sigmoid;
 
 use crate::orthogonal::OrthogonalParam;
 use crate::rotated::in_rotated_basis;
-use crate::state::{embed_dim_entry, temperature_entry, var_to};
+use crate::state::{embed_dim_entry, temperature_entry};
 use crate::swap::{blend, check_base, required_source};
-use crate::{Intervention, InterventionError, Result, Selection, Temperature};
+use crate::{Intervention, InterventionError, Placement, Result, Selection, Temperature};
 
 fn mask_var(values: f32, n: usize, dtype: DType, device: &Device) -> Result<Var> {
     let t = Tensor::full(values, n, device)?.to_dtype(dtype)?;
@@ -120,19 +120,10 @@ impl Intervention for SigmoidMaskRotatedSpaceIntervention {
     fn hyperparams(&self) -> serde_json::Value {
         serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-        let dtype = self.masks.dtype();
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            rotation: self.rotation.to(device, dtype)?,
-            masks: var_to(&self.masks, device, dtype)?,
-            ..self.clone()
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        let device = self.masks.device().clone();
-        Ok(Box::new(Self {
-            rotation: self.rotation.to(&device, dtype)?,
-            masks: var_to(&self.masks, &device, dtype)?,
+            rotation: self.rotation.placed(placement)?,
+            masks: placement.var(&self.masks)?,
             ..self.clone()
         }))
     }
@@ -225,15 +216,9 @@ impl Intervention for SigmoidMaskIntervention {
     fn hyperparams(&self) -> serde_json::Value {
         serde_json::json!({ "embed_dim": self.embed_dim, "temperature": self.temperature.get() })
     }
-    fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
+    fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            mask: var_to(&self.mask, device, self.mask.dtype())?,
-            ..self.clone()
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(Self {
-            mask: var_to(&self.mask, self.mask.device(), dtype)?,
+            mask: placement.var(&self.mask)?,
             ..self.clone()
         }))
     }

@@ -1,11 +1,11 @@
 //! The localist interventions: Vanilla, Addition, Subtraction, Zero, Collect, Skip.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::selection::{InterchangeDim, Resolved};
 use crate::state::embed_dim_entry;
 use crate::swap::{check_base, combine, required_source, Op};
-use crate::{Intervention, InterventionError, Result, Selection};
+use crate::{Intervention, InterventionError, Placement, Result, Selection};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -97,7 +97,7 @@ impl Basic {
         })
     }
 
-    fn map_constant(&self, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> Result<Self> {
+    fn map_constant(&self, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Self> {
         let mut out = self.clone();
         out.constant = self.constant.as_ref().map(f).transpose()?;
         Ok(out)
@@ -162,7 +162,11 @@ macro_rules! localist {
 
             /// Sets the default dims (pyvene's `set_interchange_dim`); checked against
             /// `embed_dim`.
-            pub fn set_interchange_dim(&mut self, dims: InterchangeDim) -> Result<()> {
+            pub fn set_interchange_dim(
+                &mut self,
+                dims: impl Into<InterchangeDim>,
+            ) -> Result<()> {
+                let dims = dims.into();
                 dims.resolve(self.inner.embed_dim, "representation")?;
                 self.inner.interchange_dim = dims;
                 Ok(())
@@ -206,11 +210,8 @@ macro_rules! localist {
             fn hyperparams(&self) -> serde_json::Value {
                 self.inner.hyperparams()
             }
-            fn to_device(&self, device: &Device) -> Result<Box<dyn Intervention>> {
-                Ok(Box::new(Self { inner: self.inner.map_constant(|t| t.to_device(device))? }))
-            }
-            fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-                Ok(Box::new(Self { inner: self.inner.map_constant(|t| t.to_dtype(dtype))? }))
+            fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
+                Ok(Box::new(Self { inner: self.inner.map_constant(|t| placement.tensor(t))? }))
             }
         }
     };

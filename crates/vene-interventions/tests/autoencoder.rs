@@ -248,3 +248,47 @@ fn output_in_base_dtype_and_trainable() {
         .unwrap();
     assert!(max_abs_diff(&out.to_dtype(DType::F32).unwrap(), &f32_out) < 1e-2);
 }
+
+/// Every `set_interchange_dim` takes the same arguments: a list of dims (Vec, array, slice), a
+/// range, or `InterchangeDim::First(k)`; a failed call changes nothing.
+#[test]
+fn set_interchange_dim_takes_the_same_arguments_everywhere() {
+    use vene_autoencoder::JumpReLUAutoencoder;
+    use vene_interventions::{
+        InterchangeDim, JumpReLUAutoencoderIntervention, VanillaIntervention,
+    };
+
+    let ae = AutoencoderLayer::new(4, 6, DType::F32, &dev()).unwrap();
+    let mut iv = AutoencoderIntervention::from_layer(ae).unwrap();
+    iv.set_interchange_dim([4, 1]).unwrap();
+    assert_eq!(iv.interchange_dim(), &[4, 1]);
+    iv.set_interchange_dim(InterchangeDim::First(3)).unwrap();
+    assert_eq!(iv.interchange_dim(), &[0, 1, 2]);
+    iv.set_interchange_dim(2..4).unwrap();
+    assert_eq!(iv.interchange_dim(), &[2, 3]);
+    assert!(iv.set_interchange_dim(InterchangeDim::First(7)).is_err());
+    assert!(iv.set_interchange_dim(&[1usize, 6][..]).is_err());
+    assert_eq!(
+        iv.interchange_dim(),
+        &[2, 3],
+        "a failed call changed the dims"
+    );
+
+    let z = |dims: &[usize]| Tensor::zeros(dims, DType::F32, &dev()).unwrap();
+    let sae = JumpReLUAutoencoder::from_tensors(z(&[4, 6]), z(&[6]), z(&[6, 4]), z(&[4]), z(&[6]))
+        .unwrap();
+    let jump = JumpReLUAutoencoderIntervention::from_autoencoder(sae)
+        .unwrap()
+        .with_interchange_dim(vec![5, 0])
+        .unwrap();
+    assert_eq!(jump.interchange_dim(), &InterchangeDim::Dims(vec![5, 0]));
+    let mut jump = jump;
+    assert!(jump.set_interchange_dim([6]).is_err());
+    assert_eq!(jump.interchange_dim(), &InterchangeDim::Dims(vec![5, 0]));
+
+    let mut vanilla = VanillaIntervention::new(4);
+    vanilla.set_interchange_dim(vec![3]).unwrap();
+    assert_eq!(vanilla.interchange_dim(), &InterchangeDim::Dims(vec![3]));
+    vanilla.set_interchange_dim(0..2).unwrap();
+    assert_eq!(vanilla.interchange_dim(), &InterchangeDim::First(2));
+}

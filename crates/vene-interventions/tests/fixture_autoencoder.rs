@@ -88,8 +88,8 @@ fn jumprelu_matches_loop_reference_with_fixture_weights() {
         let w = |n: &str| get(&o, &format!("gpt2.{case}.{n}"));
         let iv = JumpReLUAutoencoderIntervention::from_tensors(
             w("W_enc"),
-            w("W_dec"),
             w("b_enc"),
+            w("W_dec"),
             w("b_dec"),
             w("threshold"),
         )

@@ -85,7 +85,8 @@ impl From<Tensor> for Input {
 ///
 /// Sources: one per intervention group (by default one per intervention), or one for all;
 /// [`ForwardRequest::no_source`] leaves a group without a source run (its interventions are
-/// skipped unless they need no source or have a constant one).
+/// skipped unless they need no source or have a constant one), and
+/// [`ForwardRequest::only_group`] runs one group of several alone.
 #[derive(Debug, Clone)]
 pub struct ForwardRequest {
     pub(crate) base: Input,
@@ -96,6 +97,7 @@ pub struct ForwardRequest {
     pub(crate) output_original: bool,
     pub(crate) logits: LogitsAt,
     pub(crate) gradients: bool,
+    pub(crate) only_group: Option<usize>,
 }
 
 impl ForwardRequest {
@@ -110,6 +112,7 @@ impl ForwardRequest {
             output_original: false,
             logits: LogitsAt::All,
             gradients: false,
+            only_group: None,
         }
     }
 
@@ -117,6 +120,26 @@ impl ForwardRequest {
     pub fn source(mut self, source: impl Into<Input>) -> Self {
         self.sources.push(Some(source.into()));
         self
+    }
+
+    /// The source of each of `n` groups: as given, one for all, or [`Self::only_group`]'s.
+    pub(crate) fn group_sources(&self, n: usize) -> Result<Vec<Option<Input>>> {
+        Ok(match (self.only_group, self.sources.len()) {
+            (Some(g), _) if g >= n => {
+                return Err(VeneError::Config(format!(
+                    "only_group({g}): the config has {n} intervention group(s), numbered 0..{n}"
+                )))
+            }
+            (Some(g), _) => {
+                let mut all = vec![None; n];
+                all[g] = self.sources.first().cloned().flatten();
+                all
+            }
+            (None, 0) => vec![None; n],
+            (None, 1) if n > 1 => vec![self.sources[0].clone(); n],
+            (None, k) if k == n => self.sources.clone(),
+            (None, k) => return Err(VeneError::SourceCount { got: k, groups: n }),
+        })
     }
 
     /// Adds several sources.
@@ -128,6 +151,44 @@ impl ForwardRequest {
     /// Leaves the next group without a source run.
     pub fn no_source(mut self) -> Self {
         self.sources.push(None);
+        self
+    }
+
+    /// Runs intervention group `group` (0-based, in the config's group order) alone, with
+    /// `source`: every other group gets no source run, as pyvene's
+    /// `sources=[None, .., source, .., None]` does, so their interchanges are skipped (an
+    /// intervention that needs no source, such as Zero or Collect, or one with a constant
+    /// source, still runs). Replaces the sources given so far; unit locations and subspaces
+    /// are still given for every group (or one for all). A `group` past the config's groups
+    /// is an error at the forward.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device, Tensor};
+    /// use vene::hooks::Component;
+    /// use vene::models::{Gpt2Config, Model};
+    /// use vene::{ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig};
+    ///
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 2, 2), DType::F32, &Device::Cpu)?;
+    /// // Two groups: the block outputs of layers 0 and 1.
+    /// let config = IntervenableConfig::new(vec![
+    ///     RepresentationConfig::new(0, Component::BlockOutput),
+    ///     RepresentationConfig::new(1, Component::BlockOutput),
+    /// ]);
+    /// let iv = IntervenableModel::new(config, model)?;
+    /// let base = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu)?;
+    /// let source = Tensor::new(&[[4u32, 5, 6]], &Device::Cpu)?;
+    /// let second = iv.forward(&ForwardRequest::new(base.clone()).only_group(1, source.clone()))?;
+    /// // The same as giving no source run to group 0.
+    /// let by_hand =
+    ///     iv.forward(&ForwardRequest::new(base.clone()).no_source().source(source.clone()))?;
+    /// let diff = (second.intervened - by_hand.intervened)?.abs()?.max_all()?.to_scalar::<f32>()?;
+    /// assert_eq!(diff, 0.0);
+    /// assert!(iv.forward(&ForwardRequest::new(base).only_group(2, source)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn only_group(mut self, group: usize, source: impl Into<Input>) -> Self {
+        self.sources = vec![Some(source.into())];
+        self.only_group = Some(group);
         self
     }
 
@@ -268,13 +329,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
     }
 
     fn sources_per_group(&self, req: &ForwardRequest, batch: usize) -> Result<Vec<Option<Input>>> {
-        let n = self.groups.len();
-        let sources = match req.sources.len() {
-            0 => vec![None; n],
-            1 if n > 1 => vec![req.sources[0].clone(); n],
-            k if k == n => req.sources.clone(),
-            k => return Err(VeneError::SourceCount { got: k, groups: n }),
-        };
+        let sources = req.group_sources(self.groups.len())?;
         for (i, s) in sources.iter().enumerate() {
             if let Some(s) = s {
                 let b = s.batch()?;

@@ -174,12 +174,9 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 state.retain(|(k, _)| k != "source_representation");
                 state.push(("source_representation".to_string(), c.clone()));
             }
-            let has_state = !iv.vars().is_empty()
+            let has_state = iv.saves_state()
                 || slot.constant_source.is_some()
-                || state.iter().any(|(k, _)| k == "source_representation")
-                || vene_interventions::needs_saved_state(iv.type_name())
-                // the noise buffer itself (it may not come from a seed: a pyvene save)
-                || iv.type_name() == "NoiseIntervention";
+                || state.iter().any(|(k, _)| k == "source_representation");
             if has_state {
                 let name = state_file_name(&slot.key);
                 let map: HashMap<String, Tensor> = state.into_iter().collect();

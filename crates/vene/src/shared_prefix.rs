@@ -54,12 +54,10 @@ impl<M: LanguageModel> IntervenableModel<M> {
             return Ok(None);
         };
         // the groups whose source run reads something
-        let n = self.groups.len();
-        let source_of = |g: usize| match req.sources.len() {
-            1 => req.sources[0].as_ref(),
-            k if k == n => req.sources[g].as_ref(),
-            _ => None,
+        let Ok(sources) = req.group_sources(self.groups.len()) else {
+            return Ok(None);
         };
+        let source_of = |g: usize| sources[g].as_ref();
         let runs: Vec<(usize, &Input)> = self
             .groups
             .iter()

@@ -484,3 +484,67 @@ fn resid_mid_interchange_in_the_last_layer_gives_the_sources_logits() {
     assert!(max_abs_diff(&at(&base_logits), &at(&source_logits)) > 1e-3);
     assert_eq!(b, source.dim(0).unwrap());
 }
+
+/// `only_group(g, source)` on a config of several groups gives what a config of group `g`
+/// alone gives; a group past the config's is a config error.
+#[test]
+fn only_group_runs_one_group_alone() {
+    let o = oracle("gpt2");
+    let (base, source) = ids(&o, "gpt2");
+    let reps = [
+        RepresentationConfig::new(0, Component::MlpOutput),
+        RepresentationConfig::new(1, Component::AttentionOutput),
+        RepresentationConfig::new(1, Component::BlockOutput)
+            .intervention_type("CollectIntervention"),
+    ];
+    let locs = || UnitLocations::position(2);
+    let all =
+        IntervenableModel::new(IntervenableConfig::new(reps.to_vec()), model("gpt2")).unwrap();
+    assert_eq!(all.n_groups(), 3);
+    let alone = IntervenableModel::new(
+        IntervenableConfig::new(vec![reps[1].clone(), reps[2].clone()]),
+        model("gpt2"),
+    )
+    .unwrap();
+    let got = all
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .only_group(1, source.clone())
+                .locations(locs()),
+        )
+        .unwrap();
+    let want = alone
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .source(source.clone())
+                .no_source()
+                .locations(locs()),
+        )
+        .unwrap();
+    assert!(max_abs_diff(&got.intervened, &want.intervened) <= 1e-6);
+    // the collect group (no source needed) still collected, from the intervened run
+    assert_eq!(got.collected.len(), 1);
+    assert!(max_abs_diff(&got.collected[0], &want.collected[0]) <= 1e-6);
+    // and it is not the plain base (every group without a source run)
+    let plain = all
+        .forward(
+            &ForwardRequest::new(base.clone())
+                .no_source()
+                .no_source()
+                .no_source()
+                .locations(locs()),
+        )
+        .unwrap();
+    assert!(max_abs_diff(&got.intervened, &plain.intervened) > 1e-4);
+    let e = all
+        .forward(
+            &ForwardRequest::new(base)
+                .only_group(3, source)
+                .locations(locs()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, VeneError::Config(ref m) if m.contains("only_group(3)")),
+        "{e}"
+    );
+}

@@ -5,11 +5,12 @@ mod common;
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use common::*;
 use vene::hooks::Component;
 use vene::interventions::{
-    register_intervention, registered_interventions, Intervention, InterventionError, Selection,
+    register_intervention, registered_interventions, Intervention, InterventionError, Placement,
+    Selection,
 };
 use vene::{
     ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
@@ -43,17 +44,9 @@ impl Intervention for WeightedAddition {
     fn state_dict(&self) -> vene::interventions::Result<Vec<(String, Tensor)>> {
         Ok(vec![("weight".into(), self.weight.as_tensor().clone())])
     }
-    fn hyperparams(&self) -> serde_json::Value {
-        serde_json::json!({ "embed_dim": self.embed_dim() })
-    }
-    fn to_device(&self, device: &Device) -> vene::interventions::Result<Box<dyn Intervention>> {
+    fn to(&self, placement: &Placement) -> vene::interventions::Result<Box<dyn Intervention>> {
         Ok(Box::new(Self {
-            weight: Var::from_tensor(&self.weight.as_tensor().to_device(device)?)?,
-        }))
-    }
-    fn to_dtype(&self, dtype: DType) -> vene::interventions::Result<Box<dyn Intervention>> {
-        Ok(Box::new(Self {
-            weight: Var::from_tensor(&self.weight.as_tensor().to_dtype(dtype)?)?,
+            weight: placement.var(&self.weight)?,
         }))
     }
 }

@@ -105,8 +105,8 @@ fn jumprelu_cases_match_pyvene() {
             let t = |n: &str| get(&o, &format!("{case}.{n}"));
             let iv = JumpReLUAutoencoderIntervention::from_tensors(
                 t("W_enc"),
-                t("W_dec"),
                 t("b_enc"),
+                t("W_dec"),
                 t("b_dec"),
                 t("threshold"),
             )
