@@ -379,6 +379,9 @@ impl AutoencoderIntervention {
 }
 
 impl Intervention for AutoencoderIntervention {
+    fn is_autoencoder(&self) -> bool {
+        true
+    }
     fn saves_state(&self) -> bool {
         true
     }

@@ -62,6 +62,11 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
     fn is_collect(&self) -> bool {
         false
     }
+    /// Whether it acts in the latent space of an autoencoder (Autoencoder and JumpReLU
+    /// autoencoder interventions): its `embed_dim` is then the autoencoder's input width.
+    fn is_autoencoder(&self) -> bool {
+        false
+    }
     /// Whether it replaces the component's output by its input.
     fn is_skip(&self) -> bool {
         false

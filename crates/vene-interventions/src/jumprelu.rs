@@ -169,6 +169,9 @@ impl JumpReLUAutoencoderIntervention {
 }
 
 impl Intervention for JumpReLUAutoencoderIntervention {
+    fn is_autoencoder(&self) -> bool {
+        true
+    }
     fn saves_state(&self) -> bool {
         true
     }

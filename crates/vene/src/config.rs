@@ -182,6 +182,26 @@ impl RepresentationConfig {
         self
     }
 
+    /// The same representation with `intervention`'s type name and hyperparameters written
+    /// into `intervention_type` and `hyperparams` (so that JSON can carry it).
+    pub(crate) fn with_intervention(mut self, intervention: &dyn Intervention) -> Self {
+        self.intervention_type = Some(intervention.type_name().to_string());
+        if let serde_json::Value::Object(h) = intervention.hyperparams() {
+            for (k, v) in h {
+                self.hyperparams.insert(k, v);
+            }
+        }
+        self
+    }
+
+    /// The same representation without its intervention object and constant source (the
+    /// parts JSON cannot carry).
+    pub(crate) fn without_objects(mut self) -> Self {
+        self.intervention = None;
+        self.source_representation = None;
+        self
+    }
+
     /// Sets `low_rank_dimension`.
     pub fn low_rank_dimension(mut self, k: usize) -> Self {
         self.low_rank_dimension = Some(k);
@@ -458,10 +478,35 @@ impl IntervenableConfig {
             .try_for_each(|(i, r)| r.validate(i))
     }
 
-    /// The config as pretty JSON (intervention objects and constant sources are not included;
-    /// [`crate::IntervenableModel::save`] saves them).
+    /// The config as pretty JSON. An intervention object is written as its type name and
+    /// hyperparameters, so that reading the JSON back builds the same kind of intervention
+    /// (with fresh parameters: [`crate::IntervenableModel::save`] saves learned parameters,
+    /// constant sources and autoencoder weights, which JSON does not carry).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use vene::hooks::Component;
+    /// use vene::interventions::{InterchangeDim, VanillaIntervention};
+    /// use vene::{IntervenableConfig, RepresentationConfig};
+    ///
+    /// let vanilla = VanillaIntervention::new(16).with_interchange_dim(4);
+    /// let cfg = IntervenableConfig::new(vec![
+    ///     RepresentationConfig::new(1, Component::MlpOutput).intervention(Arc::new(vanilla)),
+    /// ]);
+    /// let back = IntervenableConfig::from_json_str(&cfg.to_json_string()?)?;
+    /// assert_eq!(back.representations[0].type_name(), "VanillaIntervention");
+    /// let dim = &back.representations[0].hyperparams["interchange_dim"];
+    /// assert_eq!(serde_json::from_value::<InterchangeDim>(dim.clone())?, InterchangeDim::First(4));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn to_json_string(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|source| VeneError::Json {
+        let mut inlined = self.clone();
+        for r in &mut inlined.representations {
+            if let Some(iv) = r.intervention.take() {
+                *r = r.clone().with_intervention(iv.as_ref());
+            }
+        }
+        serde_json::to_string_pretty(&inlined).map_err(|source| VeneError::Json {
             what: "intervenable config".into(),
             source,
         })

@@ -189,7 +189,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 }
             };
             if intervention.embed_dim() != width {
-                if intervention.type_name().contains("Autoencoder") {
+                if intervention.is_autoencoder() {
                     return Err(VeneError::AutoencoderWidth {
                         input_dim: intervention.embed_dim(),
                         width,

@@ -152,15 +152,10 @@ impl<M: LanguageModel> IntervenableModel<M> {
         let mut manifest: Vec<StateFileEntry> = Vec::new();
         for (slot, repr) in self.slots.iter().zip(&self.config.representations) {
             let iv = &slot.intervention;
-            let mut r: RepresentationConfig = repr.clone();
-            r.intervention = None;
-            r.source_representation = None;
-            r.intervention_type = Some(iv.type_name().to_string());
-            if let serde_json::Value::Object(h) = iv.hyperparams() {
-                for (k, v) in h {
-                    r.hyperparams.insert(k, v);
-                }
-            }
+            let mut r = repr
+                .clone()
+                .with_intervention(iv.as_ref())
+                .without_objects();
             // where the saved `source_representation` lives: the model's slot (a constant
             // source of the config) or the intervention object itself
             r.hyperparams.remove(CONSTANT_SOURCE);
