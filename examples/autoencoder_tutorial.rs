@@ -2,7 +2,7 @@
 //! interchange interventions, as RAVEL does. Runs offline in about 35 s (debug build, 2 cores):
 //!
 //! ```text
-//! cargo run -p vene-cli --example autoencoder_tutorial
+//! cargo run -p vene-examples --example autoencoder_tutorial
 //! ```
 //!
 //! 1. Train a 2-layer GPT-2 on a synthetic entity-attribute task (32 entities, each with a color
@@ -22,7 +22,7 @@
 //! task becomes city prompts, the variable the city's country; see `tutorial/real_model.rs`):
 //!
 //! ```text
-//! cargo run --release -p vene-cli --example autoencoder_tutorial -- \
+//! cargo run --release -p vene-examples --example autoencoder_tutorial -- \
 //!     --model openai-community/gpt2 \
 //!     --sae jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre
 //! ```
@@ -45,7 +45,7 @@ use vene::{
     get_intervenable_with_autoencoder, ForwardRequest, IntervenableConfig, IntervenableModel,
     LogitsAt, RepresentationConfig, Subspaces, UnitLocations,
 };
-use vene_cli::{toy, CliError, Result};
+use vene_cli::{CliError, Result};
 
 /// Knobs of the tutorial (the smoke test runs it with small step counts).
 #[derive(Debug, Clone, Parser)]
@@ -196,7 +196,7 @@ fn train_model(world: &World, opts: &Options, device: &Device) -> Result<(Model,
         n_positions: 8,
         ..Gpt2Config::tiny(world.vocab.len(), 64, 2, 4)
     };
-    let (model, varmap) = toy::seeded_gpt2(&cfg, opts.seed, device)?;
+    let (model, varmap) = Model::seeded_gpt2(&cfg, opts.seed, device)?;
     let (ids, answers) = world.batch(&world.prompts(), device)?;
     let params = ParamsAdamW {
         lr: 3e-3,
@@ -306,7 +306,7 @@ fn collect(model: &Model, ids: &Tensor) -> Result<Tensor> {
 
 /// Step 3: an SAE trained on the activations, and its quality.
 fn train_sae(acts: &Tensor, opts: &Options) -> Result<(AutoencoderLayer, SaeReport)> {
-    let sae = toy::seeded_autoencoder(acts.dim(1)?, opts.latent_dim, opts.seed, acts.device())?;
+    let sae = AutoencoderLayer::seeded(acts.dim(1)?, opts.latent_dim, opts.seed, acts.device())?;
     let cfg = TrainConfig {
         lr: 3e-3,
         total_steps: Some(opts.sae_steps),

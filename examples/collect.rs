@@ -2,8 +2,8 @@
 //! statistics per position.
 //!
 //! ```text
-//! cargo run -p vene-cli --example collect -- --component mlp_output --layer 1
-//! cargo run --release -p vene-cli --example collect -- --model openai-community/gpt2 \
+//! cargo run -p vene-examples --example collect -- --component mlp_output --layer 1
+//! cargo run --release -p vene-examples --example collect -- --model openai-community/gpt2 \
 //!     --component block_output --layer 6 --prompt "The Eiffel Tower is in"
 //! ```
 //!

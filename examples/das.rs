@@ -4,8 +4,8 @@
 //! accuracy (IIA) on held-out pairs, before and after training.
 //!
 //! ```text
-//! cargo run -p vene-cli --example das
-//! cargo run --release -p vene-cli --example das -- --model openai-community/gpt2 --layer 6 --rank 1
+//! cargo run -p vene-examples --example das
+//! cargo run --release -p vene-examples --example das -- --model openai-community/gpt2 --layer 6 --rank 1
 //! ```
 //!
 //! Without `--model` it runs offline: it first trains a seeded tiny GPT-2 on the city prompts

@@ -4,9 +4,9 @@
 //! a text heat map.
 //!
 //! ```text
-//! cargo run -p vene-cli --example patching
-//! cargo run -p vene-cli --example patching -- --plot patching.png   # also the picture
-//! cargo run --release -p vene-cli --example patching -- --model openai-community/gpt2 \
+//! cargo run -p vene-examples --example patching
+//! cargo run -p vene-examples --example patching -- --plot patching.png   # also the picture
+//! cargo run --release -p vene-examples --example patching -- --model openai-community/gpt2 \
 //!     --base "The city of Paris is in the country of" --source "The city of Rome is in the country of"
 //! ```
 //!

@@ -3,8 +3,8 @@
 //! steered continuation.
 //!
 //! ```text
-//! cargo run -p vene-cli --example steering -- --latent 3 --scale 20
-//! cargo run --release -p vene-cli --example steering -- --model openai-community/gpt2 \
+//! cargo run -p vene-examples --example steering -- --latent 3 --scale 20
+//! cargo run --release -p vene-examples --example steering -- --model openai-community/gpt2 \
 //!     --sae jbloom/GPT2-Small-SAEs-Reformatted/blocks.8.hook_resid_pre \
 //!     --latent 1000 --scale 40 --prompt "I think that"
 //! ```

@@ -49,6 +49,7 @@ mod normalization;
 mod npz;
 mod registry;
 mod relu;
+mod seeded;
 mod state;
 mod topk;
 mod train;

@@ -9,7 +9,6 @@
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`sae_args`]: `--sae` or `--sae-release` / `--sae-id`, shared by the commands that read an
 //!   SAE.
-//! - [`toy`]: seeded toy models (a random GPT-2, an autoencoder) for examples and tests.
 //! - [`table`]: aligned text tables.
 //! - [`dashboard`]: static HTML pages of SAE latents (`vene dashboard`).
 //! - [`plots`]: pictures (PNG or SVG): feature density, patching heat map, training curves.
@@ -29,6 +28,5 @@ pub mod plots;
 pub mod progress;
 pub mod sae_args;
 pub mod table;
-pub mod toy;
 
 pub use error::{CliError, Result};

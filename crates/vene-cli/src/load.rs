@@ -218,7 +218,7 @@ pub struct SaeSite {
 /// use vene::hooks::Component;
 /// # fn sae(hook: &str) -> vene::autoencoder::LoadedSae {
 /// #     let dir = std::env::temp_dir().join(format!("vene-doc-sae-site-{}", std::process::id()));
-/// #     let ae = vene_cli::toy::seeded_autoencoder(4, 8, 0, &candle_core::Device::Cpu).unwrap();
+/// #     let ae = vene::autoencoder::AutoencoderLayer::seeded(4, 8, 0, &candle_core::Device::Cpu).unwrap();
 /// #     vene_cli::commands::train_sae::save_saelens(&ae, &dir, hook, 8, "m", None, true).unwrap();
 /// #     let s = vene::autoencoder::load_sae(&dir).unwrap();
 /// #     std::fs::remove_dir_all(&dir).unwrap();

@@ -30,6 +30,7 @@ mod logits_at;
 mod model;
 mod prefix;
 mod pth;
+mod seeded;
 mod token_text;
 mod tokenizer;
 mod weights;

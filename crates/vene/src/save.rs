@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use vene_autoencoder::atomic::StagedDir;
 use vene_models::LanguageModel;
 
-use crate::config::{IntervenableConfig, RepresentationConfig, FORMAT_VERSION};
+use crate::config::{IntervenableConfig, FORMAT_VERSION};
 use crate::{IntervenableModel, Result, VeneError};
 
 /// The name of the state file of the intervention with key `key`.

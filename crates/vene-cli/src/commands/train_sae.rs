@@ -16,7 +16,7 @@ use vene::models::{LanguageModel, Model};
 
 use crate::backend::BackendArgs;
 use crate::plots::TrainRecord;
-use crate::{load, toy, CliError, Result};
+use crate::{load, CliError, Result};
 
 /// Arguments of `vene train-sae`.
 #[derive(Debug, Clone, clap::Args)]
@@ -426,7 +426,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         backend.sae_dtype,
     )?;
     let n = acts.dim(0)?;
-    let ae = toy::seeded_autoencoder(d, latents, args.seed, acts.device())?
+    let ae = vene::autoencoder::AutoencoderLayer::seeded(d, latents, args.seed, acts.device())?
         .to(acts.device(), backend.sae_dtype)?;
     let cfg = TrainConfig {
         lr: args.lr,

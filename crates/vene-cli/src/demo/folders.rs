@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::commands::train_sae::{hook_name, save_saelens};
-use crate::{toy, CliError, Result};
+use crate::{CliError, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use vene::hooks::Component;
@@ -62,7 +62,7 @@ pub fn write_trained_model_to(dir: &Path, seed: u64, steps: usize) -> Result<()>
         n_positions: 64,
         ..Gpt2Config::tiny(words.len(), WIDTH, LAYERS, 4)
     };
-    let (gpt2, varmap) = toy::seeded_gpt2(&cfg, seed, &Device::Cpu)?;
+    let (gpt2, varmap) = vene::models::Model::seeded_gpt2(&cfg, seed, &Device::Cpu)?;
     if steps > 0 {
         train_on_cities(&gpt2, &varmap, &words, steps)?;
     }
@@ -138,7 +138,7 @@ pub fn write_sae(
     seed: u64,
 ) -> Result<PathBuf> {
     let dir = root.join(format!("offline-sae-{}", hook_name(layer, component)));
-    let ae = toy::seeded_autoencoder(d, latents, seed, &Device::Cpu)?;
+    let ae = vene::autoencoder::AutoencoderLayer::seeded(d, latents, seed, &Device::Cpu)?;
     save_saelens(
         &ae,
         &dir,
