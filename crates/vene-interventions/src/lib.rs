@@ -13,6 +13,7 @@
 //! | [`RotatedSpaceIntervention`], [`LowRankRotatedSpaceIntervention`] | swap in a learned (low-rank) orthogonal basis |
 //! | [`BoundlessRotatedSpaceIntervention`], [`SigmoidMaskRotatedSpaceIntervention`], [`SigmoidMaskIntervention`] | learned soft masks |
 //! | [`AutoencoderIntervention`], [`JumpReLUAutoencoderIntervention`] | swap of selected latents of an autoencoder |
+//! | [`PCARotatedSpaceIntervention`] | swap in the basis of a PCA fitted to given activations |
 //!
 //! [`build_intervention`] rebuilds any of them from a type name, hyperparameters and a state
 //! dict (for load).
@@ -28,6 +29,7 @@ mod jumprelu;
 mod low_rank;
 mod noise;
 mod orthogonal;
+mod pca;
 mod registry;
 mod rng;
 mod rotated;
@@ -47,6 +49,7 @@ pub use jumprelu::JumpReLUAutoencoderIntervention;
 pub use low_rank::LowRankRotatedSpaceIntervention;
 pub use noise::{NoiseIntervention, DEFAULT_NOISE_LEVEL};
 pub use orthogonal::OrthogonalParam;
+pub use pca::{PCARotatedSpaceIntervention, PcaFitOptions};
 pub use registry::{
     register_intervention, registered_interventions, BuildArgs, InterventionConstructor,
 };
