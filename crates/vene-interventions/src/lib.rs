@@ -23,6 +23,7 @@
 mod autoencoder;
 mod boundless;
 mod build;
+mod call_args;
 mod error;
 mod intervention;
 mod jumprelu;
@@ -43,6 +44,7 @@ mod vanilla;
 pub use autoencoder::{AutoencoderIntervention, AutoencoderMode};
 pub use boundless::BoundlessRotatedSpaceIntervention;
 pub use build::{build_intervention, needs_saved_state, parse_type_name, TYPE_NAMES};
+pub use call_args::CallArgs;
 pub use error::{InterventionError, Result};
 pub use intervention::{Intervention, Selection};
 pub use jumprelu::JumpReLUAutoencoderIntervention;

@@ -33,7 +33,7 @@ fn axis_points() -> Tensor {
 fn close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() < tol, "{what}[{i}]: {g} vs {w}");
+        assert!((g - w).abs() <= tol, "{what}[{i}]: {g} vs {w}");
     }
 }
 
