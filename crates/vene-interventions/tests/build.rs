@@ -103,7 +103,11 @@ fn pyvene_type_names_parse() {
         parse_type_name("pyvene.models.interventions.JumpReLUAutoencoderIntervention").unwrap(),
         "JumpReLUAutoencoderIntervention"
     );
-    assert!(parse_type_name("<class 'x.PCARotatedSpaceIntervention'>").is_err());
+    assert_eq!(
+        parse_type_name("<class 'x.PCARotatedSpaceIntervention'>").unwrap(),
+        "PCARotatedSpaceIntervention"
+    );
+    assert!(parse_type_name("<class 'x.InterventionOfNoKind'>").is_err());
 }
 
 /// A pyvene-style AE state dict (the fixture's tensors under `autoencoder.`) with pyvene's

@@ -265,10 +265,14 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 continue;
             }
             s.intervention = new.clone();
+            // the config describes what is loaded (a later save records it)
             let r = &mut self.config.representations[j];
             if r.intervention.is_some() {
                 r.intervention = Some(new.clone());
             }
+            r.hyperparams = saved.hyperparams.clone();
+            r.low_rank_dimension = saved.low_rank_dimension;
+            r.latent_dim = saved.latent_dim;
         }
         if let Some(c) = constant {
             self.slots[i].constant_source = Some(c.clone());
