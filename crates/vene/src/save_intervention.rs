@@ -122,6 +122,33 @@ impl<M: LanguageModel> IntervenableModel<M> {
         Ok(path)
     }
 
+    /// pyvene's `save_intervention(save_directory)`: [`Self::save_intervention`] for every
+    /// key, into `dir`. Returns the files written, in key order. Each file is written
+    /// atomically; on error the files written before it stay.
+    pub fn save_interventions(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        let keys: Vec<String> = self.slots.iter().map(|s| s.key.clone()).collect();
+        keys.iter()
+            .map(|k| self.save_intervention(dir.as_ref(), k))
+            .collect()
+    }
+
+    /// pyvene's `load_intervention(load_directory)`: [`Self::load_intervention`] for every
+    /// key, from `dir`. All or nothing: on any error (a missing or bad file) no intervention
+    /// has changed.
+    pub fn load_interventions(&mut self, dir: impl AsRef<Path>) -> Result<()> {
+        let slots = self.slots.clone();
+        let reprs = self.config.representations.clone();
+        let keys: Vec<String> = self.slots.iter().map(|s| s.key.clone()).collect();
+        for k in &keys {
+            if let Err(e) = self.load_intervention(dir.as_ref(), k) {
+                self.slots = slots;
+                self.config.representations = reprs;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces the intervention with key `key` by the one saved in
     /// `<dir>/intkey_<key>.safetensors` by [`Self::save_intervention`] (pyvene's
     /// `load_intervention`, for one key). Interventions linked to it (same link key) get it

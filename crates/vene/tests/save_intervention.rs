@@ -312,3 +312,32 @@ fn counts_are_the_hand_computed_numbers() {
     im.enable_intervention_gradients();
     assert_eq!(im.count_parameters(), want);
 }
+
+#[test]
+fn every_key_saves_and_loads_all_or_nothing() {
+    let trained = IntervenableModel::new(
+        IntervenableConfig::new(vec![low_rank(0, 1), low_rank(1, 1)]),
+        model("gpt2"),
+    )
+    .unwrap();
+    perturb(&trained);
+    let tmp = tempfile::tempdir().unwrap();
+    let files = trained.save_interventions(tmp.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    let mut fresh = IntervenableModel::new(
+        IntervenableConfig::new(vec![low_rank(0, 2), low_rank(1, 2)]),
+        model("gpt2"),
+    )
+    .unwrap();
+    let keys: Vec<String> = fresh.keys().iter().map(|k| k.to_string()).collect();
+    let before: Vec<_> = keys.iter().map(|k| state_bits(&fresh, k)).collect();
+    // the second file damaged: the first key, loaded before it failed, is put back
+    let good = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], b"damaged").unwrap();
+    assert!(fresh.load_interventions(tmp.path()).is_err());
+    let after: Vec<_> = keys.iter().map(|k| state_bits(&fresh, k)).collect();
+    assert_eq!(after, before);
+    std::fs::write(&files[1], good).unwrap();
+    fresh.load_interventions(tmp.path()).unwrap();
+    assert_eq!(logits(&fresh), logits(&trained));
+}
