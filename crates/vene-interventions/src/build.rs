@@ -11,9 +11,9 @@ use crate::{
     AdditionIntervention, AutoencoderIntervention, BoundlessRotatedSpaceIntervention,
     CollectIntervention, Intervention, InterventionError, JumpReLUAutoencoderIntervention,
     LowRankRotatedSpaceIntervention, NoiseIntervention, PCARotatedSpaceIntervention, Result,
-    RotatedSpaceIntervention,
-    SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention, SkipIntervention,
-    SubtractionIntervention, VanillaIntervention, ZeroIntervention, DEFAULT_NOISE_LEVEL,
+    RotatedSpaceIntervention, SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention,
+    SkipIntervention, SubtractionIntervention, VanillaIntervention, ZeroIntervention,
+    DEFAULT_NOISE_LEVEL,
 };
 
 /// The type names of the built-in interventions (pyvene's class names).

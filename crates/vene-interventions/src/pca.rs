@@ -368,6 +368,8 @@ impl Intervention for PCARotatedSpaceIntervention {
         Ok(Box::new(self.moved(device, self.components.dtype())?))
     }
     fn to_dtype(&self, dtype: DType) -> Result<Box<dyn Intervention>> {
-        Ok(Box::new(self.moved(&self.components.device().clone(), dtype)?))
+        Ok(Box::new(
+            self.moved(&self.components.device().clone(), dtype)?,
+        ))
     }
 }

@@ -60,8 +60,9 @@ fn fitted_components_are_the_known_axes() {
     close(&flat(pca.std()), &[1.0, 1.0, 1.0], 0.0, "std");
     assert_eq!(pca.n_components(), 3);
 
-    let two = PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(2))
-        .unwrap();
+    let two =
+        PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(2))
+            .unwrap();
     close(
         &flat(&two.components().unwrap()),
         &[0.8, 0.6, 0.0, -0.6, 0.8, 0.0],
@@ -94,7 +95,12 @@ fn normalized_fit_divides_by_the_population_std() {
     // (1, -1)/√2 ((1 - r) * 6/5).
     close(&c[0], &[h, h, 0.0], 1e-12, "first");
     close(&c[1], &[0.0, 0.0, 1.0], 1e-12, "second");
-    close(&c[2].iter().map(|v| v.abs()).collect::<Vec<_>>(), &[h, h, 0.0], 1e-12, "third");
+    close(
+        &c[2].iter().map(|v| v.abs()).collect::<Vec<_>>(),
+        &[h, h, 0.0],
+        1e-12,
+        "third",
+    );
     assert!(c[2][0] * c[2][1] < 0.0);
 }
 
@@ -103,7 +109,9 @@ fn swapping_every_component_gives_the_source() {
     let pca = PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default()).unwrap();
     let base = Tensor::new(&[[[1.0f64, -2.0, 0.5]]], &Device::Cpu).unwrap();
     let source = Tensor::new(&[[[4.0f64, 3.0, -1.0]]], &Device::Cpu).unwrap();
-    let out = pca.forward(&base, Some(&source), &Selection::Default).unwrap();
+    let out = pca
+        .forward(&base, Some(&source), &Selection::Default)
+        .unwrap();
     assert!(max_abs_diff(&out, &source) < 1e-12);
     // Swapping only u3 (the z axis) swaps z.
     let out = pca
@@ -151,7 +159,10 @@ fn forward_matches_pyvene() {
     let cases = [
         ("default", Selection::Default),
         ("dims_0_2", Selection::Dims(vec![0, 2])),
-        ("per_example", Selection::PerExample(vec![vec![1], vec![0, 2]])),
+        (
+            "per_example",
+            Selection::PerExample(vec![vec![1], vec![0, 2]]),
+        ),
     ];
     for (name, sel) in cases {
         let got = pca.forward(&base, Some(&source), &sel).unwrap();
@@ -162,7 +173,9 @@ fn forward_matches_pyvene() {
     assert!(max_abs_diff(&out("dims_0_2"), &base) > 1e-2);
     let mut first = pca.clone();
     first.set_interchange_dim(InterchangeDim::First(1)).unwrap();
-    let got = first.forward(&base, Some(&source), &Selection::Default).unwrap();
+    let got = first
+        .forward(&base, Some(&source), &Selection::Default)
+        .unwrap();
     assert!(max_abs_diff(&got, &out("interchange_dim_1")) < 1e-5);
 }
 
@@ -170,7 +183,8 @@ fn forward_matches_pyvene() {
 fn rebuilds_from_its_state_dict_bit_exact() {
     let f = fixture();
     let mut pca = fixture_pca(&f);
-    pca.set_interchange_dim(InterchangeDim::Dims(vec![2, 0])).unwrap();
+    pca.set_interchange_dim(InterchangeDim::Dims(vec![2, 0]))
+        .unwrap();
     let state: HashMap<String, Tensor> = pca.state_dict().unwrap().into_iter().collect();
     let again = build_intervention(
         "<class 'pyvene.models.interventions.PCARotatedSpaceIntervention'>",
@@ -183,14 +197,23 @@ fn rebuilds_from_its_state_dict_bit_exact() {
     .unwrap();
     assert_eq!(again.type_name(), "PCARotatedSpaceIntervention");
     assert!(again.vars().is_empty());
-    for ((na, a), (nb, b)) in pca.state_dict().unwrap().iter().zip(again.state_dict().unwrap()) {
+    for ((na, a), (nb, b)) in pca
+        .state_dict()
+        .unwrap()
+        .iter()
+        .zip(again.state_dict().unwrap())
+    {
         assert_eq!(na, &nb);
         assert_eq!(flat(a), flat(&b), "{na}");
     }
     let base = tensor(&f["base"], &[2, 2, 5]);
     let source = tensor(&f["source"], &[2, 2, 5]);
-    let a = pca.forward(&base, Some(&source), &Selection::Default).unwrap();
-    let b = again.forward(&base, Some(&source), &Selection::Default).unwrap();
+    let a = pca
+        .forward(&base, Some(&source), &Selection::Default)
+        .unwrap();
+    let b = again
+        .forward(&base, Some(&source), &Selection::Default)
+        .unwrap();
     assert_eq!(flat(&a), flat(&b));
 }
 
@@ -206,27 +229,40 @@ fn bad_input_is_a_clear_error() {
     )
     .unwrap_err()
     .to_string();
-    assert!(fresh.contains("PCARotatedSpaceIntervention::fit"), "{fresh}");
+    assert!(
+        fresh.contains("PCARotatedSpaceIntervention::fit"),
+        "{fresh}"
+    );
 
     let flat_z = Tensor::new(&[[1.0f32, 5.0], [2.0, 5.0], [3.0, 5.0]], &Device::Cpu).unwrap();
     let e = PCARotatedSpaceIntervention::fit(&flat_z, PcaFitOptions::default().normalize(true))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("dim 1") && e.contains("standard deviation 0"), "{e}");
+    assert!(
+        e.contains("dim 1") && e.contains("standard deviation 0"),
+        "{e}"
+    );
     // without normalising, a constant dim is fine: it gets the least variance
-    let ok =
-        PCARotatedSpaceIntervention::fit(&flat_z, PcaFitOptions::default().n_components(1)).unwrap();
-    close(&flat(&ok.components().unwrap()), &[1.0, 0.0], 1e-12, "constant dim");
+    let ok = PCARotatedSpaceIntervention::fit(&flat_z, PcaFitOptions::default().n_components(1))
+        .unwrap();
+    close(
+        &flat(&ok.components().unwrap()),
+        &[1.0, 0.0],
+        1e-12,
+        "constant dim",
+    );
 
-    let e = PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(4))
-        .unwrap_err()
-        .to_string();
+    let e =
+        PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(4))
+            .unwrap_err()
+            .to_string();
     assert!(e.contains("n_components"), "{e}");
     let one_row = Tensor::zeros((1, 3), DType::F32, &Device::Cpu).unwrap();
     assert!(PCARotatedSpaceIntervention::fit(&one_row, PcaFitOptions::default()).is_err());
 
-    let pca = PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(2))
-        .unwrap();
+    let pca =
+        PCARotatedSpaceIntervention::fit(&axis_points(), PcaFitOptions::default().n_components(2))
+            .unwrap();
     let base = Tensor::zeros((1, 1, 3), DType::F64, &Device::Cpu).unwrap();
     let e = pca
         .forward(&base, Some(&base), &Selection::Dims(vec![2]))

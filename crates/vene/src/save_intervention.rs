@@ -213,9 +213,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
         }
         let saved_key = meta.get("key").and_then(serde_json::Value::as_str);
         if saved_key != Some(key) {
-            return Err(bad(format!(
-                "saved for key {saved_key:?}, not {key:?}"
-            )));
+            return Err(bad(format!("saved for key {saved_key:?}, not {key:?}")));
         }
         let saved: RepresentationConfig = serde_json::from_value(
             meta.get("representation")
@@ -248,12 +246,16 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 .collect();
         crate::save::check_finite(&fname, key, &tensors)?;
         let mut state: HashMap<String, Tensor> = tensors.into_iter().collect();
-        let from_config = meta.get("constant_source").and_then(serde_json::Value::as_bool)
+        let from_config = meta
+            .get("constant_source")
+            .and_then(serde_json::Value::as_bool)
             == Some(true);
         let constant = if from_config {
-            let c = state
-                .remove(SOURCE)
-                .ok_or_else(|| bad(format!("marked with a constant source but holds no {SOURCE}")))?;
+            let c = state.remove(SOURCE).ok_or_else(|| {
+                bad(format!(
+                    "marked with a constant source but holds no {SOURCE}"
+                ))
+            })?;
             if c.dims() != [slot.width] {
                 return Err(bad(format!(
                     "constant source has shape {:?}, expected [{}]",

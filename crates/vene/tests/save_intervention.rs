@@ -152,7 +152,10 @@ fn a_fitted_pca_and_a_constant_source_round_trip() {
         other.load_intervention(tmp.path(), k).unwrap();
     }
     assert_eq!(state_bits(&other, &keys[0]), state_bits(&saved, &keys[0]));
-    assert_eq!(other.intervention(&keys[0]).unwrap().hyperparams()["n_components"], 5);
+    assert_eq!(
+        other.intervention(&keys[0]).unwrap().hyperparams()["n_components"],
+        5
+    );
     // the constant source of the config came back too
     let o = oracle("gpt2");
     let req = ForwardRequest::new(get(&o, "gpt2.base_input_ids"))
@@ -170,22 +173,18 @@ fn a_fitted_pca_and_a_constant_source_round_trip() {
 /// and the model's intervention is unchanged.
 #[test]
 fn bad_files_are_clear_errors_and_change_nothing() {
-    let trained = IntervenableModel::new(
-        IntervenableConfig::new(vec![low_rank(1, 1)]),
-        model("gpt2"),
-    )
-    .unwrap();
+    let trained =
+        IntervenableModel::new(IntervenableConfig::new(vec![low_rank(1, 1)]), model("gpt2"))
+            .unwrap();
     perturb(&trained);
     let key = trained.keys()[0].to_string();
     let tmp = tempfile::tempdir().unwrap();
     let file = trained.save_intervention(tmp.path(), &key).unwrap();
     let good = std::fs::read(&file).unwrap();
 
-    let mut target = IntervenableModel::new(
-        IntervenableConfig::new(vec![low_rank(1, 2)]),
-        model("gpt2"),
-    )
-    .unwrap();
+    let mut target =
+        IntervenableModel::new(IntervenableConfig::new(vec![low_rank(1, 2)]), model("gpt2"))
+            .unwrap();
     let before = state_bits(&target, &key);
     let before_logits = logits(&target);
     let mut check = |dir: &Path, key: &str, want: &str| {
@@ -210,28 +209,35 @@ fn bad_files_are_clear_errors_and_change_nothing() {
     std::fs::write(&file, b"hello").unwrap();
     check(tmp.path(), &key, "not a valid safetensors file");
     // a plain safetensors file without vene's entry (e.g. vene::save's state file)
-    let plain: std::collections::HashMap<String, Tensor> =
-        trained.intervention(&key).unwrap().state_dict().unwrap().into_iter().collect();
+    let plain: std::collections::HashMap<String, Tensor> = trained
+        .intervention(&key)
+        .unwrap()
+        .state_dict()
+        .unwrap()
+        .into_iter()
+        .collect();
     vene::autoencoder::write_safetensors(&plain, &file).unwrap();
     check(tmp.path(), &key, "not written by save_intervention");
     // a NaN in the weights
-    let nan_model = IntervenableModel::new(
-        IntervenableConfig::new(vec![low_rank(1, 1)]),
-        model("gpt2"),
-    )
-    .unwrap();
+    let nan_model =
+        IntervenableModel::new(IntervenableConfig::new(vec![low_rank(1, 1)]), model("gpt2"))
+            .unwrap();
     let v = &nan_model.trainable_vars()[0];
-    let mut vals = v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut vals = v
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     vals[3] = f32::NAN;
-    v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap()).unwrap();
+    v.set(&Tensor::from_vec(vals, v.dims(), &Device::Cpu).unwrap())
+        .unwrap();
     nan_model.save_intervention(tmp.path(), &key).unwrap();
     check(tmp.path(), &key, "non-finite");
     // saved at another site: layer 0's file renamed to layer 1's key
-    let layer0 = IntervenableModel::new(
-        IntervenableConfig::new(vec![low_rank(0, 1)]),
-        model("gpt2"),
-    )
-    .unwrap();
+    let layer0 =
+        IntervenableModel::new(IntervenableConfig::new(vec![low_rank(0, 1)]), model("gpt2"))
+            .unwrap();
     let k0 = layer0.keys()[0].to_string();
     let f0 = layer0.save_intervention(tmp.path(), &k0).unwrap();
     std::fs::rename(&f0, &file).unwrap();
@@ -256,11 +262,8 @@ fn bad_files_are_clear_errors_and_change_nothing() {
 
 #[test]
 fn a_failed_save_leaves_the_earlier_file() {
-    let im = IntervenableModel::new(
-        IntervenableConfig::new(vec![low_rank(1, 1)]),
-        model("gpt2"),
-    )
-    .unwrap();
+    let im = IntervenableModel::new(IntervenableConfig::new(vec![low_rank(1, 1)]), model("gpt2"))
+        .unwrap();
     let key = im.keys()[0].to_string();
     let tmp = tempfile::tempdir().unwrap();
     let file = im.save_intervention(tmp.path(), &key).unwrap();

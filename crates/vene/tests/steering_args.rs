@@ -62,11 +62,18 @@ impl Intervention for SaeSteering {
         let b = base.dim(0)?;
         let idx = args.usizes("idx", b)?;
         let mag = args.f64s("mag", b)?;
-        let rows = self
-            .w_dec
-            .index_select(&Tensor::new(idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), base.device())?, 0)?;
-        let mag = Tensor::new(mag.iter().map(|&m| m as f32).collect::<Vec<_>>(), base.device())?
-            .reshape((b, 1))?;
+        let rows = self.w_dec.index_select(
+            &Tensor::new(
+                idx.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                base.device(),
+            )?,
+            0,
+        )?;
+        let mag = Tensor::new(
+            mag.iter().map(|&m| m as f32).collect::<Vec<_>>(),
+            base.device(),
+        )?
+        .reshape((b, 1))?;
         let steer = rows.broadcast_mul(&mag)?.unsqueeze(1)?;
         Ok(base.broadcast_add(&steer.to_dtype(base.dtype())?)?)
     }
@@ -108,10 +115,9 @@ fn steering_a_latent_adds_its_decoder_row_times_each_magnitude() {
     let latent = 5;
     let mags: Vec<f64> = (0..batch).map(|b| [3.0, -1.5, 0.25, 7.0][b % 4]).collect();
     let steered = steered_model();
-    let subspaces = Subspaces::from_json_str(
-        &serde_json::json!([{ "idx": latent, "mag": mags }]).to_string(),
-    )
-    .unwrap();
+    let subspaces =
+        Subspaces::from_json_str(&serde_json::json!([{ "idx": latent, "mag": mags }]).to_string())
+            .unwrap();
     let out = steered
         .forward(
             &ForwardRequest::new(ids.clone())
@@ -168,8 +174,14 @@ fn bad_arguments_are_clear_errors() {
             .unwrap_err()
             .to_string()
     };
-    let e = run(&format!(r#"[{{"idx": 1, "mag": {:?}}}]"#, vec![1.0; batch + 1]));
-    assert!(e.contains("\"mag\"") && e.contains(&format!("batch of {batch}")), "{e}");
+    let e = run(&format!(
+        r#"[{{"idx": 1, "mag": {:?}}}]"#,
+        vec![1.0; batch + 1]
+    ));
+    assert!(
+        e.contains("\"mag\"") && e.contains(&format!("batch of {batch}")),
+        "{e}"
+    );
     let e = run(r#"[{"mag": 1.0}]"#);
     assert!(e.contains("\"idx\"") && e.contains("missing"), "{e}");
     let e = run(r#"[{"idx": 1, "mag": 1.0}, null]"#);
@@ -190,5 +202,8 @@ fn bad_arguments_are_clear_errors() {
         )
         .unwrap_err()
         .to_string();
-    assert!(e.contains("VanillaIntervention takes no per-call arguments"), "{e}");
+    assert!(
+        e.contains("VanillaIntervention takes no per-call arguments"),
+        "{e}"
+    );
 }
