@@ -270,3 +270,65 @@ fn bad_input_is_a_clear_error() {
         .to_string();
     assert!(e.contains("PCA space") && e.contains("width 2"), "{e}");
 }
+
+/// On correlated random data (d = 12): the components are orthonormal and diagonalise the
+/// sample covariance, with decreasing variances (the defining properties of a PCA).
+#[test]
+fn components_diagonalise_the_covariance() {
+    let (n, d) = (50usize, 12usize);
+    let mut s = 12345u64;
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    let raw: Vec<f64> = (0..n * d).map(|_| next()).collect();
+    // correlate the dims: x[j] += 0.7 * x[j - 1]
+    let mut x = raw;
+    for i in 0..n {
+        for j in 1..d {
+            x[i * d + j] += 0.7 * x[i * d + j - 1];
+        }
+    }
+    let acts = Tensor::from_vec(x.clone(), (n, d), &Device::Cpu).unwrap();
+    let pca = PCARotatedSpaceIntervention::fit(&acts, PcaFitOptions::default()).unwrap();
+    let c = pca.components().unwrap().to_vec2::<f64>().unwrap();
+    assert_eq!(c.len(), d);
+    let mean: Vec<f64> = (0..d)
+        .map(|j| (0..n).map(|i| x[i * d + j]).sum::<f64>() / n as f64)
+        .collect();
+    let cov = |a: usize, b: usize| {
+        (0..n)
+            .map(|i| (x[i * d + a] - mean[a]) * (x[i * d + b] - mean[b]))
+            .sum::<f64>()
+            / (n - 1) as f64
+    };
+    let cov: Vec<Vec<f64>> = (0..d)
+        .map(|a| (0..d).map(|b| cov(a, b)).collect())
+        .collect();
+    let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
+    let mut last = f64::INFINITY;
+    for p in 0..d {
+        let cp: Vec<f64> = (0..d).map(|a| dot(&cov[a], &c[p])).collect();
+        for q in 0..d {
+            let want = if p == q { 1.0 } else { 0.0 };
+            assert!((dot(&c[p], &c[q]) - want).abs() < 1e-12, "C Cᵀ [{p}][{q}]");
+            if p != q {
+                assert!(dot(&c[q], &cp).abs() < 1e-12, "off-diagonal [{p}][{q}]");
+            }
+        }
+        let var = dot(&c[p], &cp);
+        assert!(
+            var <= last + 1e-12,
+            "variances decrease: {var} after {last}"
+        );
+        last = var;
+        // sklearn's sign: the largest-magnitude entry is positive
+        let big = c[p]
+            .iter()
+            .copied()
+            .fold(0.0f64, |m, v| if v.abs() > m.abs() { v } else { m });
+        assert!(big > 0.0);
+    }
+}
