@@ -10,13 +10,14 @@ use crate::selection::InterchangeDim;
 use crate::{
     AdditionIntervention, AutoencoderIntervention, BoundlessRotatedSpaceIntervention,
     CollectIntervention, Intervention, InterventionError, JumpReLUAutoencoderIntervention,
-    LowRankRotatedSpaceIntervention, NoiseIntervention, Result, RotatedSpaceIntervention,
-    SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention, SkipIntervention,
-    SubtractionIntervention, VanillaIntervention, ZeroIntervention, DEFAULT_NOISE_LEVEL,
+    LowRankRotatedSpaceIntervention, NoiseIntervention, PCARotatedSpaceIntervention, Result,
+    RotatedSpaceIntervention, SigmoidMaskIntervention, SigmoidMaskRotatedSpaceIntervention,
+    SkipIntervention, SubtractionIntervention, VanillaIntervention, ZeroIntervention,
+    DEFAULT_NOISE_LEVEL,
 };
 
 /// The type names of the built-in interventions (pyvene's class names).
-pub const TYPE_NAMES: [&str; 14] = [
+pub const TYPE_NAMES: [&str; 15] = [
     "VanillaIntervention",
     "AdditionIntervention",
     "SubtractionIntervention",
@@ -31,6 +32,7 @@ pub const TYPE_NAMES: [&str; 14] = [
     "SigmoidMaskIntervention",
     "AutoencoderIntervention",
     "JumpReLUAutoencoderIntervention",
+    "PCARotatedSpaceIntervention",
 ];
 
 /// Whether an intervention of type `type_name` has state that cannot be rebuilt from its
@@ -52,7 +54,8 @@ pub fn needs_saved_state(type_name: &str) -> bool {
             | "SigmoidMaskRotatedSpaceIntervention"
             | "SigmoidMaskIntervention"
             | "AutoencoderIntervention"
-            | "JumpReLUAutoencoderIntervention")
+            | "JumpReLUAutoencoderIntervention"
+            | "PCARotatedSpaceIntervention")
     )
 }
 
@@ -405,6 +408,24 @@ pub fn build_intervention(
             };
             let iv = AutoencoderIntervention::from_layer(layer)?;
             Box::new(with_saved_settings(iv, idim, hyperparams, &c)?)
+        }
+        "PCARotatedSpaceIntervention" => {
+            let components = c.tensor("pca_components")?.ok_or_else(|| {
+                c.bad(
+                    "pca",
+                    "no fitted PCA (pyvene's `pca` kwarg): fit one with \
+                     PCARotatedSpaceIntervention::fit and give it as the intervention object",
+                )
+            })?;
+            let mut iv = PCARotatedSpaceIntervention::from_parts(
+                &components,
+                &c.required("pca_mean")?,
+                &c.required("pca_std")?,
+            )?;
+            if let Some(d) = idim {
+                iv.set_interchange_dim(d)?;
+            }
+            Box::new(iv)
         }
         "JumpReLUAutoencoderIntervention" => {
             let (we, wd, be, bd, th) = if state.contains_key("W_enc") {

@@ -58,7 +58,7 @@ pub enum InterventionError {
         batch: usize,
     },
     /// A type name that is not a built-in intervention.
-    #[error("unknown intervention type '{0}'; known: VanillaIntervention, AdditionIntervention, SubtractionIntervention, ZeroIntervention, CollectIntervention, SkipIntervention, NoiseIntervention, RotatedSpaceIntervention, LowRankRotatedSpaceIntervention, BoundlessRotatedSpaceIntervention, SigmoidMaskRotatedSpaceIntervention, SigmoidMaskIntervention, AutoencoderIntervention, JumpReLUAutoencoderIntervention, or a type registered with register_intervention")]
+    #[error("unknown intervention type '{0}'; known: VanillaIntervention, AdditionIntervention, SubtractionIntervention, ZeroIntervention, CollectIntervention, SkipIntervention, NoiseIntervention, RotatedSpaceIntervention, LowRankRotatedSpaceIntervention, BoundlessRotatedSpaceIntervention, SigmoidMaskRotatedSpaceIntervention, SigmoidMaskIntervention, AutoencoderIntervention, JumpReLUAutoencoderIntervention, PCARotatedSpaceIntervention, or a type registered with register_intervention")]
     UnknownType(String),
     /// A tensor missing from a state dict when rebuilding an intervention.
     #[error("{type_name}: state dict has no tensor '{key}'")]

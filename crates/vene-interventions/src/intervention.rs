@@ -53,6 +53,26 @@ pub trait Intervention: Send + Sync + std::fmt::Debug {
         source: Option<&Tensor>,
         selection: &Selection,
     ) -> Result<Tensor>;
+    /// [`Self::forward`] with per-call keyword arguments (pyvene's subspace dicts, e.g. a
+    /// latent index and a magnitude for steering). Interventions that take such arguments
+    /// override it; the default runs [`Self::forward`] when `args` is empty and refuses
+    /// arguments otherwise, naming them.
+    fn forward_with_args(
+        &self,
+        base: &Tensor,
+        source: Option<&Tensor>,
+        selection: &Selection,
+        args: &crate::CallArgs,
+    ) -> Result<Tensor> {
+        if args.is_empty() {
+            return self.forward(base, source, selection);
+        }
+        Err(crate::InterventionError::Unsupported(format!(
+            "{} takes no per-call arguments, got {:?}",
+            self.type_name(),
+            args.keys()
+        )))
+    }
     /// Whether it needs a source. `false` for Zero, Collect, Noise, and Skip (whose source, the
     /// component's input, the facade provides).
     fn needs_source(&self) -> bool {

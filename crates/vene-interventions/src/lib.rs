@@ -13,6 +13,7 @@
 //! | [`RotatedSpaceIntervention`], [`LowRankRotatedSpaceIntervention`] | swap in a learned (low-rank) orthogonal basis |
 //! | [`BoundlessRotatedSpaceIntervention`], [`SigmoidMaskRotatedSpaceIntervention`], [`SigmoidMaskIntervention`] | learned soft masks |
 //! | [`AutoencoderIntervention`], [`JumpReLUAutoencoderIntervention`] | swap of selected latents of an autoencoder |
+//! | [`PCARotatedSpaceIntervention`] | swap in the basis of a PCA fitted to given activations |
 //!
 //! [`build_intervention`] rebuilds any of them from a type name, hyperparameters and a state
 //! dict (for load).
@@ -22,12 +23,14 @@
 mod autoencoder;
 mod boundless;
 mod build;
+mod call_args;
 mod error;
 mod intervention;
 mod jumprelu;
 mod low_rank;
 mod noise;
 mod orthogonal;
+mod pca;
 mod placement;
 mod registry;
 mod rng;
@@ -42,12 +45,14 @@ mod vanilla;
 pub use autoencoder::{AutoencoderIntervention, AutoencoderMode};
 pub use boundless::BoundlessRotatedSpaceIntervention;
 pub use build::{build_intervention, needs_saved_state, parse_type_name, TYPE_NAMES};
+pub use call_args::CallArgs;
 pub use error::{InterventionError, Result};
 pub use intervention::{Intervention, Selection};
 pub use jumprelu::JumpReLUAutoencoderIntervention;
 pub use low_rank::LowRankRotatedSpaceIntervention;
 pub use noise::{NoiseIntervention, DEFAULT_NOISE_LEVEL};
 pub use orthogonal::OrthogonalParam;
+pub use pca::{PCARotatedSpaceIntervention, PcaFitOptions};
 pub use placement::Placement;
 pub use registry::{
     register_intervention, registered_interventions, BuildArgs, InterventionConstructor,

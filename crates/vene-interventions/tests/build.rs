@@ -18,7 +18,12 @@ fn every_type_round_trips() {
     let hp = serde_json::json!({
         "latent_dim": 12, "low_rank_dimension": 3, "interchange_dim": [0, 2], "seed": 4
     });
-    for name in TYPE_NAMES {
+    // PCARotatedSpaceIntervention cannot be built fresh (it needs a fitted PCA, as pyvene's
+    // needs its `pca` kwarg): tests/pca.rs rebuilds it from its state dict.
+    for name in TYPE_NAMES
+        .into_iter()
+        .filter(|n| *n != "PCARotatedSpaceIntervention")
+    {
         let iv = build_intervention(name, d, &hp, &HashMap::new(), &dev, DType::F32)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(iv.type_name(), name);
@@ -98,7 +103,11 @@ fn pyvene_type_names_parse() {
         parse_type_name("pyvene.models.interventions.JumpReLUAutoencoderIntervention").unwrap(),
         "JumpReLUAutoencoderIntervention"
     );
-    assert!(parse_type_name("<class 'x.PCARotatedSpaceIntervention'>").is_err());
+    assert_eq!(
+        parse_type_name("<class 'x.PCARotatedSpaceIntervention'>").unwrap(),
+        "PCARotatedSpaceIntervention"
+    );
+    assert!(parse_type_name("<class 'x.InterventionOfNoKind'>").is_err());
 }
 
 /// A pyvene-style AE state dict (the fixture's tensors under `autoencoder.`) with pyvene's

@@ -403,6 +403,10 @@ impl<M: LanguageModel> IntervenableModel<M> {
             site: s.site.clone(),
             loc,
             selection: self.selection(req, slot, batch)?,
+            args: match &req.subspaces {
+                Some(s) => s.call_args(slot, self.slots.len())?,
+                None => Default::default(),
+            },
             intervention: s.intervention.clone(),
             source,
         })

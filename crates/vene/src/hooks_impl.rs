@@ -146,6 +146,8 @@ pub(crate) struct Setter {
     pub loc: Option<UnitLoc>,
     /// Which dims.
     pub selection: Selection,
+    /// Per-call arguments (pyvene's subspace dicts); empty for most calls.
+    pub args: vene_interventions::CallArgs,
     /// The intervention.
     pub intervention: Arc<dyn Intervention>,
     /// Its source: units of a source run or a constant `[d]`; `None` for sourceless
@@ -221,7 +223,7 @@ impl RunHooks {
         };
         let out = s
             .intervention
-            .forward(&base, source.as_ref(), &s.selection)
+            .forward_with_args(&base, source.as_ref(), &s.selection, &s.args)
             .map_err(|e| HookError::Hook(Box::new(e)))?;
         // inference: trainable weights must not make the rest of the model a tracked graph
         let out = if self.detach { out.detach() } else { out };

@@ -42,6 +42,8 @@ pub struct IntervenableModel<M: LanguageModel> {
     pub(crate) slots: Vec<Slot>,
     /// Intervention indices per group, groups in ascending group-key order.
     pub(crate) groups: Vec<Vec<usize>>,
+    /// Set by [`Self::disable_intervention_gradients`]: no intervention parameter is trained.
+    pub(crate) interventions_frozen: bool,
 }
 
 /// The site a skip intervention reads its input from.
@@ -96,11 +98,13 @@ pub(crate) fn resolve_site<M: HookableModel + ?Sized>(
 }
 
 /// The width of the space an intervention's dims index: the latent width of an autoencoder,
-/// the rank of a low-rank rotation, else the representation's width.
+/// the rank of a low-rank rotation, the number of components of a PCA, else the
+/// representation's width.
 fn selection_width(iv: &dyn Intervention) -> usize {
     let h = iv.hyperparams();
     h.get("latent_dim")
         .or_else(|| h.get("low_rank_dimension"))
+        .or_else(|| h.get("n_components"))
         .and_then(serde_json::Value::as_u64)
         .and_then(|v| usize::try_from(v).ok())
         .unwrap_or_else(|| iv.embed_dim())
@@ -248,6 +252,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             config,
             slots,
             groups,
+            interventions_frozen: false,
         })
     }
 
@@ -299,8 +304,12 @@ impl<M: LanguageModel> IntervenableModel<M> {
         out
     }
 
-    /// The trainable parameters of the interventions (linked interventions counted once).
+    /// The trainable parameters of the interventions (linked interventions counted once);
+    /// empty after [`Self::disable_intervention_gradients`].
     pub fn trainable_vars(&self) -> Vec<Var> {
+        if self.interventions_frozen {
+            return Vec::new();
+        }
         self.unique_interventions()
             .into_iter()
             .flat_map(|iv| iv.vars())
@@ -326,10 +335,55 @@ impl<M: LanguageModel> IntervenableModel<M> {
         Ok(out)
     }
 
-    /// Number of trainable scalars in the interventions (pyvene's `count_parameters`; the
-    /// model's weights are frozen and never counted).
+    /// Number of trainable scalars in the interventions (pyvene's `count_parameters()`; the
+    /// model's weights are frozen and never counted). Linked interventions count once; after
+    /// [`Self::disable_intervention_gradients`] it is 0, as pyvene counts only parameters
+    /// that require gradients.
     pub fn count_parameters(&self) -> usize {
         self.trainable_vars().iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// pyvene's `count_parameters(include_model=...)`: [`Self::count_parameters`], plus with
+    /// `include_model` the model's parameters that are trained. vene never trains the
+    /// model's weights (pyvene freezes them too, in its constructor, until
+    /// `enable_model_gradients`), so both give the same number.
+    ///
+    /// ```
+    /// use candle_core::{DType, Device};
+    /// use vene::{IntervenableConfig, IntervenableModel, RepresentationConfig};
+    /// use vene::hooks::Component;
+    /// use vene::models::{Gpt2Config, Model};
+    ///
+    /// let (model, _) = Model::random_gpt2(&Gpt2Config::tiny(32, 8, 1, 2), DType::F32, &Device::Cpu)?;
+    /// let config = IntervenableConfig::new(vec![RepresentationConfig::new(0, Component::BlockOutput)
+    ///     .intervention_type("LowRankRotatedSpaceIntervention").low_rank_dimension(3)]);
+    /// let mut iv = IntervenableModel::new(config, model)?;
+    /// assert_eq!(iv.count_parameters_with(false), 8 * 3); // the [8, 3] rotation
+    /// assert_eq!(iv.count_parameters_with(true), 8 * 3);
+    /// iv.disable_intervention_gradients();
+    /// assert_eq!(iv.count_parameters_with(false), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn count_parameters_with(&self, include_model: bool) -> usize {
+        // the model's weights are never trainable in vene: they add nothing
+        let _ = include_model;
+        self.count_parameters()
+    }
+
+    /// Freezes the interventions' parameters (pyvene's `disable_intervention_gradients`,
+    /// whose body in pyvene is empty; vene does what its docstring says): afterwards
+    /// [`Self::trainable_vars`] is empty, so training refuses to run, and
+    /// [`Self::count_parameters`] is 0. The parameters themselves, the forward and
+    /// [`Self::named_parameters`] are unchanged. [`Self::enable_intervention_gradients`]
+    /// undoes it.
+    pub fn disable_intervention_gradients(&mut self) {
+        self.interventions_frozen = true;
+    }
+
+    /// Makes the interventions' parameters trainable again after
+    /// [`Self::disable_intervention_gradients`] (they are by default).
+    pub fn enable_intervention_gradients(&mut self) {
+        self.interventions_frozen = false;
     }
 
     /// Sets the temperature of every intervention that has one (Boundless and sigmoid-mask

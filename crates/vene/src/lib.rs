@@ -32,6 +32,7 @@ mod intervenable;
 mod load_pyvene;
 mod locations;
 mod save;
+mod save_intervention;
 mod shared_prefix;
 mod splice;
 mod subspaces;

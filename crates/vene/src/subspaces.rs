@@ -1,6 +1,6 @@
 //! Subspaces: which dims each intervention acts on, per call (pyvene's `subspaces`).
 
-use vene_interventions::Selection;
+use vene_interventions::{CallArgs, Selection};
 
 use crate::{Result, VeneError};
 
@@ -15,6 +15,12 @@ use crate::{Result, VeneError};
 /// assert_eq!(Subspaces::from_json_str("[2, 5, 17]")?, Subspaces::Ids(vec![2, 5, 17]));
 /// let full = Subspaces::from_json_str("[[[0], [1]], null]")?;
 /// assert_eq!(full, Subspaces::PerIntervention(vec![Some(vec![vec![0], vec![1]]), None]));
+/// // pyvene's dicts of per-call arguments (SAE steering: a latent and a magnitude per example)
+/// let steer = Subspaces::from_json_str(r#"[{"idx": 7, "mag": [2.0, -1.0]}]"#)?;
+/// let args = vene::interventions::CallArgs::new()
+///     .with("idx", 7.into())
+///     .with("mag", serde_json::json!([2.0, -1.0]));
+/// assert_eq!(steer, Subspaces::Args(vec![Some(args)]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +31,11 @@ pub enum Subspaces {
     Ids(Vec<usize>),
     /// `[intervention][example][ids]`; `None` for an intervention that uses its own dims.
     PerIntervention(Vec<Option<Vec<Vec<usize>>>>),
+    /// Per-call keyword arguments, one entry per intervention (pyvene's subspace dicts, e.g.
+    /// `{"idx": 10004, "mag": 100.0}`), given to
+    /// [`vene_interventions::Intervention::forward_with_args`]; `None` for an intervention
+    /// that gets none. The interventions act on their own dims.
+    Args(Vec<Option<CallArgs>>),
 }
 
 impl Subspaces {
@@ -38,9 +49,24 @@ impl Subspaces {
         if let Some(i) = v.as_u64() {
             return Ok(Subspaces::Id(to_usize(i)?));
         }
-        let list = v
-            .as_array()
-            .ok_or_else(|| VeneError::Subspaces(format!("expected an int or a list, got {v}")))?;
+        if v.is_object() {
+            return Ok(Subspaces::Args(vec![Some(CallArgs::from_json(&v)?)]));
+        }
+        let list = v.as_array().ok_or_else(|| {
+            VeneError::Subspaces(format!("expected an int, a list or an object, got {v}"))
+        })?;
+        if list.iter().any(serde_json::Value::is_object) {
+            return Ok(Subspaces::Args(
+                list.iter()
+                    .map(|e| match e {
+                        serde_json::Value::Null => Ok(None),
+                        e => CallArgs::from_json(e).map(Some).map_err(|err| {
+                            VeneError::Subspaces(format!("a list of argument objects: {err}"))
+                        }),
+                    })
+                    .collect::<Result<_>>()?,
+            ));
+        }
         if list.iter().all(|e| e.as_u64().is_some()) {
             return Ok(Subspaces::Ids(
                 list.iter()
@@ -58,6 +84,22 @@ impl Subspaces {
         Ok(Subspaces::PerIntervention(per))
     }
 
+    /// The per-call arguments of intervention `i` of `n_interventions` (empty unless
+    /// [`Subspaces::Args`]; a single entry applies to every intervention).
+    pub(crate) fn call_args(&self, i: usize, n_interventions: usize) -> Result<CallArgs> {
+        match self {
+            Subspaces::Args(per) if per.len() == 1 => Ok(per[0].clone().unwrap_or_default()),
+            Subspaces::Args(per) if per.len() == n_interventions => {
+                Ok(per[i].clone().unwrap_or_default())
+            }
+            Subspaces::Args(per) => Err(VeneError::Subspaces(format!(
+                "{} argument entries given, the config has {n_interventions} interventions (give one per intervention, or one for all)",
+                per.len()
+            ))),
+            _ => Ok(CallArgs::default()),
+        }
+    }
+
     /// The selection of intervention `i` for a batch of `batch`, through `partition`.
     pub(crate) fn selection(
         &self,
@@ -69,6 +111,7 @@ impl Subspaces {
         let ids: Vec<Vec<usize>> = match self {
             Subspaces::Id(id) => vec![vec![*id]; batch],
             Subspaces::Ids(ids) => vec![ids.clone(); batch],
+            Subspaces::Args(_) => return Ok(Selection::Default),
             Subspaces::PerIntervention(per) => {
                 if per.len() != n_interventions {
                     return Err(VeneError::Subspaces(format!(

@@ -549,6 +549,25 @@ fn every_intervention_type_round_trips_bit_exactly() {
             "JumpReLUAutoencoder",
             r("JumpReLUAutoencoderIntervention").low_rank_dimension(24),
         ),
+        (
+            "PCARotated (a fitted PCA given as an object)",
+            RepresentationConfig::new(1, Component::BlockOutput).intervention(Arc::new(
+                vene::interventions::PCARotatedSpaceIntervention::fit(
+                    &Tensor::from_vec(
+                        (0..10 * 16)
+                            .map(|i| ((i * i) as f32 * 0.37).sin())
+                            .collect::<Vec<_>>(),
+                        (10, 16),
+                        &Device::Cpu,
+                    )
+                    .unwrap(),
+                    vene::interventions::PcaFitOptions::default()
+                        .n_components(6)
+                        .normalize(true),
+                )
+                .unwrap(),
+            )),
+        ),
     ];
     assert_eq!(cases.len(), vene::interventions::TYPE_NAMES.len());
     for (name, repr) in cases {
