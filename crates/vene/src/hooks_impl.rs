@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use vene_hooks::{
-    gather_attention_rows, gather_head_positions, scatter_attention_rows, gather_positions, scatter_head_positions, scatter_positions,
-    HeadPositions, HookCall, HookError, Hooks, Site, Unit,
+    gather_attention_rows, gather_head_positions, gather_positions, scatter_attention_rows,
+    scatter_head_positions, scatter_positions, HeadPositions, HookCall, HookError, Hooks, Site,
+    Unit,
 };
 use vene_interventions::{Intervention, Selection};
 
@@ -89,7 +90,10 @@ impl SlotSite {
             let k = x.dim(3)?.min(w);
             let nh = hp.heads.first().map_or(0, Vec::len);
             let nq = hp.positions.first().map_or(0, Vec::len);
-            return Ok(units.narrow(2, 0, k)?.contiguous()?.reshape((b, nh, nq, k))?);
+            return Ok(units
+                .narrow(2, 0, k)?
+                .contiguous()?
+                .reshape((b, nh, nq, k))?);
         }
         if self.n_heads.is_none() {
             return Ok(units);

@@ -26,7 +26,8 @@ fn one(layer: usize, c: Component, unit: Unit, kind: &str, n: usize) -> Interven
 }
 
 fn collect(iv: &IntervenableModel<vene::models::Model>, base: &Tensor, loc: UnitLoc) -> Tensor {
-    let req = ForwardRequest::new(base.clone()).locations(UnitLocations::full(None, vec![Some(loc)]));
+    let req =
+        ForwardRequest::new(base.clone()).locations(UnitLocations::full(None, vec![Some(loc)]));
     let out = iv.forward(&req).unwrap();
     assert_eq!(out.collected.len(), 1);
     out.collected[0].clone()
@@ -39,7 +40,13 @@ fn collect_matches_pyvene_for_pos_h_and_hpos() {
     let heads = vec![vec![1], vec![0]];
     for (unit, key) in [(Unit::Pos, "collect_pos"), (Unit::H, "collect_h")] {
         let iv = IntervenableModel::new(
-            one(1, Component::AttentionWeight, unit, "CollectIntervention", 1),
+            one(
+                1,
+                Component::AttentionWeight,
+                unit,
+                "CollectIntervention",
+                1,
+            ),
             model("gpt2"),
         )
         .unwrap();
@@ -54,7 +61,13 @@ fn collect_matches_pyvene_for_pos_h_and_hpos() {
         }
     }
     let iv = IntervenableModel::new(
-        one(0, Component::AttentionWeight, Unit::HPos, "CollectIntervention", 2),
+        one(
+            0,
+            Component::AttentionWeight,
+            Unit::HPos,
+            "CollectIntervention",
+            2,
+        ),
         model("gpt2"),
     )
     .unwrap();
@@ -75,11 +88,17 @@ fn vanilla_interchange_of_heads_matches_pyvene() {
     let src = get(&o, "source_input_ids");
     let base_logits = get(&o, "base_logits");
     // pyvene: {"sources->base": ([[[0], [1]]], [[[1], [1]]])}, unit pos = heads
-    let loc = UnitLocations::from_json_str(r#"{"sources->base": [[[[0],[1]]], [[[1],[1]]]]}"#)
-        .unwrap();
+    let loc =
+        UnitLocations::from_json_str(r#"{"sources->base": [[[[0],[1]]], [[[1],[1]]]]}"#).unwrap();
     for layer in [0, 1] {
         let iv = IntervenableModel::new(
-            one(layer, Component::AttentionWeight, Unit::Pos, "VanillaIntervention", 1),
+            one(
+                layer,
+                Component::AttentionWeight,
+                Unit::Pos,
+                "VanillaIntervention",
+                1,
+            ),
             model("gpt2"),
         )
         .unwrap();
@@ -87,7 +106,9 @@ fn vanilla_interchange_of_heads_matches_pyvene() {
         assert_eq!(iv.interventions()[0].embed_dim(), 32);
         assert_eq!(
             iv.keys(),
-            vec![format!("layer_{layer}_comp_attention_weight_unit_pos_nunit_1#0")]
+            vec![format!(
+                "layer_{layer}_comp_attention_weight_unit_pos_nunit_1#0"
+            )]
         );
         let req = ForwardRequest::new(base.clone())
             .source(src.clone())
@@ -117,8 +138,9 @@ fn swapping_the_last_query_row_gives_source_probabilities_times_base_values() {
     let hp = UnitLoc::head_positions(all_heads.clone(), vec![vec![last]; b]);
     // the source's probabilities at the last query, every head: [b, heads, 1, t]
     let probe = |c: Component, unit: Unit, input: &Tensor, loc: UnitLoc| {
-        let iv = IntervenableModel::new(one(layer, c, unit, "CollectIntervention", 1), model("gpt2"))
-            .unwrap();
+        let iv =
+            IntervenableModel::new(one(layer, c, unit, "CollectIntervention", 1), model("gpt2"))
+                .unwrap();
         collect(&iv, input, loc)
     };
     let p_src = probe(Component::AttentionWeight, Unit::HPos, &src, hp.clone());
@@ -126,7 +148,11 @@ fn swapping_the_last_query_row_gives_source_probabilities_times_base_values() {
     // the base's values, every position: [b, t, heads * hd]
     let every = UnitLoc::Units(vec![(0..t).collect(); b]);
     let v_base = probe(Component::ValueOutput, Unit::Pos, &base, every.clone());
-    let v_base = v_base.reshape((b, t, n_heads, hd)).unwrap().transpose(1, 2).unwrap();
+    let v_base = v_base
+        .reshape((b, t, n_heads, hd))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap();
     // expected attention_value_output at the last position: [b, heads, 1, hd] -> [b, heads*hd]
     let expected = p_src
         .matmul(&v_base.contiguous().unwrap())
@@ -162,9 +188,17 @@ fn swapping_the_last_query_row_gives_source_probabilities_times_base_values() {
     // model whose attention is near uniform: 50 times the tolerance above)
     let plain = probe(Component::AttentionValueOutput, Unit::Pos, &base, every);
     assert!(
-        max_abs_diff(&got.narrow(1, 0, last).unwrap(), &plain.narrow(1, 0, last).unwrap()) <= 1e-6
+        max_abs_diff(
+            &got.narrow(1, 0, last).unwrap(),
+            &plain.narrow(1, 0, last).unwrap()
+        ) <= 1e-6
     );
-    assert!(max_abs_diff(&got_last, &plain.narrow(1, last, 1).unwrap().squeeze(1).unwrap()) > 1e-4);
+    assert!(
+        max_abs_diff(
+            &got_last,
+            &plain.narrow(1, last, 1).unwrap().squeeze(1).unwrap()
+        ) > 1e-4
+    );
     // the logits before the last position are unchanged, the last one's moved
     let orig = out.original.unwrap();
     let d = |a: &Tensor, s: usize, n: usize| a.narrow(1, s, n).unwrap();
@@ -175,13 +209,21 @@ fn swapping_the_last_query_row_gives_source_probabilities_times_base_values() {
 #[test]
 fn wrong_locations_are_clear_errors() {
     let iv = IntervenableModel::new(
-        one(0, Component::AttentionWeight, Unit::Pos, "CollectIntervention", 1),
+        one(
+            0,
+            Component::AttentionWeight,
+            Unit::Pos,
+            "CollectIntervention",
+            1,
+        ),
         model("gpt2"),
     )
     .unwrap();
     let base = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
-    let req = ForwardRequest::new(base.clone())
-        .locations(UnitLocations::full(None, vec![Some(UnitLoc::Units(vec![vec![2]]))]));
+    let req = ForwardRequest::new(base.clone()).locations(UnitLocations::full(
+        None,
+        vec![Some(UnitLoc::Units(vec![vec![2]]))],
+    ));
     let err = iv.forward(&req).unwrap_err().to_string();
     assert!(err.contains("head 2"), "{err}");
     let hp = UnitLoc::head_positions(vec![vec![0]], vec![vec![1]]);

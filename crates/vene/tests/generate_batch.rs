@@ -112,8 +112,15 @@ fn interventions_per_example_in_a_padded_batch_equal_each_example_alone() {
             .collect();
         let req = ForwardRequest::new(Input::with_mask(base, base_mask))
             .source(Input::with_mask(src, src_mask))
-            .locations(UnitLocations::sources_to_base(vec![src_pos], vec![base_pos]));
-        for on in [InterveneOn::Prompt, InterveneOn::GeneratedSteps, InterveneOn::PromptAndSteps] {
+            .locations(UnitLocations::sources_to_base(
+                vec![src_pos],
+                vec![base_pos],
+            ));
+        for on in [
+            InterveneOn::Prompt,
+            InterveneOn::GeneratedSteps,
+            InterveneOn::PromptAndSteps,
+        ] {
             let out = im.generate_batch(&req, on, &cfg).unwrap();
             let mut changed = false;
             for i in 0..3 {
