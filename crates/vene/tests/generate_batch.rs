@@ -82,7 +82,6 @@ fn a_padded_batch_generates_what_each_example_generates_alone() {
         assert!(alone[1].len() <= 3, "{m}");
         let (ids_b, mask, _) = padded(&PROMPTS);
         let out = generate_batch(im.model(), &ids_b, Some(&mask), &cfg, &mut NoHooks).unwrap();
-        eprintln!("TOK {m} {:?}", out.tokens);
         assert_eq!(out.tokens, alone, "{m}: tokens");
         for (i, new) in alone.iter().enumerate() {
             let want = logits_alone(&im, i, new, false);
@@ -142,6 +141,61 @@ fn interventions_per_example_in_a_padded_batch_equal_each_example_alone() {
             }
         }
     }
+}
+
+#[test]
+fn seeded_sampling_in_a_batch_equals_each_example_alone() {
+    for m in ["gpt2", "llama"] {
+        let im = vanilla(m);
+        let cfg = GenerationConfig {
+            max_new_tokens: 6,
+            temperature: 0.9,
+            top_k: Some(20),
+            seed: 11,
+            ..Default::default()
+        };
+        let (ids_b, mask, _) = padded(&PROMPTS);
+        let out = generate_batch(im.model(), &ids_b, Some(&mask), &cfg, &mut NoHooks).unwrap();
+        for (i, p) in PROMPTS.iter().enumerate() {
+            let alone = vene::models::generate(im.model(), p, &cfg, &mut NoHooks).unwrap();
+            assert_eq!(out.tokens[i], alone, "{m} example {i}");
+        }
+        let greedy = GenerationConfig {
+            max_new_tokens: 6,
+            ..Default::default()
+        };
+        let g = generate_batch(im.model(), &ids_b, Some(&mask), &greedy, &mut NoHooks).unwrap();
+        assert_ne!(g.tokens, out.tokens, "{m}: sampling gave the greedy tokens");
+    }
+}
+
+#[test]
+fn attention_weight_interventions_refuse_generated_steps() {
+    let cfg = IntervenableConfig::new(vec![RepresentationConfig::new(
+        0,
+        Component::AttentionWeight,
+    )]);
+    let im = IntervenableModel::new(cfg, model("gpt2")).unwrap();
+    let req = ForwardRequest::new(ids(PROMPTS[0])).source(ids(SOURCES[0]));
+    let gen = GenerationConfig::default();
+    let err = im
+        .generate_batch(&req, InterveneOn::GeneratedSteps, &gen)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("prompt only"), "{err}");
+    // on the prompt they act (every head's probabilities come from the source): the first
+    // new token is picked from the intervened forward's last logits
+    let swapped = im.generate_batch(&req, InterveneOn::Prompt, &gen).unwrap();
+    assert_eq!(
+        swapped.tokens[0],
+        im.generate(&req, InterveneOn::Prompt, &gen).unwrap()
+    );
+    let fwd = im.forward(&req.clone().output_original(true)).unwrap();
+    let t = PROMPTS[0].len();
+    let last = |x: &Tensor| x.squeeze(0).unwrap().narrow(0, t - 1, 1).unwrap();
+    let first_step = swapped.logits[0].narrow(0, 0, 1).unwrap();
+    assert!(max_abs_diff(&first_step, &last(&fwd.intervened)) <= 1e-5);
+    assert!(max_abs_diff(&last(&fwd.intervened), &last(&fwd.original.unwrap())) > 1e-6);
 }
 
 #[test]
