@@ -8,10 +8,11 @@
 //!   forward pass.
 //! - [`HookableModel`]: what a model tells about its sites (layers, widths, heads).
 //! - [`Unit`] and gather/scatter of positions and heads per example, with bounds checks that
-//!   name the offending example and index.
+//!   name the offending example and index; [`gather_attention_rows`] for `attention_weight`.
 
 #![forbid(unsafe_code)]
 
+mod attention_rows;
 mod cache;
 mod component;
 mod error;
@@ -19,6 +20,7 @@ mod hooks;
 mod site_names;
 mod units;
 
+pub use attention_rows::{gather_attention_rows, scatter_attention_rows};
 pub use cache::{ActivationCache, CacheHooks};
 pub use component::{Component, Site};
 pub use error::{HookError, Result};

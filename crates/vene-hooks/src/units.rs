@@ -62,7 +62,7 @@ impl<'de> serde::Deserialize<'de> for Unit {
     }
 }
 
-fn check_rows(what: &str, locations: &[Vec<usize>], batch: usize) -> Result<usize> {
+pub(crate) fn check_rows(what: &str, locations: &[Vec<usize>], batch: usize) -> Result<usize> {
     if locations.len() != batch {
         return Err(HookError::BadLocations(format!(
             "{what}: {} examples given for a batch of {batch}",

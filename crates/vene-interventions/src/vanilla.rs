@@ -112,7 +112,7 @@ fn collect(base: &Tensor, sel: &Resolved) -> Result<Tensor> {
             dims.len(),
             t.device(),
         )?;
-        Ok(t.index_select(&idx, t.rank() - 1)?)
+        Ok(t.contiguous()?.index_select(&idx, t.rank() - 1)?)
     };
     match sel {
         Resolved::Same(dims) => pick(base, dims),

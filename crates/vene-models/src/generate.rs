@@ -38,7 +38,7 @@ impl Default for GenerationConfig {
 }
 
 impl GenerationConfig {
-    fn sampling(&self) -> Result<Sampling> {
+    pub(crate) fn sampling(&self) -> Result<Sampling> {
         let t = self.temperature;
         if !t.is_finite() || t < 0.0 {
             return Err(ModelError::InvalidInput(format!(

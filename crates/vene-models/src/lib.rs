@@ -14,13 +14,16 @@
 //!   offline mode and endpoint from the environment: [`HubEnv`]), or fresh random weights in a
 //!   `VarMap`
 //!   ([`Model::random_from_config`], [`Model::random_gpt2`], [`Model::random_llama`]).
-//! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`Tokenizer`].
+//! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`generate_batch`]
+//!   (prompts of different lengths, left padding, each example stopping on its own),
+//!   [`Tokenizer`].
 
 mod cache;
 pub mod decoder;
 mod error;
 mod families;
 mod generate;
+mod generate_batch;
 mod hub;
 mod hub_env;
 mod inputs;
@@ -42,6 +45,7 @@ pub use families::gpt2::Gpt2Config;
 pub use families::llama::{llama_config, LlamaConfig};
 pub use families::{module_path, module_path_component, site_for_model, supported_model_types};
 pub use generate::{generate, GenerationConfig};
+pub use generate_batch::{generate_batch, left_pad, BatchGeneration};
 pub use hub_env::HubEnv;
 pub use language_model::LanguageModel;
 pub use loader::{load_pretrained, Pretrained};

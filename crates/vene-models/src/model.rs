@@ -486,7 +486,7 @@ impl HookableModel for Model {
             }
             Component::KeyOutput | Component::ValueOutput => shape(s.kv_width(), s.n_kv_heads),
             Component::MlpActivation => shape(s.intermediate_size, 1),
-            Component::AttentionWeight => shape(0, s.n_heads),
+            Component::AttentionWeight => shape(s.max_position_embeddings(), s.n_heads),
             Component::BlockInput
             | Component::BlockOutput
             | Component::AttentionInput

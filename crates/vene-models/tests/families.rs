@@ -267,3 +267,122 @@ fn resid_mid_sits_between_attention_and_mlp() {
         );
     }
 }
+
+/// At layer 0's `attention_weight`: reads the probabilities, or replaces them by attention
+/// on the first key only; records the values and the attention's value output.
+struct FirstKeyOnly {
+    replace: bool,
+    seen: Vec<(vene_hooks::Component, Tensor)>,
+}
+
+impl vene_hooks::Hooks for FirstKeyOnly {
+    fn is_active(&self, site: vene_hooks::Site) -> bool {
+        use vene_hooks::Component::*;
+        site.layer == 0
+            && matches!(
+                site.component,
+                AttentionWeight | ValueOutput | AttentionValueOutput
+            )
+    }
+    fn on_activation(
+        &mut self,
+        call: vene_hooks::HookCall,
+        x: Tensor,
+    ) -> vene_hooks::Result<Tensor> {
+        let x = if call.site.component == vene_hooks::Component::AttentionWeight && self.replace {
+            let (b, h, q, k) = x.dims4()?;
+            let one = Tensor::ones((b, h, q, 1), x.dtype(), x.device())?;
+            let rest = Tensor::zeros((b, h, q, k - 1), x.dtype(), x.device())?;
+            Tensor::cat(&[&one, &rest], 3)?
+        } else {
+            x
+        };
+        self.seen.push((call.site.component, x.clone()));
+        Ok(x)
+    }
+}
+
+/// Every family calls the `attention_weight` hook, and what the hook returns is what the
+/// values are weighted with: reading it changes nothing, attending to the first key only gives
+/// that key's value (of the head's key/value group) at every position.
+#[test]
+fn attention_weight_hook_is_called_and_written_back_in_every_family() {
+    use vene_hooks::Component;
+    let mut models: Vec<(String, Model)> = FAMILIES
+        .iter()
+        .map(|f| (f.to_string(), load(f, DType::F32)))
+        .collect();
+    for name in ["gpt2", "llama"] {
+        let dir = vene_testutil::fixture(&format!("tiny-{name}"));
+        models.push((
+            name.to_string(),
+            Model::from_dir(dir, DType::F32, &Device::Cpu).unwrap(),
+        ));
+    }
+    let ids = Tensor::new(&[[3u32, 9, 4, 1, 7]], &Device::Cpu).unwrap();
+    for (name, model) in models {
+        let plain = model.forward(&ids, None, &mut NoHooks).unwrap();
+        let mut read = FirstKeyOnly {
+            replace: false,
+            seen: Vec::new(),
+        };
+        let read_logits = model.forward(&ids, None, &mut read).unwrap();
+        assert!(
+            max_abs_diff(&plain, &read_logits) <= 1e-5,
+            "{name}: reading changed the logits"
+        );
+        let probs = &read
+            .seen
+            .iter()
+            .find(|(c, _)| *c == Component::AttentionWeight)
+            .unwrap()
+            .1;
+        let n_heads = model
+            .component_shape(Component::AttentionWeight)
+            .unwrap()
+            .n_heads;
+        assert_eq!(probs.dims(), &[1, n_heads, 5, 5], "{name}");
+
+        let mut first = FirstKeyOnly {
+            replace: true,
+            seen: Vec::new(),
+        };
+        let changed = model.forward(&ids, None, &mut first).unwrap();
+        assert!(
+            max_abs_diff(&plain, &changed) > 1e-6,
+            "{name}: the write-back was ignored"
+        );
+        let get = |c: Component| first.seen.iter().find(|(k, _)| *k == c).unwrap().1.clone();
+        let v = get(Component::ValueOutput); // [1, 5, kv_heads * hd]
+        let out = get(Component::AttentionValueOutput); // [1, 5, heads * hd]
+        let kv = model.component_shape(Component::ValueOutput).unwrap();
+        let hd = kv.head_dim();
+        // the values are clipped after their hook (OLMo's clip_qkv)
+        let clip = model
+            .spec()
+            .attention
+            .clip_qkv
+            .map_or(f32::MAX, |c| c as f32);
+        let v0: Vec<f32> = v
+            .i((0, 0))
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| x.clamp(-clip, clip))
+            .collect();
+        let out = out.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        for (t, row) in out.iter().enumerate() {
+            for h in 0..n_heads {
+                let g = h / (n_heads / kv.n_heads);
+                for d in 0..hd {
+                    let (got, want) = (row[h * hd + d], v0[g * hd + d]);
+                    assert!(
+                        (got - want).abs() <= 1e-5,
+                        "{name}: position {t} head {h} dim {d}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use candle_core::Tensor;
 use vene_hooks::{
-    gather_head_positions, gather_positions, scatter_head_positions, scatter_positions,
-    HeadPositions, HookCall, HookError, Hooks, Site, Unit,
+    gather_attention_rows, gather_head_positions, gather_positions, scatter_attention_rows,
+    scatter_head_positions, scatter_positions, HeadPositions, HookCall, HookError, Hooks, Site,
+    Unit,
 };
 use vene_interventions::{Intervention, Selection};
 
@@ -22,11 +23,18 @@ pub(crate) struct SlotSite {
     pub unit: Unit,
     /// Heads the tap splits into (head components), else `None`.
     pub n_heads: Option<usize>,
+    /// For `attention_weight`: the width `W` its units are padded to (pyvene's
+    /// `max_position_embeddings`); the units are rows of probabilities over the keys.
+    pub attention_width: Option<usize>,
 }
 
 impl SlotSite {
     /// The units of `x` `[B, T, w]` at `loc` (`None`: every position): `[B, n, d]`.
     pub fn gather(&self, x: &Tensor, loc: Option<&UnitLoc>) -> Result<Tensor, HookError> {
+        if let Some(w) = self.attention_width {
+            let rows = gather_attention_rows(x, &self.attention_loc(x, loc)?)?;
+            return pad_rows(&rows, w);
+        }
         match self.n_heads {
             None => match loc {
                 None => Ok(x.contiguous()?),
@@ -44,6 +52,11 @@ impl SlotSite {
         loc: Option<&UnitLoc>,
         values: &Tensor,
     ) -> Result<Tensor, HookError> {
+        if self.attention_width.is_some() {
+            let k = x.dim(3)?;
+            let rows = values.narrow(2, 0, k.min(values.dim(2)?))?;
+            return scatter_attention_rows(x, &self.attention_loc(x, loc)?, &rows);
+        }
         match self.n_heads {
             None => match loc {
                 None => {
@@ -71,6 +84,17 @@ impl SlotSite {
         loc: Option<&UnitLoc>,
         units: Tensor,
     ) -> Result<Tensor, HookError> {
+        if self.attention_width.is_some() {
+            let hp = self.attention_loc(x, loc)?;
+            let (b, _, w) = units.dims3()?;
+            let k = x.dim(3)?.min(w);
+            let nh = hp.heads.first().map_or(0, Vec::len);
+            let nq = hp.positions.first().map_or(0, Vec::len);
+            return Ok(units
+                .narrow(2, 0, k)?
+                .contiguous()?
+                .reshape((b, nh, nq, k))?);
+        }
         if self.n_heads.is_none() {
             return Ok(units);
         }
@@ -79,6 +103,26 @@ impl SlotSite {
         let nh = hp.heads.first().map_or(0, Vec::len);
         let np = hp.positions.first().map_or(0, Vec::len);
         Ok(units.reshape((b, nh, np, hd))?)
+    }
+
+    /// The (head, query position) rows of `attention_weight` `x` `[B, H, Q, K]` at `loc`:
+    /// pyvene's `pos` and `h` locations index the heads (every query position); `h.pos`
+    /// gives heads and query positions; no locations, every row.
+    fn attention_loc(&self, x: &Tensor, loc: Option<&UnitLoc>) -> Result<HeadPositions, HookError> {
+        let (b, h, q, _) = x.dims4()?;
+        let all_queries = || vec![(0..q).collect::<Vec<_>>(); b];
+        match (self.unit, loc) {
+            (Unit::HPos, Some(UnitLoc::HeadPositions(hp))) => Ok(hp.clone()),
+            (Unit::Pos | Unit::H, Some(UnitLoc::Units(heads))) => Ok(HeadPositions {
+                heads: heads.clone(),
+                positions: all_queries(),
+            }),
+            (_, None) => Ok(HeadPositions {
+                heads: vec![(0..h).collect(); b],
+                positions: all_queries(),
+            }),
+            _ => Err(wrong_unit(self)),
+        }
     }
 
     fn head_loc(&self, x: &Tensor, loc: Option<&UnitLoc>) -> Result<HeadPositions, HookError> {
@@ -99,7 +143,39 @@ impl SlotSite {
     }
 }
 
+/// Rows `[B, n, K]` padded with zeros to `[B, n, w]` (the width the intervention was built
+/// with); an error when the keys are more than `w`.
+fn pad_rows(rows: &Tensor, w: usize) -> Result<Tensor, HookError> {
+    let (b, n, k) = rows.dims3()?;
+    if k > w {
+        return Err(HookError::Shape {
+            what: format!(
+                "attention rows over {k} keys (an attention_weight unit holds at most \
+                 max_position_embeddings = {w})"
+            ),
+            expected: format!("[{b}, {n}, <= {w}]"),
+            got: rows.dims().to_vec(),
+        });
+    }
+    if k == w {
+        return Ok(rows.contiguous()?);
+    }
+    let pad = Tensor::zeros((b, n, w - k), rows.dtype(), rows.device())?;
+    Ok(Tensor::cat(&[rows, &pad], 2)?)
+}
+
 fn wrong_unit(s: &SlotSite) -> HookError {
+    if s.attention_width.is_some() {
+        let expected = if s.unit == Unit::HPos {
+            "[[heads per example], [query positions per example]] per intervention"
+        } else {
+            "[example][heads] per intervention (pyvene's pos and h index the heads of attention_weight)"
+        };
+        return HookError::BadLocations(format!(
+            "unit {} at {} takes locations {expected}",
+            s.unit, s.tap
+        ));
+    }
     let expected = match (s.n_heads.is_some(), s.unit) {
         (true, Unit::HPos) => "[[heads per example], [positions per example]] per intervention",
         (true, _) => "[example][heads] per intervention",

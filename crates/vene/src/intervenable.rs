@@ -63,13 +63,19 @@ pub(crate) fn resolve_site<M: HookableModel + ?Sized>(
 ) -> Result<(SlotSite, usize)> {
     let c = repr.component;
     model.check_site(Site::new(repr.layer, c))?;
-    if c == Component::AttentionWeight {
-        return Err(VeneError::Config(format!(
-            "layer {}: interventions on attention_weight are not supported by the facade",
-            repr.layer
-        )));
-    }
     let shape = model.component_shape(c)?;
+    if c == Component::AttentionWeight {
+        // units: rows of probabilities over the keys, padded to max_position_embeddings
+        return Ok((
+            SlotSite {
+                tap: Site::new(repr.layer, c),
+                unit: repr.unit,
+                n_heads: Some(shape.n_heads),
+                attention_width: Some(shape.width),
+            },
+            shape.width,
+        ));
+    }
     let (n_heads, width) = if c.is_head() {
         if repr.unit == Unit::Pos {
             return Err(VeneError::Config(format!(
@@ -92,6 +98,7 @@ pub(crate) fn resolve_site<M: HookableModel + ?Sized>(
             tap: Site::new(repr.layer, c.tap()),
             unit: repr.unit,
             n_heads,
+            attention_width: None,
         },
         width,
     ))

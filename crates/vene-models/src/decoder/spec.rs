@@ -127,6 +127,9 @@ pub struct RotarySpec {
     pub dims: usize,
     /// Frequency scaling.
     pub scaling: RopeScaling,
+    /// `max_position_embeddings` of the config (2048 when absent): the width of an
+    /// `attention_weight` unit, as pyvene sizes it.
+    pub max_positions: usize,
 }
 
 /// RoPE frequency scaling.
@@ -341,6 +344,15 @@ impl DecoderSpec {
     /// Width of the key and value projections.
     pub fn kv_width(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// The config's `max_position_embeddings` (`n_positions`), for every family: the width
+    /// of an `attention_weight` unit (pyvene's `max_position_embeddings`).
+    pub fn max_position_embeddings(&self) -> usize {
+        match &self.positions {
+            PositionEncoding::Learned { max_positions } => *max_positions,
+            PositionEncoding::Rotary(r) => r.max_positions,
+        }
     }
 
     /// The longest sequence the model takes, when it has a limit (learned positions).

@@ -81,6 +81,7 @@ fn spec(cfg: &HfConfig) -> Result<DecoderSpec> {
             theta,
             dims: rotary_dims,
             scaling: rope_scaling(cfg)?,
+            max_positions: cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048),
         }),
         attention: AttentionSpec {
             qkv: QkvLayout::FusedPerHead,

@@ -82,6 +82,7 @@ pub(crate) fn llama_like(cfg: &HfConfig) -> Result<DecoderSpec> {
             theta: cfg.f64_or("rope_theta", 10_000.0)?,
             dims: head_dim,
             scaling: rope_scaling(cfg)?,
+            max_positions: cfg.opt_usize("max_position_embeddings")?.unwrap_or(2048),
         }),
         attention: AttentionSpec {
             qkv: QkvLayout::Separate,

@@ -145,6 +145,9 @@ pub(crate) fn validate(s: &DecoderSpec) -> Result<()> {
             if !(r.theta.is_finite() && r.theta > 0.0) {
                 return bad(format!("rope_theta {} must be positive", r.theta));
             }
+            if r.max_positions == 0 {
+                return bad("max_position_embeddings must be positive".to_string());
+            }
         }
         PositionEncoding::Learned { max_positions } => {
             if *max_positions == 0 || *max_positions > MAX_VOCAB {
