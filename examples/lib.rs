@@ -17,3 +17,4 @@
 //! This library holds nothing itself: the examples use the facade (`vene`) and the CLI's
 //! helpers (`vene_cli`: loading models and SAEs from paths or the hub, tables, plots).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]

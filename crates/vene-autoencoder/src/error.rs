@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// What went wrong building, loading, running or training an autoencoder.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AutoencoderError {
     /// An input whose last dimension is not the autoencoder's width.
     #[error("{what}: expected last dimension {expected}, got shape {got:?}")]

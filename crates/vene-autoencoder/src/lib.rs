@@ -31,6 +31,7 @@
 //! bit for bit ([`Autoencoder::state`], [`autoencoder_from_state`]).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod atomic;
 mod autoencoder;

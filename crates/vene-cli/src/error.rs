@@ -2,6 +2,7 @@
 
 /// What went wrong in a `vene` command; its message is the one line the CLI prints.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     /// From the facade (configs, interventions, save/load).
     #[error(transparent)]

@@ -16,6 +16,7 @@
 //! - [`CliError`]: every error a command can meet, printed by the binary on one line.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod bos;

@@ -2,6 +2,7 @@
 
 /// What went wrong at an intervention point.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HookError {
     /// A component name that pyvene does not know.
     #[error("unknown component '{name}'; valid components: {valid}")]

@@ -11,6 +11,7 @@
 //!   name the offending example and index; [`gather_attention_rows`] for `attention_weight`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod attention_rows;
 mod cache;

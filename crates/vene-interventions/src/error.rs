@@ -2,6 +2,7 @@
 
 /// What went wrong building, running, saving or loading an intervention.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum InterventionError {
     /// A selected dim (or latent index) past the width it indexes.
     #[error("{what} {index} is out of range: the {space} has width {width}")]

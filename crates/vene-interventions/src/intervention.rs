@@ -9,6 +9,7 @@ use crate::{Placement, Result};
 /// For autoencoder interventions the dims index the latent space; for rotated-space
 /// interventions they index the rotated space.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Selection {
     /// The intervention's own dims: its `interchange_dim` (the first `interchange_dim` dims) or
     /// the dims set on it (`set_interchange_dim`).

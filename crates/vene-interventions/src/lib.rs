@@ -19,6 +19,7 @@
 //! dict (for load).
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod autoencoder;
 mod boundless;

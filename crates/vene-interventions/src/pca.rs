@@ -364,8 +364,7 @@ impl Intervention for PCARotatedSpaceIntervention {
         true
     }
     fn to(&self, placement: &Placement) -> Result<Box<dyn Intervention>> {
-        let (device, dtype) =
-            placement.resolve(self.components.device(), self.components.dtype());
+        let (device, dtype) = placement.resolve(self.components.device(), self.components.dtype());
         Ok(Box::new(self.moved(&device, dtype)?))
     }
 }

@@ -98,27 +98,31 @@ unsafe fn product(
     rhs: (*const f32, usize, usize),
     beta: f32,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.0,
-        1,
-        dst.1 as isize,
-        false,
-        lhs.0,
-        lhs.2 as isize,
-        lhs.1 as isize,
-        rhs.0,
-        rhs.2 as isize,
-        rhs.1 as isize,
-        0.0,
-        beta,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    )
+    // SAFETY: the caller guarantees what this function's contract states, which is what
+    // gemm needs: valid, non-aliased operands for these sizes and strides.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            1,
+            dst.1 as isize,
+            false,
+            lhs.0,
+            lhs.2 as isize,
+            lhs.1 as isize,
+            rhs.0,
+            rhs.2 as isize,
+            rhs.1 as isize,
+            0.0,
+            beta,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
 }
 
 /// The probabilities of block (bi, hi) into `out` (`t * tk`).

@@ -4,6 +4,7 @@ use candle_core::{DType, Shape};
 
 /// What went wrong in a masked swap / combine call.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// `source` is neither the shape of `base` nor a vector of the last dimension of `base`.
     #[error(

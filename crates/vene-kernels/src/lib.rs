@@ -36,6 +36,7 @@
 //! assert_eq!(out.to_vec2::<f32>()?, [[0., -1., 2., -3.], [4., -5., 6., -7.]]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+#![warn(missing_docs)]
 
 mod activation;
 mod alloc;

@@ -2,6 +2,7 @@
 
 /// What went wrong while building, loading or running a model.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// An error at an intervention point (bad site, bad location, or raised by a hook).
     #[error(transparent)]

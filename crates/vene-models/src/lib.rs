@@ -17,6 +17,7 @@
 //! - [`generate`] (greedy or seeded sampling, hooks active at every step), [`generate_batch`]
 //!   (prompts of different lengths, left padding, each example stopping on its own),
 //!   [`Tokenizer`].
+#![warn(missing_docs)]
 
 mod cache;
 pub mod decoder;

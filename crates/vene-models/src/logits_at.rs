@@ -29,6 +29,7 @@ use crate::{ModelError, Result};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum LogitsAt {
     /// Every position: `[B, T, vocab]`.
     #[default]

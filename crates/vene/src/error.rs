@@ -5,6 +5,7 @@ use vene_interventions::InterventionError;
 
 /// What went wrong building, running, training, saving or loading an intervenable model.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VeneError {
     /// A source batch whose size differs from the base batch.
     #[error("source {source_index} has batch size {got}, but the base has {base}")]

@@ -13,6 +13,7 @@
 //! [`interventions`], [`models`].
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub use vene_autoencoder as autoencoder;
 pub use vene_hooks as hooks;

@@ -24,6 +24,7 @@ use crate::{Result, VeneError};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Subspaces {
     /// One subspace id for every intervention and example.
     Id(usize),

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::*;
 use vene::hooks::Component;
 use vene::interventions::{CallArgs, Intervention, InterventionError, Placement, Selection};
