@@ -51,6 +51,7 @@ mod registry;
 mod relu;
 mod state;
 mod topk;
+mod torch_save;
 mod train;
 mod util;
 
@@ -74,4 +75,5 @@ pub use registry::{
 pub use relu::ReluAutoencoder;
 pub use state::autoencoder_from_state;
 pub use topk::TopKAutoencoder;
+pub use torch_save::{torch_pickle_bytes, write_torch_pickle};
 pub use train::{train, TrainConfig, TrainProgress};

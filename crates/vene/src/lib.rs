@@ -32,10 +32,12 @@ mod intervenable;
 mod load_pyvene;
 mod locations;
 mod save;
+mod save_pyvene;
 mod shared_prefix;
 mod splice;
 mod subspaces;
 mod train;
+mod torch_orthogonal;
 mod transcoder_interchange;
 
 pub use alignment::{AlignmentBatch, AlignmentOptions, AlignmentReport, EpochReport};
@@ -52,6 +54,7 @@ pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::{state_file_name, SaveOptions};
+pub use save_pyvene::{pyvene_state_file_name, PYVENE_TRANSFORMERS_VERSION};
 pub use splice::{
     run_with_saes, sae_site, sae_sites, LatentEdit, Splice, SpliceHooks, SpliceRecord,
 };

@@ -206,7 +206,15 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
                 reason: e.to_string(),
             }
         })?;
-        let mut tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+        let mut tensors = weight_of_parametrization(tensors).map_err(|e| VeneError::BadState {
+            path: fname.clone(),
+            key: key.clone(),
+            source: Box::new(e),
+        })?;
+        if sourceless {
+            // pyvene's load reads `source_representation` for these classes, which ignore it
+            tensors.retain(|(k, _)| k != "source_representation");
+        }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         check_finite(&fname, key, &tensors)?;
         states.insert(
@@ -230,4 +238,20 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
     }
     let cfg = IntervenableConfig::new(out).mode(mode);
     IntervenableModel::build(cfg, model, &states, keys)
+}
+
+/// A pyvene state dict with its orthogonal parametrization
+/// (`rotate_layer.parametrizations.weight.{original, 0.base}`, what pyvene's rotated-space
+/// classes save) replaced by the weight it stands for (`rotate_layer.weight`).
+fn weight_of_parametrization(
+    mut tensors: HashMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    use crate::torch_orthogonal::{parametrized_weight, BASE, ORIGINAL};
+    if let Some(original) = tensors.remove(ORIGINAL) {
+        let base = tensors.remove(BASE);
+        let device = original.device().clone();
+        let w = parametrized_weight(&original, base.as_ref())?.to_device(&device)?;
+        tensors.insert("rotate_layer.weight".into(), w);
+    }
+    Ok(tensors.into_iter().collect())
 }
