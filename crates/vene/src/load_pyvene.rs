@@ -229,11 +229,17 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
         let state = keys
             .as_ref()
             .and_then(|k| k.get(i))
-            .and_then(|k| states.get(k));
-        if let Some((_, c)) =
-            state.and_then(|s| s.tensors.iter().find(|(k, _)| k == "source_representation"))
-        {
-            r.source_representation = Some(c.clone());
+            .and_then(|k| states.get_mut(k));
+        if let Some(state) = state {
+            // the constant source, held by the model as a config's constant source is (as
+            // vene's own load does), not given to the intervention a second time
+            let pos = state
+                .tensors
+                .iter()
+                .position(|(k, _)| k == "source_representation");
+            if let Some(pos) = pos {
+                r.source_representation = Some(state.tensors.remove(pos).1);
+            }
         }
     }
     let cfg = IntervenableConfig::new(out).mode(mode);

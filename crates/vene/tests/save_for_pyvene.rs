@@ -439,3 +439,4 @@ fn a_folder_with_files_is_replaced_only_with_overwrite() {
     im.save_for_pyvene(dir.path(), &SaveOptions::default().overwrite(true))
         .unwrap();
 }
+
