@@ -8,8 +8,9 @@
 //! ```
 //!
 //! `<out-dir>/<Type>/` is the saved folder and `<out-dir>/<Type>.safetensors` holds
-//! `base_input_ids`, `source_input_ids` and `intervened_logits` (source position 5 into base
-//! position 3 at layer 1's block output).
+//! `base_input_ids`, `source_input_ids`, `base_positions` (`[B, n]`), `source_positions` (when
+//! the type takes a source run), `intervened_logits`, `original_logits` and `collected` (for
+//! CollectIntervention), at layer 1's block output.
 
 use std::sync::Arc;
 
@@ -91,19 +92,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if constant {
             name.push_str("_constant");
         }
-        let mut req = ForwardRequest::new(base.clone()).locations(UnitLocations::pair(5, 3));
-        if iv.needs_source() && !constant {
-            req = req.source(source.clone());
+        // pyvene's noise is 4 rows: 4 positions; one position otherwise
+        let base_positions: Vec<usize> = match iv.type_name() {
+            "NoiseIntervention" => vec![0, 1, 2, 3],
+            _ => vec![3],
+        };
+        let with_source = iv.needs_source() && !constant;
+        let batch = base.dim(0)?;
+        let mut req = ForwardRequest::new(base.clone());
+        let mut positions = vec![(
+            "base_positions".to_string(),
+            Tensor::new(vec![base_positions.iter().map(|&p| p as i64).collect::<Vec<_>>(); batch], &dev)?,
+        )];
+        if with_source {
+            req = req
+                .source(source.clone())
+                .locations(UnitLocations::sources_to_base(
+                    vec![vec![vec![5]; batch]],
+                    vec![vec![base_positions.clone(); batch]],
+                ));
+            positions.push(("source_positions".to_string(), Tensor::new(vec![vec![5i64]; batch], &dev)?));
         } else {
-            req = req.locations(UnitLocations::position(3));
+            req = req.locations(UnitLocations::base(vec![vec![base_positions.clone(); batch]]));
         }
-        let fwd = im.forward(&req)?;
+        let fwd = im.forward(&req.output_original(true))?;
+        let original = fwd.original.clone().ok_or("no original logits")?;
         im.save_for_pyvene(out.join(&name), &SaveOptions::default().overwrite(true))?;
         let mut tensors = vec![
             ("base_input_ids".to_string(), base.clone()),
             ("source_input_ids".to_string(), source.clone()),
             ("intervened_logits".to_string(), fwd.intervened),
+            ("original_logits".to_string(), original),
         ];
+        tensors.extend(positions);
         if let Some(c) = fwd.collected.first() {
             tensors.push(("collected".to_string(), c.clone()));
         }
