@@ -101,8 +101,7 @@ impl Pickle {
     }
     fn string(&mut self, s: &str) {
         self.op(b'X'); // BINUNICODE
-        self.0
-            .extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.0.extend_from_slice(s.as_bytes());
     }
     fn int(&mut self, v: u64) {
@@ -219,9 +218,9 @@ pub fn torch_pickle_bytes(tensors: &[(String, Tensor)]) -> Result<Vec<u8>> {
         .large_file(false);
     let aligned = stored.with_alignment(STORAGE_ALIGNMENT);
     let entry = |zip: &mut zip::ZipWriter<Cursor<Vec<u8>>>,
-                     name: &str,
-                     bytes: &[u8],
-                     opts: SimpleFileOptions| {
+                 name: &str,
+                 bytes: &[u8],
+                 opts: SimpleFileOptions| {
         let opts = opts.large_file(bytes.len() as u64 >= u32::MAX as u64);
         zip.start_file(format!("{ARCHIVE}/{name}"), opts)
             .map_err(zip_err)?;

@@ -102,7 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut req = ForwardRequest::new(base.clone());
         let mut positions = vec![(
             "base_positions".to_string(),
-            Tensor::new(vec![base_positions.iter().map(|&p| p as i64).collect::<Vec<_>>(); batch], &dev)?,
+            Tensor::new(
+                vec![base_positions.iter().map(|&p| p as i64).collect::<Vec<_>>(); batch],
+                &dev,
+            )?,
         )];
         if with_source {
             req = req
@@ -111,9 +114,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     vec![vec![vec![5]; batch]],
                     vec![vec![base_positions.clone(); batch]],
                 ));
-            positions.push(("source_positions".to_string(), Tensor::new(vec![vec![5i64]; batch], &dev)?));
+            positions.push((
+                "source_positions".to_string(),
+                Tensor::new(vec![vec![5i64]; batch], &dev)?,
+            ));
         } else {
-            req = req.locations(UnitLocations::base(vec![vec![base_positions.clone(); batch]]));
+            req = req.locations(UnitLocations::base(vec![vec![
+                base_positions.clone();
+                batch
+            ]]));
         }
         let fwd = im.forward(&req.output_original(true))?;
         let original = fwd.original.clone().ok_or("no original logits")?;

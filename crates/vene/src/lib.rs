@@ -36,8 +36,8 @@ mod save_pyvene;
 mod shared_prefix;
 mod splice;
 mod subspaces;
-mod train;
 mod torch_orthogonal;
+mod train;
 mod transcoder_interchange;
 
 pub use alignment::{AlignmentBatch, AlignmentOptions, AlignmentReport, EpochReport};

@@ -96,7 +96,10 @@ fn interchange_dim(
 /// `base @ I[:, :k] = r` (the state `right_inverse` leaves after `weight = r`).
 fn rotation_state(r: &Tensor) -> Result<Vec<(String, Tensor)>> {
     let (n, k) = r.dims2()?;
-    let cols = r.to_dtype(DType::F64)?.to_device(&Device::Cpu)?.to_vec2::<f64>()?;
+    let cols = r
+        .to_dtype(DType::F64)?
+        .to_device(&Device::Cpu)?
+        .to_vec2::<f64>()?;
     let base = crate::torch_orthogonal::complete_orthonormal(&cols, n, k);
     let base = Tensor::from_vec(base, (n, n), &Device::Cpu)?.to_dtype(r.dtype())?;
     let mut neg_id = vec![0f64; n * k];
@@ -138,7 +141,10 @@ fn pyvene_entry(
     let state = iv.state_dict()?;
     let d = iv.embed_dim();
     let constant = constant.or_else(|| take(&state, "source_representation"));
-    let mut low_rank = repr.low_rank_dimension.map(Value::from).unwrap_or(Value::Null);
+    let mut low_rank = repr
+        .low_rank_dimension
+        .map(Value::from)
+        .unwrap_or(Value::Null);
     let mut latent = repr.latent_dim.map(Value::from).unwrap_or(Value::Null);
     let mut constant_source = false;
     let mut real_constant = false;
@@ -150,7 +156,11 @@ fn pyvene_entry(
         out.extend(rest);
         Ok(out)
     };
-    let temperature = |default: f64| hp.get("temperature").and_then(Value::as_f64).unwrap_or(default);
+    let temperature = |default: f64| {
+        hp.get("temperature")
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    };
     let trainable_with_constant = || {
         not_for(
             "it has a constant source, and pyvene's load then reads only the source and \
@@ -209,7 +219,10 @@ fn pyvene_entry(
             constant_source = true;
             let placeholder = Tensor::zeros(d, DType::F32, &Device::Cpu)?;
             let (_, dim) = interchange_dim(&state, d, true, &not_for)?;
-            (dim, Some(vec![("source_representation".into(), placeholder)]))
+            (
+                dim,
+                Some(vec![("source_representation".into(), placeholder)]),
+            )
         }
         "RotatedSpaceIntervention" | "LowRankRotatedSpaceIntervention" => {
             if constant.is_some() {
@@ -357,7 +370,11 @@ fn pyvene_entry(
         Value::Null,
         Value::Null,
         // pyvene's save marks a representation whose config gave a constant source
-        if real_constant { Value::Bool(true) } else { Value::Null },
+        if real_constant {
+            Value::Bool(true)
+        } else {
+            Value::Null
+        },
         latent,
     ]);
     Ok(PyveneEntry {

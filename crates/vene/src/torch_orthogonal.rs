@@ -187,7 +187,9 @@ mod tests {
         let base = complete_orthonormal(&cols, 3, 2);
         // orthogonal, first columns unchanged
         let bt_b = matmul(
-            &(0..9).map(|i| base[(i % 3) * 3 + i / 3]).collect::<Vec<_>>(),
+            &(0..9)
+                .map(|i| base[(i % 3) * 3 + i / 3])
+                .collect::<Vec<_>>(),
             &base,
             3,
             3,
@@ -230,7 +232,10 @@ mod tests {
         }
         // and the parametrization of X = [[0, 0], [t, 0]] (tril keeps t): A = [[0, -t], [t, 0]]
         let x = Tensor::new(&[[0f64, 5.0], [t, 0.0]], &Device::Cpu).unwrap();
-        let w = parametrized_weight(&x, None).unwrap().to_vec2::<f64>().unwrap();
+        let w = parametrized_weight(&x, None)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
         assert!((w[0][0] - t.cos()).abs() < 1e-13 && (w[1][0] - t.sin()).abs() < 1e-13);
     }
 
@@ -240,7 +245,10 @@ mod tests {
         // Q e_0 = e_0 - tau v, times trunc(1) = 1
         let a = 0.5f64;
         let x = Tensor::new(&[[1f64], [a]], &Device::Cpu).unwrap();
-        let w = parametrized_weight(&x, None).unwrap().to_vec2::<f64>().unwrap();
+        let w = parametrized_weight(&x, None)
+            .unwrap()
+            .to_vec2::<f64>()
+            .unwrap();
         let tau = 2.0 / (1.0 + a * a);
         assert!((w[0][0] - (1.0 - tau)).abs() < 1e-15);
         assert!((w[1][0] - (-tau * a)).abs() < 1e-15);

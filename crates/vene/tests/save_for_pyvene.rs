@@ -156,7 +156,12 @@ fn request() -> ForwardRequest {
 fn bits(t: &Tensor) -> Vec<u64> {
     let t = t.flatten_all().unwrap();
     match t.dtype() {
-        DType::I64 => t.to_vec1::<i64>().unwrap().iter().map(|&x| x as u64).collect(),
+        DType::I64 => t
+            .to_vec1::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&x| x as u64)
+            .collect(),
         _ => t
             .to_dtype(DType::F64)
             .unwrap()
@@ -226,9 +231,10 @@ fn every_type_pyvene_has_round_trips_with_pyvenes_names() {
 #[test]
 fn saved_state_reads_back_bit_exactly() {
     // the AE's weights and the JumpReLU's, as vene holds them, in the .bin files
-    for (repr, _) in cases().into_iter().filter(|(r, _)| {
-        r.intervention.is_some() || r.type_name() == "AutoencoderIntervention"
-    }) {
+    for (repr, _) in cases()
+        .into_iter()
+        .filter(|(r, _)| r.intervention.is_some() || r.type_name() == "AutoencoderIntervention")
+    {
         let im = one(repr);
         let key = im.keys()[0].to_string();
         let iv = im.intervention(&key).unwrap().clone();
@@ -293,10 +299,9 @@ fn rotations_are_saved_as_torchs_parametrization_of_the_same_matrix() {
         r.to_vec2::<f32>().unwrap()
     );
     // the representation carries pyvene's low_rank_dimension (its constructor needs it)
-    let config: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(config["representations"][0][4], json!(3));
 }
 
@@ -308,7 +313,9 @@ fn shape_of(v: &Value) -> Value {
         Value::Number(_) => json!("number"),
         Value::String(_) => json!("string"),
         Value::Array(a) => Value::Array(a.iter().map(shape_of).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape_of(v))).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), shape_of(v))).collect())
+        }
     }
 }
 
@@ -317,8 +324,7 @@ fn config_has_the_structure_of_pyvenes_own() {
     // the fixture pyvene saved: one AutoencoderIntervention at layer 1 block_output,
     // latent_dim 32, dims [1, 2, 3]
     let theirs: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{FIXTURES}/saved_ae_intervenable/config.json"))
-            .unwrap(),
+        &std::fs::read_to_string(format!("{FIXTURES}/saved_ae_intervenable/config.json")).unwrap(),
     )
     .unwrap();
     let im = IntervenableModel::load(format!("{FIXTURES}/saved_ae_intervenable"), model("gpt2"))
@@ -326,10 +332,9 @@ fn config_has_the_structure_of_pyvenes_own() {
     let dir = tempfile::tempdir().unwrap();
     im.save_for_pyvene(dir.path(), &SaveOptions::default())
         .unwrap();
-    let ours: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let ours: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(shape_of(&ours), shape_of(&theirs));
     // and the same values: pyvene's save of this model is this config
     assert_eq!(ours, theirs);
@@ -361,17 +366,20 @@ fn config_has_the_structure_of_pyvenes_own() {
     let dir = tempfile::tempdir().unwrap();
     im.save_for_pyvene(dir.path(), &SaveOptions::default())
         .unwrap();
-    let ours: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("config.json")).unwrap(),
-    )
-    .unwrap();
+    let ours: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     let theirs: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{FIXTURES}/saved_vanilla_intervenable/config.json"))
             .unwrap(),
     )
     .unwrap();
     for k in ["representations", "sorted_keys", "intervention_types"] {
-        assert_eq!(ours[k].as_array().unwrap()[..], theirs[k].as_array().unwrap()[..3], "{k}");
+        assert_eq!(
+            ours[k].as_array().unwrap()[..],
+            theirs[k].as_array().unwrap()[..3],
+            "{k}"
+        );
     }
     assert_eq!(ours["intervention_dimensions"], json!([16, 16, 8]));
     assert_eq!(
@@ -435,8 +443,78 @@ fn a_folder_with_files_is_replaced_only_with_overwrite() {
         im.save_for_pyvene(dir.path(), &SaveOptions::default()),
         Err(VeneError::SaveTarget { .. })
     ));
-    assert_eq!(std::fs::read(dir.path().join("config.json")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(dir.path().join("config.json")).unwrap(),
+        before
+    );
     im.save_for_pyvene(dir.path(), &SaveOptions::default().overwrite(true))
         .unwrap();
 }
 
+#[test]
+fn a_checkpoint_written_by_the_torch_writer_loads_as_a_model() {
+    // the tiny GPT-2's weights as a pytorch_model.bin: vene-models' own reader gives the
+    // same model, bit for bit
+    let src = format!("{FIXTURES}/tiny-gpt2");
+    let weights =
+        candle_core::safetensors::load(format!("{src}/model.safetensors"), &Device::Cpu).unwrap();
+    let mut tensors: Vec<(String, Tensor)> = weights.into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(format!("{src}/config.json"), dir.path().join("config.json")).unwrap();
+    vene::autoencoder::write_torch_pickle(&dir.path().join("pytorch_model.bin"), &tensors).unwrap();
+    let from_bin =
+        vene::models::Model::from_dir(dir.path(), DType::F32, &vene_testutil::device()).unwrap();
+    let cfg =
+        || IntervenableConfig::new(vec![RepresentationConfig::new(1, Component::BlockOutput)]);
+    let a = IntervenableModel::new(cfg(), from_bin).unwrap();
+    let b = IntervenableModel::new(cfg(), model("gpt2")).unwrap();
+    let req = request().output_original(true);
+    let (x, y) = (a.forward(&req).unwrap(), b.forward(&req).unwrap());
+    assert_eq!(max_abs_diff(&x.intervened, &y.intervened), 0.0);
+    assert_eq!(
+        max_abs_diff(x.original.as_ref().unwrap(), y.original.as_ref().unwrap()),
+        0.0
+    );
+}
+
+#[test]
+fn trained_pyvene_rotations_load_through_torchs_orthogonal_map() {
+    // pyvene saved these after 5 training steps (scripts/make_pyvene_das_fixture.py): the
+    // parametrization's `original` is away from -I, so the weights come from matrix_exp
+    // (square) and Householder (rank 3) of it, times `base`
+    let dir = format!("{FIXTURES}/saved_das_intervenable");
+    let expected = candle_core::safetensors::load(
+        format!("{FIXTURES}/saved_das_expected.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let im = IntervenableModel::load(&dir, model("gpt2")).unwrap();
+    assert_eq!(im.keys().len(), 2);
+    for key in im.keys() {
+        let iv = im.intervention(key).unwrap();
+        let state: HashMap<String, Tensor> = iv.state_dict().unwrap().into_iter().collect();
+        let w = &state["rotate_layer.weight"];
+        let want = &expected[&format!("rotation.{key}")];
+        assert_eq!(w.dims(), want.dims(), "{key}");
+        let diff = max_abs_diff(w, want);
+        assert!(
+            diff < 1e-5,
+            "{key}: rotation differs from pyvene's by {diff}"
+        );
+    }
+    let o = oracle("gpt2");
+    let req = ForwardRequest::new(get(&o, "gpt2.base_input_ids"))
+        .source(get(&o, "gpt2.source_input_ids"))
+        .locations(UnitLocations::pair(5, 3));
+    let out = im.forward(&req).unwrap();
+    let diff = max_abs_diff(&out.intervened, &expected["intervened_logits"]);
+    assert!(diff < 1e-4, "logits differ from pyvene's by {diff}");
+    // and saved for pyvene again, the same rotations come back
+    let again = tempfile::tempdir().unwrap();
+    im.save_for_pyvene(again.path(), &SaveOptions::default())
+        .unwrap();
+    let back = IntervenableModel::load(again.path(), model("gpt2")).unwrap();
+    let y = back.forward(&req).unwrap();
+    assert!(max_abs_diff(&out.intervened, &y.intervened) < 2e-5);
+}
