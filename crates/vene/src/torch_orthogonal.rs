@@ -48,49 +48,34 @@ pub(crate) fn complete_orthonormal(cols: &[Vec<f64>], n: usize, k: usize) -> Vec
     out
 }
 
-/// `a @ b` for row-major `[n, m]` and `[m, p]`.
-fn matmul(a: &[f64], b: &[f64], n: usize, m: usize, p: usize) -> Vec<f64> {
-    let mut out = vec![0f64; n * p];
-    for i in 0..n {
-        for l in 0..m {
-            let x = a[i * m + l];
-            if x != 0.0 {
-                for j in 0..p {
-                    out[i * p + j] += x * b[l * p + j];
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `exp(a)` of a row-major `[n, n]` matrix: scaling and squaring around a Taylor series.
-fn matrix_exp(a: &[f64], n: usize) -> Vec<f64> {
+/// `exp(a)` of a row-major `[n, n]` matrix: scaling and squaring around a Taylor series (the
+/// scaled matrix has norm <= 1/2, where 20 terms are exact to f64 rounding), the products
+/// through candle's matmul. The identity, exactly, for a zero matrix (the state torch's
+/// `right_inverse` leaves).
+fn matrix_exp(a: &[f64], n: usize) -> Result<Vec<f64>> {
     let norm = (0..n)
         .map(|i| a[i * n..(i + 1) * n].iter().map(|x| x.abs()).sum::<f64>())
         .fold(0.0, f64::max);
+    let eye = Tensor::eye(n, DType::F64, &Device::Cpu)?;
+    if norm == 0.0 {
+        return Ok(eye.flatten_all()?.to_vec1()?);
+    }
     let squarings = if norm > 0.5 {
         (norm / 0.5).log2().ceil() as i32
     } else {
         0
     };
-    let scale = 0.5f64.powi(squarings);
-    let scaled: Vec<f64> = a.iter().map(|x| x * scale).collect();
-    let mut result = vec![0f64; n * n];
-    let mut term = vec![0f64; n * n];
-    for i in 0..n {
-        result[i * n + i] = 1.0;
-        term[i * n + i] = 1.0;
-    }
-    for j in 1..=24 {
-        term = matmul(&term, &scaled, n, n, n);
-        term.iter_mut().for_each(|x| *x /= j as f64);
-        result.iter_mut().zip(&term).for_each(|(r, t)| *r += t);
+    let scaled = (Tensor::from_slice(a, (n, n), &Device::Cpu)? * 0.5f64.powi(squarings))?;
+    let mut result = eye.clone();
+    let mut term = eye;
+    for j in 1..=20 {
+        term = (term.matmul(&scaled)? / j as f64)?;
+        result = (result + &term)?;
     }
     for _ in 0..squarings {
-        result = matmul(&result, &result, n, n, n);
+        result = result.matmul(&result)?;
     }
-    result
+    Ok(result.flatten_all()?.to_vec1()?)
 }
 
 /// The weight `[n, k]` that torch computes from `original` `[n, k]` (and `base` `[n, n]`,
@@ -119,7 +104,7 @@ pub(crate) fn parametrized_weight(original: &Tensor, base: Option<&Tensor>) -> R
                 a[j * n + i] -= x[i * n + j];
             }
         }
-        matrix_exp(&a, n)
+        matrix_exp(&a, n)?
     } else {
         // Householder: H_0 ... H_{k-1} applied to the first k columns of the identity,
         // H_j = I - tau_j v_j v_jᵀ with v_j = e_j + tril(X, -1)[:, j]
@@ -166,7 +151,9 @@ pub(crate) fn parametrized_weight(original: &Tensor, base: Option<&Tensor>) -> R
                     b.len()
                 )));
             }
-            matmul(&b, &q, n, n, k)
+            let b = Tensor::from_vec(b, (n, n), &Device::Cpu)?;
+            let q = Tensor::from_vec(q, (n, k), &Device::Cpu)?;
+            b.matmul(&q)?.flatten_all()?.to_vec1()?
         }
         None => q,
     };
@@ -178,6 +165,22 @@ pub(crate) fn parametrized_weight(original: &Tensor, base: Option<&Tensor>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `a @ b` for row-major `[n, m]` and `[m, p]`.
+    fn matmul(a: &[f64], b: &[f64], n: usize, m: usize, p: usize) -> Vec<f64> {
+        let mut out = vec![0f64; n * p];
+        for i in 0..n {
+            for l in 0..m {
+                let x = a[i * m + l];
+                if x != 0.0 {
+                    for j in 0..p {
+                        out[i * p + j] += x * b[l * p + j];
+                    }
+                }
+            }
+        }
+        out
+    }
 
     #[test]
     fn the_saved_pair_of_a_matrix_gives_it_back() {
@@ -201,7 +204,7 @@ mod tests {
                 assert!((bt_b[i * 3 + j] - want).abs() < 1e-12);
             }
         }
-        assert_eq!((base[0], base[1], base[5]), (s, 0.0, 1.0));
+        assert_eq!((base[0], base[1], base[3], base[7]), (s, 0.0, s, 1.0));
         let base = Tensor::from_vec(base, (3, 3), &Device::Cpu).unwrap();
         let neg_id = Tensor::new(&[[-1f64, 0.], [0., -1.], [0., 0.]], &Device::Cpu).unwrap();
         let w = parametrized_weight(&neg_id, Some(&base)).unwrap();
@@ -225,7 +228,7 @@ mod tests {
     fn matrix_exp_of_a_plane_rotation_generator() {
         // exp([[0, -t], [t, 0]]) = [[cos t, -sin t], [sin t, cos t]]
         let t = 2.5f64;
-        let e = matrix_exp(&[0.0, -t, t, 0.0], 2);
+        let e = matrix_exp(&[0.0, -t, t, 0.0], 2).unwrap();
         let want = [t.cos(), -t.sin(), t.sin(), t.cos()];
         for (a, b) in e.iter().zip(want) {
             assert!((a - b).abs() < 1e-13, "{e:?}");
