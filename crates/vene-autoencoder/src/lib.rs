@@ -53,6 +53,7 @@ mod relu;
 mod seeded;
 mod state;
 mod topk;
+mod torch_save;
 mod train;
 mod util;
 
@@ -76,4 +77,5 @@ pub use registry::{
 pub use relu::ReluAutoencoder;
 pub use state::autoencoder_from_state;
 pub use topk::TopKAutoencoder;
+pub use torch_save::{torch_pickle_bytes, write_torch_pickle};
 pub use train::{train, TrainConfig, TrainProgress};

@@ -124,6 +124,17 @@ pub enum VeneError {
         /// Why.
         reason: String,
     },
+    /// An intervention that pyvene's `IntervenableModel.load` could not rebuild from a folder
+    /// (a type pyvene lacks, or settings its classes cannot hold).
+    #[error("representation {key} ({type_name}) cannot be saved for pyvene: {reason}")]
+    NotForPyvene {
+        /// The representation's key.
+        key: String,
+        /// The intervention's type.
+        type_name: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A HuggingFace module path (pyvene's string components) that vene cannot map.
     #[error("component '{0}' is a module path vene cannot map to a component; use one of pyvene's component names (block_output, mlp_output, ...)")]
     UnmappedModulePath(String),

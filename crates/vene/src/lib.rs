@@ -34,9 +34,11 @@ mod load_pyvene;
 mod locations;
 mod save;
 mod save_intervention;
+mod save_pyvene;
 mod shared_prefix;
 mod splice;
 mod subspaces;
+mod torch_orthogonal;
 mod train;
 mod transcoder_interchange;
 
@@ -54,6 +56,7 @@ pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
 pub use save::{state_file_name, SaveOptions};
+pub use save_pyvene::{pyvene_state_file_name, PYVENE_TRANSFORMERS_VERSION};
 pub use splice::{
     run_with_saes, sae_site, sae_sites, LatentEdit, Splice, SpliceHooks, SpliceRecord,
 };

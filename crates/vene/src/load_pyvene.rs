@@ -206,7 +206,15 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
                 reason: e.to_string(),
             }
         })?;
-        let mut tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+        let mut tensors = weight_of_parametrization(tensors).map_err(|e| VeneError::BadState {
+            path: fname.clone(),
+            key: key.clone(),
+            source: Box::new(e),
+        })?;
+        if sourceless {
+            // pyvene's load reads `source_representation` for these classes, which ignore it
+            tensors.retain(|(k, _)| k != "source_representation");
+        }
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         check_finite(&fname, key, &tensors)?;
         states.insert(
@@ -221,13 +229,35 @@ pub(crate) fn load_pyvene<M: LanguageModel>(
         let state = keys
             .as_ref()
             .and_then(|k| k.get(i))
-            .and_then(|k| states.get(k));
-        if let Some((_, c)) =
-            state.and_then(|s| s.tensors.iter().find(|(k, _)| k == "source_representation"))
-        {
-            r.source_representation = Some(c.clone());
+            .and_then(|k| states.get_mut(k));
+        if let Some(state) = state {
+            // the constant source, held by the model as a config's constant source is (as
+            // vene's own load does), not given to the intervention a second time
+            let pos = state
+                .tensors
+                .iter()
+                .position(|(k, _)| k == "source_representation");
+            if let Some(pos) = pos {
+                r.source_representation = Some(state.tensors.remove(pos).1);
+            }
         }
     }
     let cfg = IntervenableConfig::new(out).mode(mode);
     IntervenableModel::build(cfg, model, &states, keys)
+}
+
+/// A pyvene state dict with its orthogonal parametrization
+/// (`rotate_layer.parametrizations.weight.{original, 0.base}`, what pyvene's rotated-space
+/// classes save) replaced by the weight it stands for (`rotate_layer.weight`).
+fn weight_of_parametrization(
+    mut tensors: HashMap<String, Tensor>,
+) -> Result<Vec<(String, Tensor)>> {
+    use crate::torch_orthogonal::{parametrized_weight, BASE, ORIGINAL};
+    if let Some(original) = tensors.remove(ORIGINAL) {
+        let base = tensors.remove(BASE);
+        let device = original.device().clone();
+        let w = parametrized_weight(&original, base.as_ref())?.to_device(&device)?;
+        tensors.insert("rotate_layer.weight".into(), w);
+    }
+    Ok(tensors.into_iter().collect())
 }

@@ -428,7 +428,7 @@ fn read_bounded(path: &Path, expected: Option<u64>) -> Result<Vec<u8>> {
 }
 
 /// Refuses a target that is a file, or a folder with files that is not a saved model.
-fn check_save_target(dir: &Path, opts: &SaveOptions) -> Result<()> {
+pub(crate) fn check_save_target(dir: &Path, opts: &SaveOptions) -> Result<()> {
     let refuse = |reason: String| VeneError::SaveTarget {
         path: dir.display().to_string(),
         reason,
