@@ -275,7 +275,9 @@ where
         }
         tracker.update(&out.z)?;
         let done = step + 1;
-        if cfg.resample_every.is_some_and(|n| done % n == 0) {
+        let is_last = cfg.total_steps == Some(done);
+        // (never on the last step: the new latents would leave untrained)
+        if cfg.resample_every.is_some_and(|n| done % n == 0) && !is_last {
             let dead = tracker.dead_mask();
             let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut rng)?;
             if n > 0 {
@@ -285,7 +287,6 @@ where
                 opt = new_optimizer(sae, cfg, lr)?;
             }
         }
-        let is_last = cfg.total_steps == Some(done);
         if done % cfg.log_every.max(1) == 0 || is_last || last.is_none() {
             let p = SaeTrainProgress {
                 step: done,
