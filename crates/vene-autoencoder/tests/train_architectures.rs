@@ -7,8 +7,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::seq::index::sample;
 use rand::Rng;
 use vene_autoencoder::training::{
-    train_sae, train_transcoder, Architecture, BDecInit, SaeTrainConfig, SaveMetadata,
-    TrainingSae,
+    train_sae, train_transcoder, Architecture, BDecInit, SaeTrainConfig, SaveMetadata, TrainingSae,
 };
 use vene_autoencoder::{load_sae, metrics};
 
@@ -176,7 +175,10 @@ fn assert_saelens_round_trip(o: &Outcome, arch: &str) {
     let loaded = load_sae(&path).unwrap();
     assert_eq!(loaded.architecture, arch);
     assert_eq!((loaded.d_in, loaded.d_sae), (D, LATENTS));
-    assert_eq!(loaded.hook_name.as_deref(), Some("blocks.1.hook_resid_post"));
+    assert_eq!(
+        loaded.hook_name.as_deref(),
+        Some("blocks.1.hook_resid_post")
+    );
     assert_eq!(loaded.layer, Some(1));
     let trained = o.sae.to_trained().unwrap();
     let want = trained.as_autoencoder().encode(&o.eval).unwrap();
@@ -196,8 +198,18 @@ fn topk_recovers_features_keeps_k_and_saves_both_layouts() {
     assert_recovers(&o);
     // Every row keeps at most k latents, and (its k-th pre-activation being positive) most
     // keep exactly k.
-    let z = common::to_mat(&o.sae.to_trained().unwrap().as_autoencoder().encode(&o.eval).unwrap());
-    let counts: Vec<usize> = z.iter().map(|r| r.iter().filter(|v| **v != 0.0).count()).collect();
+    let z = common::to_mat(
+        &o.sae
+            .to_trained()
+            .unwrap()
+            .as_autoencoder()
+            .encode(&o.eval)
+            .unwrap(),
+    );
+    let counts: Vec<usize> = z
+        .iter()
+        .map(|r| r.iter().filter(|v| **v != 0.0).count())
+        .collect();
     assert!(counts.iter().all(|&c| c <= 2), "{:?}", &counts[..10]);
     assert!(o.l0 > 1.9, "l0 {}", o.l0);
     assert_saelens_round_trip(&o, "topk");
@@ -207,7 +219,13 @@ fn topk_recovers_features_keeps_k_and_saves_both_layouts() {
     o.sae.save_sparsify(&path, false).unwrap();
     let loaded = load_sae(&path).unwrap();
     assert_eq!(loaded.d_sae, LATENTS);
-    let want = o.sae.to_trained().unwrap().as_autoencoder().encode(&o.eval).unwrap();
+    let want = o
+        .sae
+        .to_trained()
+        .unwrap()
+        .as_autoencoder()
+        .encode(&o.eval)
+        .unwrap();
     let got = loaded.autoencoder.encode(&o.eval).unwrap();
     let diff = (want - got).unwrap().abs().unwrap().max_all().unwrap();
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
@@ -220,8 +238,18 @@ fn batchtopk_recovers_features_and_saves_as_jumprelu() {
     assert_recovers(&o);
     // At inference the learned threshold stands in for the batch top-k: L0 stays near k.
     assert!((1.5..3.0).contains(&o.l0), "l0 {}", o.l0);
-    let t = o.sae.threshold().unwrap().unwrap().to_vec1::<f32>().unwrap();
-    assert!(t[0] > 0.05 && t.iter().all(|v| *v == t[0]), "threshold {}", t[0]);
+    let t = o
+        .sae
+        .threshold()
+        .unwrap()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(
+        t[0] > 0.05 && t.iter().all(|v| *v == t[0]),
+        "threshold {}",
+        t[0]
+    );
     assert_saelens_round_trip(&o, "jumprelu");
 }
 
@@ -235,7 +263,13 @@ fn jumprelu_recovers_features_and_its_thresholds_move() {
     let cfg = config(arch, 400, 1e-2);
     let o = train(&cfg, D, 1.0);
     assert_recovers(&o);
-    let t = o.sae.threshold().unwrap().unwrap().to_vec1::<f32>().unwrap();
+    let t = o
+        .sae
+        .threshold()
+        .unwrap()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let moved = t.iter().filter(|v| (**v - 0.1).abs() > 1e-3).count();
     assert!(moved > LATENTS / 2, "only {moved} thresholds moved: {t:?}");
     assert!(o.l0 < 4.0, "l0 {}", o.l0);
@@ -244,7 +278,13 @@ fn jumprelu_recovers_features_and_its_thresholds_move() {
 
 #[test]
 fn gated_recovers_features() {
-    let cfg = config(Architecture::Gated { l1_coefficient: 1.5 }, 400, 1e-2);
+    let cfg = config(
+        Architecture::Gated {
+            l1_coefficient: 1.5,
+        },
+        400,
+        1e-2,
+    );
     let o = train(&cfg, D, 1.0);
     assert_recovers(&o);
     assert!(o.l0 < 8.0, "l0 {}", o.l0);
@@ -302,7 +342,10 @@ fn transcoders_recover_the_output_dictionary() {
     assert_eq!(o.eval_y.dim(1).unwrap(), D_OUT);
     // SAELens has no TopK transcoder; sparsify's are square
     let dir = tempfile::tempdir().unwrap();
-    assert!(o.sae.save_saelens(dir.path().join("a"), &SaveMetadata::default(), false).is_err());
+    assert!(o
+        .sae
+        .save_saelens(dir.path().join("a"), &SaveMetadata::default(), false)
+        .is_err());
     assert!(o.sae.save_sparsify(dir.path().join("b"), false).is_err());
 
     let cfg = config(Architecture::relu(0.3), 400, 1e-2);
@@ -319,8 +362,18 @@ fn transcoders_recover_the_output_dictionary() {
     let loaded = load_sae(&path).unwrap();
     assert_eq!(loaded.architecture, "transcoder");
     assert_eq!((loaded.d_in, loaded.d_out), (D, D_OUT));
-    assert_eq!(loaded.output_hook_name.as_deref(), Some("blocks.0.hook_mlp_out"));
-    let want = o.sae.to_trained().unwrap().as_autoencoder().forward(&o.eval, false).unwrap().0;
+    assert_eq!(
+        loaded.output_hook_name.as_deref(),
+        Some("blocks.0.hook_mlp_out")
+    );
+    let want = o
+        .sae
+        .to_trained()
+        .unwrap()
+        .as_autoencoder()
+        .forward(&o.eval, false)
+        .unwrap()
+        .0;
     let got = loaded.autoencoder.forward(&o.eval, false).unwrap().0;
     let diff = (want - got).unwrap().abs().unwrap().max_all().unwrap();
     assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
@@ -336,18 +389,25 @@ fn bad_configs_are_refused_with_clear_errors() {
     };
     assert!(err(&SaeTrainConfig::new(Architecture::TopK { k: 0 })).contains("k = 0"));
     assert!(err(&SaeTrainConfig::new(Architecture::TopK { k: 65 })).contains("k = 65"));
-    let e = err(&SaeTrainConfig::new(Architecture::matryoshka(2, vec![32, 16])));
+    let e = err(&SaeTrainConfig::new(Architecture::matryoshka(
+        2,
+        vec![32, 16],
+    )));
     assert!(e.contains("strictly increasing"), "{e}");
     let mut cfg = SaeTrainConfig::new(Architecture::TopK { k: 2 });
     cfg.resample_every = Some(10);
     assert!(err(&cfg).contains("ReLU"));
-    let cfg = SaeTrainConfig::new(Architecture::Gated { l1_coefficient: 1.0 });
+    let cfg = SaeTrainConfig::new(Architecture::Gated {
+        l1_coefficient: 1.0,
+    });
     assert!(TrainingSae::new_transcoder(&cfg, D, 8, LATENTS, DType::F32, &dev).is_err());
     // a batch of the wrong width names it
     let cfg = SaeTrainConfig::new(Architecture::TopK { k: 2 });
     let mut sae = TrainingSae::new(&cfg, D, LATENTS, DType::F32, &dev).unwrap();
     let bad = Tensor::zeros((4, D + 1), DType::F32, &dev).unwrap();
-    let e = train_sae(&mut sae, [Ok(bad)], &cfg, |_| {}).unwrap_err().to_string();
+    let e = train_sae(&mut sae, [Ok(bad)], &cfg, |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("training batch"), "{e}");
     // a config of another architecture than the SAE's
     let other = SaeTrainConfig::new(Architecture::TopK { k: 4 });

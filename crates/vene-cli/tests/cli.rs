@@ -1549,10 +1549,19 @@ fn train_sae_trains_other_architectures_and_saves_them() {
     let sparsify = tmp.path().join("sparsify").join("layers.1");
     let (o, out) = train(
         "topk",
-        &["--k", "4", "--normalize-activations", "--sparsify-out", sparsify.to_str().unwrap()],
+        &[
+            "--k",
+            "4",
+            "--normalize-activations",
+            "--sparsify-out",
+            sparsify.to_str().unwrap(),
+        ],
     );
     let text = stdout(&o);
-    assert!(text.contains("trained a topk SAE on 17 activations of width 16"), "{text}");
+    assert!(
+        text.contains("trained a topk SAE on 17 activations of width 16"),
+        "{text}"
+    );
     assert!(text.contains("L0 4.00"), "{text}");
     let cfg: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
@@ -1560,23 +1569,29 @@ fn train_sae_trains_other_architectures_and_saves_them() {
     assert_eq!(cfg["k"], 4);
     assert_eq!(cfg["d_sae"], 32);
     let sp: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sparsify.join("cfg.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(sparsify.join("cfg.json")).unwrap()).unwrap();
     assert_eq!(sp["k"], 4);
     assert!(sparsify.join("sae.safetensors").is_file());
 
     for (arch, extra, saved) in [
-        ("jumprelu", vec!["--bandwidth", "0.05", "--init-threshold", "0.05"], "jumprelu"),
+        (
+            "jumprelu",
+            vec!["--bandwidth", "0.05", "--init-threshold", "0.05"],
+            "jumprelu",
+        ),
         ("batchtopk", vec!["--k", "4"], "jumprelu"),
         ("gated", vec!["--l1", "0.01"], "gated"),
-        ("matryoshka", vec!["--k", "4", "--matryoshka-widths", "8,16"], "jumprelu"),
+        (
+            "matryoshka",
+            vec!["--k", "4", "--matryoshka-widths", "8,16"],
+            "jumprelu",
+        ),
     ] {
         let (o, out) = train(arch, &extra);
         let text = stdout(&o);
         assert!(text.contains(&format!("trained a {arch} SAE")), "{text}");
         let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
         assert_eq!(cfg["architecture"], saved, "{arch}");
         assert!(cfg["metadata"]["training_architecture"].is_string());
     }

@@ -147,7 +147,9 @@ impl Architecture {
         };
         let check_k = |k: usize| -> Result<()> {
             if k == 0 || k > latent_dim {
-                bad(format!("k = {k} must be in 1..={latent_dim} (the latent width)"))
+                bad(format!(
+                    "k = {k} must be in 1..={latent_dim} (the latent width)"
+                ))
             } else {
                 Ok(())
             }
@@ -196,7 +198,11 @@ impl Architecture {
 
 /// The prefix widths checked (strictly increasing, each at least `k`, at most `latent_dim`),
 /// with `latent_dim` appended when missing.
-pub(crate) fn matryoshka_widths(widths: &[usize], k: usize, latent_dim: usize) -> Result<Vec<usize>> {
+pub(crate) fn matryoshka_widths(
+    widths: &[usize],
+    k: usize,
+    latent_dim: usize,
+) -> Result<Vec<usize>> {
     let mut out = widths.to_vec();
     if out.last() != Some(&latent_dim) {
         out.push(latent_dim);

@@ -70,7 +70,12 @@ pub fn geometric_median(x: &Tensor, iterations: usize) -> Result<Tensor> {
     let x = x.to_dtype(DType::F32)?;
     let mut y = x.mean(0)?;
     for _ in 0..iterations {
-        let dist = x.broadcast_sub(&y)?.sqr()?.sum(1)?.sqrt()?.clamp(1e-8, f64::INFINITY)?;
+        let dist = x
+            .broadcast_sub(&y)?
+            .sqr()?
+            .sum(1)?
+            .sqrt()?
+            .clamp(1e-8, f64::INFINITY)?;
         let w = dist.recip()?;
         let num = x.broadcast_mul(&w.unsqueeze(1)?)?.sum(0)?;
         let next = num.affine(1.0 / w.sum_all()?.to_scalar::<f32>()? as f64, 0.0)?;

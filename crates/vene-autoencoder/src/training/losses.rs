@@ -60,9 +60,15 @@ pub(crate) fn batch_topk_mask(t: &Tensor, k: usize) -> Result<Tensor> {
     let (n, l) = t.dims2()?;
     let keep = (k * n).min(n * l);
     let flat = t.flatten_all()?.unsqueeze(0)?.contiguous()?;
-    let top = flat.arg_sort_last_dim(false)?.narrow(1, 0, keep)?.contiguous()?;
+    let top = flat
+        .arg_sort_last_dim(false)?
+        .narrow(1, 0, keep)?
+        .contiguous()?;
     let ones = Tensor::ones(top.dims(), t.dtype(), t.device())?;
-    let mask = flat.zeros_like()?.scatter(&top, &ones, 1)?.reshape((n, l))?;
+    let mask = flat
+        .zeros_like()?
+        .scatter(&top, &ones, 1)?
+        .reshape((n, l))?;
     let positive = t.gt(0.0)?.to_dtype(t.dtype())?;
     Ok((mask * positive)?)
 }
@@ -89,7 +95,12 @@ impl TrainingSae {
 
     /// The loss of one batch: `x` `[n, d_in]`, `y` `[n, d_out]` (equal to `x` for an SAE), both
     /// already scaled. Updates the BatchTopK threshold.
-    pub(crate) fn step_loss(&mut self, x: &Tensor, y: &Tensor, ctx: &LossContext<'_>) -> Result<StepLoss> {
+    pub(crate) fn step_loss(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        ctx: &LossContext<'_>,
+    ) -> Result<StepLoss> {
         let xin = self.encoder_input(x)?;
         let pre = xin
             .matmul(self.w_enc.as_tensor())?
@@ -129,7 +140,9 @@ impl TrainingSae {
                     .log_threshold
                     .as_ref()
                     .map(|v| v.as_tensor().clone())
-                    .ok_or_else(|| crate::AutoencoderError::InvalidArgument("no threshold".into()))?;
+                    .ok_or_else(|| {
+                        crate::AutoencoderError::InvalidArgument("no threshold".into())
+                    })?;
                 let theta = log_t.exp()?;
                 let theta_d = theta.detach();
                 let pre_d = pre.detach();
@@ -141,11 +154,15 @@ impl TrainingSae {
                     .lt(bandwidth / 2.0)?
                     .to_dtype(pre.dtype())?;
                 // JumpReLU: value pre * H, d/dpre = H, d/dtheta = -(theta / bw) * K.
-                let g_act = kernel.broadcast_mul(&theta_d)?.affine(-1.0 / bandwidth, 0.0)?;
+                let g_act = kernel
+                    .broadcast_mul(&theta_d)?
+                    .affine(-1.0 / bandwidth, 0.0)?;
                 let s_act = g_act.broadcast_mul(&theta)?;
                 let z = ((&pre * &above)? + (&s_act - s_act.detach())?)?;
                 // Step (L0): value H, d/dpre = 0, d/dtheta = -(1 / bw) * K.
-                let s_step = kernel.broadcast_mul(&theta)?.affine(-1.0 / bandwidth, 0.0)?;
+                let s_step = kernel
+                    .broadcast_mul(&theta)?
+                    .affine(-1.0 / bandwidth, 0.0)?;
                 let step = (&above + (&s_step - s_step.detach())?)?;
                 let l0 = step.sum(1)?.mean(0)?;
                 let w = l0.affine(l0_coefficient * ctx.sparsity_scale, 0.0)?;
@@ -250,10 +267,17 @@ impl TrainingSae {
         let scale = (num_dead as f64 / k_aux as f64).min(1.0);
         let k_aux = k_aux.min(num_dead);
         let dead_f: Vec<f32> = dead.iter().map(|&d| if d { 1.0 } else { 0.0 }).collect();
-        let dead_t = Tensor::from_vec(dead_f, self.latent_dim, pre.device())?.to_dtype(pre.dtype())?;
+        let dead_t =
+            Tensor::from_vec(dead_f, self.latent_dim, pre.device())?.to_dtype(pre.dtype())?;
         // Live latents pushed far below every dead one, so the top k_aux are dead.
         let pre_d = pre.detach();
-        let span = (pre_d.abs()?.max_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()? + 1.0) * 4.0;
+        let span = (pre_d
+            .abs()?
+            .max_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?
+            + 1.0)
+            * 4.0;
         let ranked = pre_d.broadcast_add(&(dead_t.affine(span, -span))?)?;
         let mask = row_topk_mask(&ranked, k_aux)?.broadcast_mul(&dead_t)?;
         let aux_acts = (pre * mask)?;
@@ -267,5 +291,70 @@ impl TrainingSae {
             .detach()
             .clamp(1e-12, f64::INFINITY)?;
         Ok(err.div(&var)?.affine(scale * ctx.aux_k_coefficient, 0.0)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::training::SaeTrainConfig;
+    use candle_core::Device;
+
+    /// The JumpReLU pseudo-gradient of the threshold, derived by hand.
+    ///
+    /// One latent reading one feature (`W_enc = W_dec = 1`, biases 0), threshold 0.5,
+    /// bandwidth 0.2, L0 coefficient 0.1, rows x = 0.55, 0.45, 1.0: the latents are 0.55, 0, 1
+    /// and only rows 1 and 2 lie within the kernel (|x - 0.5| < 0.1).
+    /// - MSE: only row 2 errs, dL/dz_2 = 2 (0 - 0.45) / 3 = -0.3, and dz/dtheta there is
+    ///   -(theta / bw) = -2.5: +0.75.
+    /// - L0: 0.1 / 3 * (-(1 / bw)) * 2 kernel rows = -1/3.
+    /// - dL/dlog_theta = theta * (0.75 - 1/3) = 0.208333...
+    #[test]
+    fn jumprelu_threshold_gradient_matches_the_hand_derivation() {
+        let dev = Device::Cpu;
+        let cfg = SaeTrainConfig::new(Architecture::JumpRelu {
+            init_threshold: 0.5,
+            bandwidth: 0.2,
+            l0_coefficient: 0.1,
+        });
+        let mut sae = TrainingSae::new(&cfg, 1, 1, DType::F32, &dev).unwrap();
+        let one = Tensor::new(&[[1f32]], &dev).unwrap();
+        sae.w_enc.set(&one).unwrap();
+        sae.w_dec.set(&one).unwrap();
+        let x = Tensor::new(&[[0.55f32], [0.45], [1.0]], &dev).unwrap();
+        let ctx = LossContext {
+            sparsity_scale: 1.0,
+            dead: None,
+            aux_k: None,
+            aux_k_coefficient: 0.0,
+        };
+        let out = sae.step_loss(&x, &x, &ctx).unwrap();
+        assert_eq!(
+            out.z.to_vec2::<f32>().unwrap(),
+            vec![vec![0.55], vec![0.0], vec![1.0]]
+        );
+        let mse = out.mse.to_scalar::<f32>().unwrap();
+        assert!((mse - 0.2025 / 3.0).abs() < 1e-6, "{mse}");
+        let l0 = out.sparsity.to_scalar::<f32>().unwrap();
+        assert!((l0 - 2.0 / 3.0).abs() < 1e-6, "{l0}");
+        let grads = out.loss.backward().unwrap();
+        let log_t = sae.log_threshold.as_ref().unwrap();
+        let g = grads
+            .get(log_t.as_tensor())
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0];
+        assert!((g - 0.208_333).abs() < 1e-5, "{g}");
+    }
+
+    #[test]
+    fn masks_keep_the_largest_entries() {
+        let dev = Device::Cpu;
+        let t = Tensor::new(&[[0.1f32, 0.9, 0.5], [0.7, -1.0, 0.2]], &dev).unwrap();
+        let row = row_topk_mask(&t, 1).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(row, vec![vec![0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0]]);
+        // batch top-2 over 2 rows keeps the 2 * 2 = 4 largest positive entries
+        let batch = batch_topk_mask(&t, 2).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(batch, vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 1.0]]);
     }
 }

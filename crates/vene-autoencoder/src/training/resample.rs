@@ -41,7 +41,12 @@ impl TrainingSae {
         }
         let xs: Vec<Vec<f32>> = x.to_dtype(DType::F32)?.to_vec2()?;
         let ys: Vec<Vec<f32>> = y.to_dtype(DType::F32)?.to_vec2()?;
-        let w_enc: Vec<Vec<f32>> = self.w_enc.as_tensor().to_dtype(DType::F32)?.t()?.to_vec2()?;
+        let w_enc: Vec<Vec<f32>> = self
+            .w_enc
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .t()?
+            .to_vec2()?;
         let mut w_dec: Vec<Vec<f32>> = self.w_dec.as_tensor().to_dtype(DType::F32)?.to_vec2()?;
         let mut b_enc: Vec<f32> = self.b_enc.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
         let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>().sqrt();

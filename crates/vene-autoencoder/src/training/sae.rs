@@ -8,8 +8,8 @@ use super::init::SeededRng;
 use crate::core::{saelens_parts, Part};
 use crate::util::Orient;
 use crate::{
-    Autoencoder, AutoencoderError, GatedAutoencoder, JumpReLUAutoencoder, ReluAutoencoder,
-    Result, TopKAutoencoder,
+    Autoencoder, AutoencoderError, GatedAutoencoder, JumpReLUAutoencoder, ReluAutoencoder, Result,
+    TopKAutoencoder,
 };
 
 /// A sparse autoencoder (or transcoder) being trained: SAELens's parameters as candle
@@ -295,7 +295,11 @@ impl TrainingSae {
     /// Rescales every decoder row to unit norm.
     pub(crate) fn normalize_decoder_rows(&self) -> Result<()> {
         let w = self.w_dec.as_tensor().detach();
-        let n = w.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::INFINITY)?;
+        let n = w
+            .sqr()?
+            .sum_keepdim(1)?
+            .sqrt()?
+            .clamp(1e-12, f64::INFINITY)?;
         self.w_dec.set(&w.broadcast_div(&n)?)?;
         Ok(())
     }
@@ -327,9 +331,9 @@ impl TrainingSae {
             )?),
             Architecture::TopK { k } => {
                 let sae = match input_dim {
-                    Some(d) => {
-                        TopKAutoencoder::transcoder_from_parts(source, parts, enc_dec, enc_dec, *k, d)?
-                    }
+                    Some(d) => TopKAutoencoder::transcoder_from_parts(
+                        source, parts, enc_dec, enc_dec, *k, d,
+                    )?,
                     None => TopKAutoencoder::from_parts(source, parts, enc_dec, enc_dec, *k)?,
                 };
                 TrainedSae::TopK(sae)
@@ -363,7 +367,12 @@ impl TrainingSae {
                 };
                 TrainedSae::Gated(GatedAutoencoder::from_parts(
                     source,
-                    [Part::new("W_enc", w_enc.tensor), Part::new("b_gate", b_gate.tensor), w_dec, b_dec],
+                    [
+                        Part::new("W_enc", w_enc.tensor),
+                        Part::new("b_gate", b_gate.tensor),
+                        w_dec,
+                        b_dec,
+                    ],
                     [Part::new("r_mag", r), Part::new("b_mag", b)],
                     enc_dec,
                     enc_dec,

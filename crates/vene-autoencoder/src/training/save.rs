@@ -94,7 +94,12 @@ impl TrainingSae {
     ///
     /// The normalisation factor is folded into the weights, so `normalize_activations` is
     /// `none`, as SAELens sets it when it folds.
-    pub fn save_saelens(&self, dir: impl AsRef<Path>, meta: &SaveMetadata, overwrite: bool) -> Result<()> {
+    pub fn save_saelens(
+        &self,
+        dir: impl AsRef<Path>,
+        meta: &SaveMetadata,
+        overwrite: bool,
+    ) -> Result<()> {
         let arch = self.saelens_architecture()?;
         let [w_enc, b_enc, w_dec, b_dec] = self.folded()?;
         let mut tensors = vec![("W_enc", w_enc), ("W_dec", w_dec), ("b_dec", b_dec)];
@@ -129,9 +134,9 @@ impl TrainingSae {
                 "norm_scaling_factor_folded": [self.input_scale, self.output_scale],
             },
         });
-        let obj = cfg.as_object_mut().ok_or_else(|| {
-            AutoencoderError::InvalidArgument("cfg.json is not an object".into())
-        })?;
+        let obj = cfg
+            .as_object_mut()
+            .ok_or_else(|| AutoencoderError::InvalidArgument("cfg.json is not an object".into()))?;
         let mut put = |key: &str, v: serde_json::Value| {
             obj.insert(key.to_string(), v.clone());
             if let Some(m) = obj.get_mut("metadata").and_then(|m| m.as_object_mut()) {
@@ -205,7 +210,10 @@ impl TrainingSae {
         });
         write_dir(
             dir.as_ref(),
-            &[("sae.safetensors", weights), ("cfg.json", json_bytes(&cfg)?)],
+            &[
+                ("sae.safetensors", weights),
+                ("cfg.json", json_bytes(&cfg)?),
+            ],
             overwrite,
         )
     }

@@ -91,7 +91,12 @@ where
             "a transcoder trains on (input, target) pairs: use train_transcoder".into(),
         ));
     }
-    run(sae, batches.into_iter().map(|b| b.map(|x| (x, None))), cfg, on_progress)
+    run(
+        sae,
+        batches.into_iter().map(|b| b.map(|x| (x, None))),
+        cfg,
+        on_progress,
+    )
 }
 
 /// Trains the transcoder `sae` on `batches` of `(input [rows, input_dim], target
@@ -212,7 +217,9 @@ where
             }
         }
         if head.is_empty() {
-            return Err(AutoencoderError::InvalidArgument("no training batches".into()));
+            return Err(AutoencoderError::InvalidArgument(
+                "no training batches".into(),
+            ));
         }
         let xs: Vec<Tensor> = head.iter().map(|(x, _)| x.clone()).collect();
         sae.input_scale = norm_scaling_factor(&xs)?;
