@@ -9,6 +9,8 @@
 //! - [`load_sae_pretrained`]: an SAE by release and id (SAELens's `SAE.from_pretrained`), from
 //!   the [`SaeRegistry`] (`data/pretrained_saes.json`, plus `$VENE_SAE_REGISTRY`).
 //! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
+//! - [`training`]: train ReLU, TopK, BatchTopK, JumpReLU, Gated and Matryoshka SAEs and
+//!   transcoders, and save them in SAELens's or sparsify's layout.
 //!
 //! # The kinds the loaders read
 //!
@@ -55,6 +57,7 @@ mod state;
 mod topk;
 mod torch_save;
 mod train;
+pub mod training;
 mod util;
 
 pub use autoencoder::{Autoencoder, AutoencoderState};

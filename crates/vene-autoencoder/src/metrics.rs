@@ -106,6 +106,15 @@ impl DeadLatentTracker {
         Ok(())
     }
 
+    /// Restarts the count of the latents marked in `mask` (e.g. after resampling them).
+    pub fn revive(&mut self, mask: &[bool]) {
+        for (s, &m) in self.since_fired.iter_mut().zip(mask) {
+            if m {
+                *s = 0;
+            }
+        }
+    }
+
     /// Latents that have not fired in the last `window` steps.
     pub fn dead_mask(&self) -> Vec<bool> {
         self.since_fired.iter().map(|&s| s >= self.window).collect()

@@ -1504,3 +1504,95 @@ fn readme_dependency_snippet_and_tutorial_time_match_the_sources() {
     assert_eq!(time(&readme), time(tutorial.lines().nth(1).unwrap_or("")));
     assert!(time(&readme).is_some());
 }
+
+#[test]
+fn train_sae_trains_other_architectures_and_saves_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let data = tmp.path().join("data.txt");
+    std::fs::write(
+        &data,
+        "the cat sat on a mat\nthe dog ran to the park\nred house and green tree\n",
+    )
+    .unwrap();
+    let train = |arch: &str, extra: &[&str]| {
+        let out = tmp.path().join(arch);
+        let mut a = vec![
+            "train-sae",
+            "--model",
+            model.to_str().unwrap(),
+            "--layer",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "20",
+            "--expansion",
+            "2",
+            "--lr",
+            "1e-2",
+            "--architecture",
+            arch,
+        ];
+        a.extend_from_slice(extra);
+        (vene(&a), out)
+    };
+    // topk without --k, and --sparsify-out for another kind, are refused before training
+    let (o, _) = train("batchtopk", &[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--k"));
+    let (o, _) = train("gated", &["--sparsify-out", "x"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--sparsify-out"));
+    let sparsify = tmp.path().join("sparsify").join("layers.1");
+    let (o, out) = train(
+        "topk",
+        &[
+            "--k",
+            "4",
+            "--normalize-activations",
+            "--sparsify-out",
+            sparsify.to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("trained a topk SAE on 17 activations of width 16"),
+        "{text}"
+    );
+    assert!(text.contains("L0 4.00"), "{text}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["architecture"], "topk");
+    assert_eq!(cfg["k"], 4);
+    assert_eq!(cfg["d_sae"], 32);
+    let sp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sparsify.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(sp["k"], 4);
+    assert!(sparsify.join("sae.safetensors").is_file());
+
+    for (arch, extra, saved) in [
+        (
+            "jumprelu",
+            vec!["--bandwidth", "0.05", "--init-threshold", "0.05"],
+            "jumprelu",
+        ),
+        ("batchtopk", vec!["--k", "4"], "jumprelu"),
+        ("gated", vec!["--l1", "0.01"], "gated"),
+        (
+            "matryoshka",
+            vec!["--k", "4", "--matryoshka-widths", "8,16"],
+            "jumprelu",
+        ),
+    ] {
+        let (o, out) = train(arch, &extra);
+        let text = stdout(&o);
+        assert!(text.contains(&format!("trained a {arch} SAE")), "{text}");
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+        assert_eq!(cfg["architecture"], saved, "{arch}");
+        assert!(cfg["metadata"]["training_architecture"].is_string());
+    }
+}

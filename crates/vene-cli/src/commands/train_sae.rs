@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use vene::autoencoder::training::{
+    train_sae, Architecture, SaeTrainConfig, SaveMetadata, TrainingSae,
+};
 use vene::autoencoder::{
-    metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig,
+    metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig, TrainProgress,
 };
 use vene::hooks::Component;
 use vene::models::{LanguageModel, Model};
@@ -48,9 +51,44 @@ pub struct TrainSaeArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// L1 coefficient.
+    /// L1 coefficient (relu, gated).
     #[arg(long, default_value_t = 1e-3)]
     pub l1: f64,
+    /// What to train: `relu` (pyvene's AutoencoderLayer, L1 with unit-norm decoder columns),
+    /// `topk`, `batchtopk`, `jumprelu`, `gated` or `matryoshka` (Matryoshka BatchTopK).
+    #[arg(long, default_value = "relu", value_parser = ["relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka"])]
+    pub architecture: String,
+    /// Latents kept per row (topk) or per row on average (batchtopk, matryoshka).
+    #[arg(long)]
+    pub k: Option<usize>,
+    /// L0 coefficient of jumprelu.
+    #[arg(long, default_value_t = 1.0)]
+    pub l0: f64,
+    /// Initial threshold of jumprelu (SAELens's 0.001).
+    #[arg(long, default_value_t = 0.001)]
+    pub init_threshold: f64,
+    /// Kernel bandwidth of jumprelu's straight-through estimator (SAELens's 0.001).
+    #[arg(long, default_value_t = 0.001)]
+    pub bandwidth: f64,
+    /// Prefix widths of matryoshka, comma-separated and increasing (the full width is added).
+    #[arg(long, value_delimiter = ',')]
+    pub matryoshka_widths: Vec<usize>,
+    /// Coefficient of the AuxK loss on dead latents (topk, batchtopk, matryoshka).
+    #[arg(long, default_value_t = 1.0 / 32.0)]
+    pub aux_k_coefficient: f64,
+    /// Linear warm-up of the learning rate over this many steps (all but relu).
+    #[arg(long, default_value_t = 0)]
+    pub lr_warm_up_steps: usize,
+    /// Linear warm-up of the L1 / L0 coefficient over this many steps (all but relu).
+    #[arg(long, default_value_t = 0)]
+    pub sparsity_warm_up_steps: usize,
+    /// Scale activations to a mean norm of sqrt(width) while training (SAELens
+    /// `expected_average_only_in`); the factor is folded into the saved weights.
+    #[arg(long)]
+    pub normalize_activations: bool,
+    /// Also write the SAE in sparsify's layout into this folder (topk only).
+    #[arg(long)]
+    pub sparsify_out: Option<PathBuf>,
     /// Tokens per forward pass: longer lines are cut into chunks of this many tokens
     /// (default: the model's context: its position table, else `max_position_embeddings` of
     /// its config.json, else 1024).
@@ -367,6 +405,15 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     }
     // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
+    let architecture = parse_architecture(args)?;
+    if let Some(dir) = &args.sparsify_out {
+        if !matches!(architecture, Some(Architecture::TopK { .. })) {
+            return Err(CliError::invalid(
+                "--sparsify-out needs --architecture topk (sparsify's layout holds TopK SAEs)",
+            ));
+        }
+        check_out_dir(dir, args.overwrite)?;
+    }
     if let Some(path) = &args.curves {
         crate::plots::PlotFormat::from_path(path)?;
     }
@@ -426,6 +473,9 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         backend.sae_dtype,
     )?;
     let n = acts.dim(0)?;
+    if let Some(arch) = architecture {
+        return run_architecture(args, arch, acts, d, latents, (lines, chunks, chunk));
+    }
     let ae = vene::autoencoder::AutoencoderLayer::seeded(d, latents, args.seed, acts.device())?
         .to(acts.device(), backend.sae_dtype)?;
     let cfg = TrainConfig {
@@ -493,4 +543,144 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         metrics::dead_fraction(&z)?,
         args.out.display()
     ))
+}
+
+/// The architecture `--architecture` and its flags ask for; `None` for `relu` (pyvene's
+/// `AutoencoderLayer`, trained by `vene::autoencoder::train`).
+///
+/// ```
+/// use clap::Parser;
+/// #[derive(clap::Parser)]
+/// struct Cli {
+///     #[command(flatten)]
+///     args: vene_cli::commands::train_sae::TrainSaeArgs,
+/// }
+/// let cli = Cli::parse_from([
+///     "x", "--model", "m", "--layer", "0", "--data", "d", "--out", "o",
+///     "--architecture", "topk", "--k", "8",
+/// ]);
+/// let arch = vene_cli::commands::train_sae::parse_architecture(&cli.args)?;
+/// assert_eq!(arch, Some(vene::autoencoder::training::Architecture::TopK { k: 8 }));
+/// # Ok::<(), vene_cli::CliError>(())
+/// ```
+pub fn parse_architecture(args: &TrainSaeArgs) -> Result<Option<Architecture>> {
+    let k = || {
+        args.k.ok_or_else(|| {
+            CliError::invalid(format!(
+                "--architecture {} needs --k (latents kept per row)",
+                args.architecture
+            ))
+        })
+    };
+    Ok(Some(match args.architecture.as_str() {
+        "relu" => return Ok(None),
+        "topk" => Architecture::TopK { k: k()? },
+        "batchtopk" => Architecture::batch_topk(k()?),
+        "matryoshka" => Architecture::matryoshka(k()?, args.matryoshka_widths.clone()),
+        "jumprelu" => Architecture::JumpRelu {
+            init_threshold: args.init_threshold,
+            bandwidth: args.bandwidth,
+            l0_coefficient: args.l0,
+        },
+        "gated" => Architecture::Gated {
+            l1_coefficient: args.l1,
+        },
+        other => {
+            return Err(CliError::invalid(format!(
+                "--architecture {other}: expected relu, topk, batchtopk, jumprelu, gated or \
+                 matryoshka"
+            )))
+        }
+    }))
+}
+
+/// Trains and saves an SAE of `arch` (every kind but `relu`) on the collected `acts`.
+fn run_architecture(
+    args: &TrainSaeArgs,
+    arch: Architecture,
+    acts: Tensor,
+    d: usize,
+    latents: usize,
+    (lines, chunks, chunk): (usize, usize, usize),
+) -> Result<String> {
+    let n = acts.dim(0)?;
+    let mut cfg = SaeTrainConfig::new(arch);
+    cfg.lr = args.lr;
+    cfg.total_steps = Some(args.steps);
+    cfg.lr_warm_up_steps = args.lr_warm_up_steps;
+    cfg.sparsity_warm_up_steps = args.sparsity_warm_up_steps;
+    cfg.normalize_activations = args.normalize_activations;
+    cfg.aux_k_coefficient = args.aux_k_coefficient;
+    cfg.seed = args.seed;
+    cfg.log_every = (args.steps / 100).max(1);
+    let mut sae = TrainingSae::new(&cfg, d, latents, acts.dtype(), acts.device())?;
+    let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let rows = args.batch_size;
+    let device = acts.device().clone();
+    let source = acts.clone();
+    let batches = std::iter::repeat_with(move || {
+        let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
+        Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
+    });
+    let mut records: Vec<TrainRecord> = Vec::new();
+    let last = train_sae(&mut sae, batches, &cfg, |p| {
+        records.push(TrainRecord::from(&TrainProgress::from(p)));
+        bar.set_position(p.step as u64);
+        bar.set_message(format!(
+            "mse {:.4} L0 {:.1} EV {:.3}",
+            p.mse, p.l0, p.explained_variance
+        ));
+    })?;
+    bar.finish_and_clear();
+    let trained = sae.to_trained()?;
+    let ae = trained.as_autoencoder();
+    let z = ae.encode(&acts)?;
+    let recon = ae.decode_for(&z, &acts)?;
+    let hook = hook_name(args.layer, args.component);
+    let meta = SaveMetadata {
+        hook_name: hook.clone(),
+        hook_name_out: None,
+        layer: Some(args.layer),
+        model_name: Some(args.model.clone()),
+        prepend_bos: args.bos.resolve(None),
+    };
+    sae.save_saelens(&args.out, &meta, args.overwrite)?;
+    let mut wrote = String::new();
+    if let Some(dir) = &args.sparsify_out {
+        sae.save_sparsify(dir, args.overwrite)?;
+        wrote += &format!("wrote {} (sparsify layout)\n", dir.display());
+    }
+    wrote += &write_records(args, &records)?;
+    Ok(format!(
+        "trained a {} SAE on {n} activations of width {d} ({lines} lines in {chunks} chunks of \
+         at most {chunk} tokens), {latents} latents, {} steps\n\
+         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n{wrote}",
+        args.architecture,
+        last.step,
+        metrics::mse(&acts, &recon)?,
+        metrics::l0(&z)?,
+        metrics::explained_variance(&acts, &recon)?,
+        metrics::dead_fraction(&z)?,
+        args.out.display()
+    ))
+}
+
+/// Writes `--metrics` and `--curves` and says what was written.
+fn write_records(args: &TrainSaeArgs, records: &[TrainRecord]) -> Result<String> {
+    let mut wrote = String::new();
+    if let Some(path) = &args.metrics {
+        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
+        vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
+        wrote += &format!(
+            "wrote {} ({} steps logged)\n",
+            path.display(),
+            records.len()
+        );
+    }
+    if let Some(path) = &args.curves {
+        crate::plots::plot_training_curves(records, path)?;
+        wrote += &format!("wrote {}\n", path.display());
+    }
+    Ok(wrote)
 }

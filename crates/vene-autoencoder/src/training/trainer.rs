@@ -1,0 +1,318 @@
+//! The training loop shared by every architecture.
+
+use candle_core::{DType, Tensor};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use serde::Serialize;
+
+use super::config::{BDecInit, SaeTrainConfig};
+use super::init::{geometric_median, norm_scaling_factor, SeededRng};
+use super::losses::LossContext;
+use super::sae::TrainingSae;
+use crate::metrics::{explained_variance, l0, DeadLatentTracker};
+use crate::util::check_width;
+use crate::{AutoencoderError, Result, TrainProgress};
+
+/// What the progress callback of [`train_sae`] gets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SaeTrainProgress {
+    /// Steps done (1-based).
+    pub step: usize,
+    /// Total loss of this step's batch.
+    pub loss: f64,
+    /// Reconstruction error (sum over features, mean over rows), in the training units.
+    pub mse: f64,
+    /// The sparsity penalty before its coefficient: L1 (ReLU, Gated's gate) or L0 (JumpReLU);
+    /// 0 for the TopK kinds.
+    pub sparsity: f64,
+    /// The auxiliary losses after their coefficients: AuxK, Gated's gate reconstruction,
+    /// Matryoshka's prefix reconstructions.
+    pub aux: f64,
+    /// Mean number of active latents per row.
+    pub l0: f64,
+    /// Explained variance of the batch's reconstruction.
+    pub explained_variance: f64,
+    /// Fraction of latents dead over the tracking window.
+    pub dead_fraction: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Dead latents resampled so far (ReLU with resampling).
+    pub resampled: usize,
+}
+
+impl From<&SaeTrainProgress> for TrainProgress {
+    /// The ReLU trainer's record: `l1` holds [`SaeTrainProgress::sparsity`].
+    fn from(p: &SaeTrainProgress) -> Self {
+        TrainProgress {
+            step: p.step,
+            loss: p.loss,
+            mse: p.mse,
+            l1: p.sparsity,
+            l0: p.l0,
+            explained_variance: p.explained_variance,
+            dead_fraction: p.dead_fraction,
+            lr: p.lr,
+        }
+    }
+}
+
+/// Trains the SAE `sae` on `batches` of activations (each `[rows, input_dim]`) and returns
+/// the last step's progress. `cfg.architecture` must be the one `sae` was built with.
+///
+/// Before the first step: with `cfg.normalize_activations`, the first
+/// `cfg.norm_estimation_batches` batches fix the scaling factor (they are then trained on
+/// as usual); `b_dec` starts as `cfg.b_dec_init` of the first (scaled) batch. After every
+/// step, decoder rows go back to unit norm when [`SaeTrainConfig::unit_norm_decoder`].
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use vene_autoencoder::training::{train_sae, Architecture, SaeTrainConfig, TrainingSae};
+///
+/// let mut cfg = SaeTrainConfig::new(Architecture::TopK { k: 2 });
+/// cfg.total_steps = Some(5);
+/// let mut sae = TrainingSae::new(&cfg, 4, 8, DType::F32, &Device::Cpu)?;
+/// let data = Tensor::randn(0f32, 1., (32, 4), &Device::Cpu)?;
+/// let last = train_sae(&mut sae, std::iter::repeat_with(|| Ok(data.clone())), &cfg, |_| {})?;
+/// assert_eq!(last.step, 5);
+/// assert!(last.l0 <= 2.0);
+/// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+/// ```
+pub fn train_sae<I, F>(
+    sae: &mut TrainingSae,
+    batches: I,
+    cfg: &SaeTrainConfig,
+    on_progress: F,
+) -> Result<SaeTrainProgress>
+where
+    I: IntoIterator<Item = Result<Tensor>>,
+    F: FnMut(&SaeTrainProgress),
+{
+    if sae.is_transcoder() {
+        return Err(AutoencoderError::InvalidArgument(
+            "a transcoder trains on (input, target) pairs: use train_transcoder".into(),
+        ));
+    }
+    run(
+        sae,
+        batches.into_iter().map(|b| b.map(|x| (x, None))),
+        cfg,
+        on_progress,
+    )
+}
+
+/// Trains the transcoder `sae` on `batches` of `(input [rows, input_dim], target
+/// [rows, output_dim])` pairs (activations of two sites for the same tokens); otherwise as
+/// [`train_sae`].
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use vene_autoencoder::training::{train_transcoder, Architecture, SaeTrainConfig, TrainingSae};
+///
+/// let mut cfg = SaeTrainConfig::new(Architecture::relu(1e-3));
+/// cfg.total_steps = Some(3);
+/// let mut tc = TrainingSae::new_transcoder(&cfg, 4, 6, 8, DType::F32, &Device::Cpu)?;
+/// let x = Tensor::randn(0f32, 1., (16, 4), &Device::Cpu)?;
+/// let y = Tensor::randn(0f32, 1., (16, 6), &Device::Cpu)?;
+/// let last = train_transcoder(&mut tc, std::iter::repeat_with(|| Ok((x.clone(), y.clone()))), &cfg, |_| {})?;
+/// assert_eq!(last.step, 3);
+/// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+/// ```
+pub fn train_transcoder<I, F>(
+    sae: &mut TrainingSae,
+    batches: I,
+    cfg: &SaeTrainConfig,
+    on_progress: F,
+) -> Result<SaeTrainProgress>
+where
+    I: IntoIterator<Item = Result<(Tensor, Tensor)>>,
+    F: FnMut(&SaeTrainProgress),
+{
+    if !sae.is_transcoder() {
+        return Err(AutoencoderError::InvalidArgument(
+            "train_transcoder needs a transcoder (TrainingSae::new_transcoder); an SAE trains \
+             with train_sae"
+                .into(),
+        ));
+    }
+    run(
+        sae,
+        batches.into_iter().map(|b| b.map(|(x, y)| (x, Some(y)))),
+        cfg,
+        on_progress,
+    )
+}
+
+type Pair = (Tensor, Option<Tensor>);
+
+/// Checks a batch's widths and row counts, flattens it to rows, casts it to `dtype`.
+fn prepare(dims: (usize, usize), (x, y): Pair, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let (input_dim, output_dim) = dims;
+    check_width(&x, input_dim, "training batch")?;
+    let x = x.reshape(((), input_dim))?.to_dtype(dtype)?;
+    let y = match y {
+        None => x.clone(),
+        Some(y) => {
+            check_width(&y, output_dim, "training target")?;
+            let y = y.reshape(((), output_dim))?.to_dtype(dtype)?;
+            if y.dim(0)? != x.dim(0)? {
+                return Err(AutoencoderError::InvalidArgument(format!(
+                    "a training pair has {} input rows but {} target rows",
+                    x.dim(0)?,
+                    y.dim(0)?
+                )));
+            }
+            y
+        }
+    };
+    if x.dim(0)? == 0 {
+        return Err(AutoencoderError::InvalidArgument(
+            "an empty training batch".into(),
+        ));
+    }
+    Ok((x, y))
+}
+
+fn to_f64(t: &Tensor) -> Result<f64> {
+    Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+}
+
+fn new_optimizer(sae: &TrainingSae, cfg: &SaeTrainConfig, lr: f64) -> Result<AdamW> {
+    let params = ParamsAdamW {
+        lr,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: 1e-8,
+        weight_decay: 0.0,
+    };
+    Ok(AdamW::new(sae.vars(), params)?)
+}
+
+fn run<I, F>(
+    sae: &mut TrainingSae,
+    batches: I,
+    cfg: &SaeTrainConfig,
+    mut on_progress: F,
+) -> Result<SaeTrainProgress>
+where
+    I: Iterator<Item = Result<Pair>>,
+    F: FnMut(&SaeTrainProgress),
+{
+    cfg.check(sae.latent_dim())?;
+    if cfg.architecture != *sae.architecture() {
+        return Err(AutoencoderError::InvalidArgument(format!(
+            "the config trains {:?} but the SAE was built as {:?}",
+            cfg.architecture,
+            sae.architecture()
+        )));
+    }
+    let dtype = sae.dtype();
+    let dims = (sae.input_dim(), sae.output_dim());
+    let mut batches = batches.peekable();
+    // The first batches fix the normalisation; they are trained on afterwards.
+    let mut head: Vec<(Tensor, Tensor)> = Vec::new();
+    if cfg.normalize_activations {
+        while head.len() < cfg.norm_estimation_batches {
+            match batches.next() {
+                Some(b) => head.push(prepare(dims, b?, dtype)?),
+                None => break,
+            }
+        }
+        if head.is_empty() {
+            return Err(AutoencoderError::InvalidArgument(
+                "no training batches".into(),
+            ));
+        }
+        let xs: Vec<Tensor> = head.iter().map(|(x, _)| x.clone()).collect();
+        sae.input_scale = norm_scaling_factor(&xs)?;
+        sae.output_scale = if sae.is_transcoder() {
+            let ys: Vec<Tensor> = head.iter().map(|(_, y)| y.clone()).collect();
+            norm_scaling_factor(&ys)?
+        } else {
+            sae.input_scale
+        };
+    } else {
+        sae.input_scale = 1.0;
+        sae.output_scale = 1.0;
+    }
+    let unit_norm = cfg.unit_norm_decoder();
+    let mut opt = new_optimizer(sae, cfg, cfg.lr_at(0))?;
+    let mut tracker = DeadLatentTracker::new(sae.latent_dim(), cfg.dead_window);
+    let mut rng = SeededRng::new(cfg.seed.wrapping_add(1));
+    let mut last: Option<SaeTrainProgress> = None;
+    let mut resampled = 0usize;
+    let stream = head
+        .into_iter()
+        .map(Ok)
+        .chain(batches.map(|b| b.and_then(|b| prepare(dims, b, dtype))));
+    for (step, batch) in stream.enumerate() {
+        if cfg.total_steps.is_some_and(|t| step >= t) {
+            break;
+        }
+        let (x, y) = batch?;
+        let x = x.affine(sae.input_scale, 0.0)?;
+        let y = y.affine(sae.output_scale, 0.0)?;
+        if step == 0 {
+            let b_dec = match cfg.b_dec_init {
+                BDecInit::Zeros => None,
+                BDecInit::Mean => Some(y.mean(0)?),
+                BDecInit::GeometricMedian { iterations } => {
+                    Some(geometric_median(&y, iterations)?.to_dtype(dtype)?)
+                }
+            };
+            if let Some(b) = b_dec {
+                sae.b_dec.set(&b)?;
+            }
+            if unit_norm {
+                sae.normalize_decoder_rows()?;
+            }
+        }
+        let lr = cfg.lr_at(step);
+        opt.set_learning_rate(lr);
+        let dead = tracker.dead_mask();
+        let any_dead = dead.iter().any(|&d| d);
+        let ctx = LossContext {
+            sparsity_scale: cfg.sparsity_scale_at(step),
+            dead: any_dead.then_some(dead.as_slice()),
+            aux_k: cfg.aux_k,
+            aux_k_coefficient: cfg.aux_k_coefficient,
+        };
+        let out = sae.step_loss(&x, &y, &ctx)?;
+        opt.backward_step(&out.loss)?;
+        if unit_norm {
+            sae.normalize_decoder_rows()?;
+        }
+        tracker.update(&out.z)?;
+        let done = step + 1;
+        let is_last = cfg.total_steps == Some(done);
+        // (never on the last step: the new latents would leave untrained)
+        if cfg.resample_every.is_some_and(|n| done % n == 0) && !is_last {
+            let dead = tracker.dead_mask();
+            let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut rng)?;
+            if n > 0 {
+                resampled += n;
+                tracker.revive(&dead);
+                // Adam's moments of the old latents would push the new ones back.
+                opt = new_optimizer(sae, cfg, lr)?;
+            }
+        }
+        if done % cfg.log_every.max(1) == 0 || is_last || last.is_none() {
+            let p = SaeTrainProgress {
+                step: done,
+                loss: to_f64(&out.loss)?,
+                mse: to_f64(&out.mse)?,
+                sparsity: to_f64(&out.sparsity)?,
+                aux: to_f64(&out.aux)?,
+                l0: l0(&out.z)?,
+                explained_variance: explained_variance(&y, &out.recon)?,
+                dead_fraction: tracker.dead_fraction(),
+                lr,
+                resampled,
+            };
+            on_progress(&p);
+            last = Some(p);
+        } else if let Some(p) = last.as_mut() {
+            p.step = done;
+            p.resampled = resampled;
+        }
+    }
+    last.ok_or_else(|| AutoencoderError::InvalidArgument("no training batches".into()))
+}
