@@ -43,8 +43,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut jumprelu = vene::interventions::JumpReLUAutoencoderIntervention::from_tensors(
         wave(&[16, 24], 0.37)?,
-        wave(&[24, 16], 0.71)?,
         wave(&[24], 0.13)?,
+        wave(&[24, 16], 0.71)?,
         wave(&[16], 0.29)?,
         wave(&[24], 0.05)?.abs()?,
     )?;

@@ -34,8 +34,8 @@ fn cases() -> Vec<(RepresentationConfig, Option<Vec<&'static str>>)> {
         };
         let mut iv = vene::interventions::JumpReLUAutoencoderIntervention::from_tensors(
             t(&[16, 24], 0.37),
-            t(&[24, 16], 0.71),
             t(&[24], 0.13),
+            t(&[24, 16], 0.71),
             t(&[16], 0.29),
             t(&[24], 0.05).abs().unwrap(),
         )
