@@ -241,6 +241,10 @@ impl AutoencoderIntervention {
     /// Around any autoencoder (a custom one, a loaded SAE). Its parameters are not exposed
     /// as trainable. It can be saved when the autoencoder describes itself
     /// ([`Autoencoder::state`]: vene-autoencoder's ReLU, TopK and JumpReLU SAEs do).
+    ///
+    /// It swaps **no latent** until dims are set ([`Self::set_interchange_dim`]) or a call
+    /// selects some: the output is then the plain reconstruction. pyvene's default is latent
+    /// `embed_dim`; `set_interchange_dim(vec![embed_dim])` reproduces it.
     pub fn new(autoencoder: Arc<dyn Autoencoder>) -> Result<Self> {
         Ok(Self {
             core: AeCore::new(autoencoder)?,
@@ -252,6 +256,7 @@ impl AutoencoderIntervention {
 
     /// Around pyvene's [`AutoencoderLayer`]: trainable ([`Intervention::vars`]) and savable
     /// under pyvene's names (`autoencoder.encoder.0.weight`, ...).
+    /// Like [`Self::new`], it swaps no latent until dims are set.
     pub fn from_layer(layer: AutoencoderLayer) -> Result<Self> {
         let mut out = Self::new(Arc::new(layer.clone()))?;
         out.core.compute_dtype = Some(layer.dtype());
