@@ -1,53 +1,11 @@
 //! Runs the `vene` binary on a tiny offline model folder: the fixture tiny GPT-2 (vocab 64)
 //! with a word-level tokenizer written here.
 
+mod common;
+
+use common::{model_dir, stdout, vene, FIXTURE, WORDS};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/pyvene/tiny-gpt2"
-);
-const WORDS: &str = "the cat sat on a mat and dog ran to park red blue green big small house tree";
-
-/// A model folder: the fixture checkpoint plus a word-level tokenizer.json (ids 1.. for WORDS,
-/// 0 for unknown words).
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for (i, w) in WORDS.split(' ').enumerate() {
-        vocab.insert(w.into(), (i + 1).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    dir
-}
-
-fn vene(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vene"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "vene failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
 
 /// Table rows (lines starting with `|`, minus header and rule).
 fn table_rows(text: &str) -> Vec<Vec<String>> {

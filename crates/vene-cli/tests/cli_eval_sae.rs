@@ -1,20 +1,15 @@
 //! `vene eval-sae` on the offline demo model: an exact SAE recovers all of the loss, the JSON
 //! report equals the library's `eval_sae` on the same sequences, and bad input is refused.
 
+mod common;
+
+use common::vene;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor};
 use vene::hooks::{Component, Site};
 use vene::models::Model;
 use vene_cli::demo::folders::{write_model, WIDTH};
-
-fn vene(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vene"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// An SAE in SAELens's layout at `hook` whose reconstruction is its input exactly:
 /// latents `[relu(x), relu(-x)]`, decoder `[I; -I]`.

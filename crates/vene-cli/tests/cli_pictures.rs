@@ -3,43 +3,17 @@
 //! against activations and logit effects computed here from the tensors), `vene patch
 //! --plot`, `vene train-sae --metrics --curves`, `vene dashboard --density-plot`.
 
+mod common;
+
+use common::{model_dir, stdout, vene, WORDS};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device};
 use vene::hooks::Component;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/pyvene/tiny-gpt2"
-);
-const WORDS: &str = "the cat sat on a mat and dog ran to park red blue green big small house tree";
 const CORPUS: &str =
     "the cat sat on a mat\n\nthe dog ran to the zebra park\nred house and green tree\n\
                       a big cat and a small dog\n";
-
-/// A model folder: the fixture checkpoint plus a word-level tokenizer.json (ids 1.. for WORDS,
-/// 0 `<unk>` for unknown words; ids past the words have no token).
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for (i, w) in WORDS.split(' ').enumerate() {
-        vocab.insert(w.into(), (i + 1).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    dir
-}
 
 /// The text `vene` shows for token `id` of that tokenizer.
 fn token_name(id: usize) -> String {
@@ -48,22 +22,6 @@ fn token_name(id: usize) -> String {
         i if i <= WORDS.split(' ').count() => WORDS.split(' ').nth(i - 1).unwrap().into(),
         i => format!("<id {i}>"),
     }
-}
-
-fn vene(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vene"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "vene failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
 }
 
 fn s(p: &Path) -> &str {

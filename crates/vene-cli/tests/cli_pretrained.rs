@@ -1,39 +1,16 @@
 //! `--sae-release/--sae-id` and `vene sae-releases`, on the fixture tiny GPT-2 (d_model 16,
 //! 2 layers) with SAEs put in a temporary hub cache (`HF_HUB_CACHE`, offline).
 
+mod common;
+
+use common::{model_dir_with_words, stdout, FEW_WORDS};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use candle_core::{Device, Tensor};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/pyvene/tiny-gpt2"
-);
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-
-/// The fixture checkpoint with a word-level tokenizer.
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for (i, w) in ["the", "cat", "sat", "on", "a", "mat"].iter().enumerate() {
-        vocab.insert(w.to_string(), (i + 1).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    dir
-}
 
 /// The snapshot folder of `path` in `repo_id` under the hub cache `cache`.
 fn snapshot(cache: &Path, repo_id: &str, path: &str) -> PathBuf {
@@ -98,15 +75,6 @@ fn vene(args: &[&str], cache: &Path, env: &[(&str, &str)]) -> Output {
     cmd.output().unwrap()
 }
 
-fn stdout(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "vene failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
 /// Exit code `code` and stderr.
 fn failure(o: &Output, code: i32) -> String {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -118,7 +86,7 @@ fn failure(o: &Output, code: i32) -> String {
 #[test]
 fn features_and_steer_load_an_sae_by_release_and_id_at_the_registry_site() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = model_dir_with_words(tmp.path(), FEW_WORDS);
     let m = model.to_str().unwrap();
     let cache = tmp.path().join("hub");
     // SAELens: gpt2-small-res-jb's blocks.1.hook_resid_pre; the cfg names no hook, the
@@ -248,7 +216,7 @@ fn features_and_steer_load_an_sae_by_release_and_id_at_the_registry_site() {
 #[test]
 fn the_registry_site_replaces_a_hook_name_vene_cannot_read() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = model_dir_with_words(tmp.path(), FEW_WORDS);
     let m = model.to_str().unwrap();
     let cache = tmp.path().join("hub");
     let dir = snapshot(&cache, "me/saes", "run-1");
@@ -283,7 +251,7 @@ fn the_registry_site_replaces_a_hook_name_vene_cannot_read() {
 #[test]
 fn sae_flag_errors_name_what_is_wrong() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = model_dir_with_words(tmp.path(), FEW_WORDS);
     let m = model.to_str().unwrap();
     let cache = tmp.path().join("hub");
     let features = |sae: &[&str]| {

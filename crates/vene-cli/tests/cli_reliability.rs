@@ -1,40 +1,8 @@
 //! The CLI never panics or aborts on huge sizes, and `train-sae` never destroys an earlier SAE.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/pyvene/tiny-gpt2"
-);
-
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for (i, w) in "the cat sat on a mat".split(' ').enumerate() {
-        vocab.insert(w.into(), (i + 1).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    dir
-}
-
-fn vene(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vene"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+use common::{model_dir_with_words, vene, FEW_WORDS};
 
 /// Exit code 1 with one line naming `needle`, no panic.
 fn assert_refused(args: &[&str], needle: &str) {
@@ -76,7 +44,7 @@ fn with_flag<'a>(mut args: Vec<&'a str>, flag: &'a str, value: &'a str) -> Vec<&
 #[test]
 fn huge_sizes_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = model_dir_with_words(tmp.path(), FEW_WORDS);
     let m = model.to_str().unwrap();
     let data = tmp.path().join("data.txt");
     std::fs::write(&data, "the cat sat on a mat\n").unwrap();
@@ -113,7 +81,7 @@ fn huge_sizes_are_refused() {
 #[test]
 fn train_sae_keeps_an_earlier_sae_unless_asked_to_overwrite() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = model_dir(tmp.path());
+    let model = model_dir_with_words(tmp.path(), FEW_WORDS);
     let m = model.to_str().unwrap();
     let data = tmp.path().join("data.txt");
     std::fs::write(&data, "the cat sat on a mat\n").unwrap();
