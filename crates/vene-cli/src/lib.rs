@@ -9,6 +9,7 @@
 //! - [`load`]: a model with its tokenizer, an SAE from a folder or the hub.
 //! - [`sae_args`]: `--sae` or `--sae-release` / `--sae-id`, shared by the commands that read an
 //!   SAE.
+//! - [`sae_on_text`]: the model / SAE / site / text arguments of `eval-sae` and `dashboard`.
 //! - [`table`]: aligned text tables.
 //! - [`dashboard`]: static HTML pages of SAE latents (`vene dashboard`).
 //! - [`plots`]: pictures (PNG or SVG): feature density, patching heat map, training curves.
@@ -28,6 +29,7 @@ pub mod load;
 pub mod plots;
 pub mod progress;
 pub mod sae_args;
+pub mod sae_on_text;
 pub mod table;
 
 pub use error::{CliError, Result};

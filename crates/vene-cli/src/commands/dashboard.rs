@@ -8,7 +8,6 @@ use candle_core::DType;
 use vene::hooks::Component;
 use vene::models::LanguageModel;
 
-use crate::backend::BackendArgs;
 use crate::dashboard::html::{self, Context, LatentPage};
 use crate::dashboard::{histogram, logit_effects, top_activations};
 use crate::load::LoadedModel;
@@ -26,24 +25,12 @@ pub const HISTOGRAM_BINS: usize = 40;
 /// Arguments of `vene dashboard`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DashboardArgs {
-    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
-    #[arg(long)]
-    pub model: String,
-    /// The SAE: --sae, or --sae-release with --sae-id.
+    /// The model, the SAE and its site, the corpus and its chunking, device and BOS.
     #[command(flatten)]
-    pub sae: crate::sae_args::SaeArgs,
-    /// Layer (default: the layer the SAE's files name).
-    #[arg(long)]
-    pub layer: Option<usize>,
-    /// Component the SAE reads (default: the site its files name; else block_output).
-    #[arg(long)]
-    pub component: Option<Component>,
+    pub input: crate::sae_on_text::SaeOnTextArgs,
     /// A latent to make a page for (repeat for more: `--latent 3 --latent 7`).
     #[arg(long = "latent", required = true)]
     pub latents: Vec<usize>,
-    /// The corpus: a text file, one text per line (blank lines skipped).
-    #[arg(long)]
-    pub text: PathBuf,
     /// The folder to write the pages and index.html into (created if missing; pages of the
     /// same latents are replaced).
     #[arg(long)]
@@ -58,16 +45,6 @@ pub struct DashboardArgs {
     /// this file (`.png` or `.svg`).
     #[arg(long)]
     pub density_plot: Option<PathBuf>,
-    /// Tokens per forward pass: longer lines are cut into chunks (default: the model's
-    /// context).
-    #[arg(long)]
-    pub context_length: Option<usize>,
-    /// Device and precision.
-    #[command(flatten)]
-    pub backend: BackendArgs,
-    /// Whether texts start with the BOS token.
-    #[command(flatten)]
-    pub bos: crate::bos::BosArgs,
 }
 
 /// The corpus run through the model: per text, its tokens and the chosen latents' values.
@@ -203,29 +180,20 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     if let Some(path) = &args.density_plot {
         crate::plots::PlotFormat::from_path(path)?;
     }
-    let backend = args.backend.open()?;
-    let lm = load::model(&args.model, &backend)?;
-    let sae = args.sae.load()?;
-    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
-    let site = load::sae_site(args.layer, args.component, &sae)?;
+    let crate::sae_on_text::OpenedSae {
+        backend,
+        lm,
+        sae,
+        site,
+        chunk,
+    } = args.input.open()?;
     let (layer, component) = (site.layer, site.component);
     let ae = load::sae_for(&lm.model, sae, component, &backend)?;
-    if let Some(w) = &site.warning {
-        eprintln!("{w}");
-    }
     let latents = checked_latents(&args.latents, ae.latent_dim())?;
-    let chunk = match args.context_length {
-        Some(0) => return Err(CliError::invalid("--context-length must be at least 1")),
-        Some(n) => n,
-        None => super::train_sae::context_length(
-            &lm.model,
-            super::train_sae::config_context_length(Path::new(&args.model)),
-        ),
-    };
     let acts = activations(
         &lm,
         ae.as_ref(),
-        &args.text,
+        &args.input.text,
         (layer, component),
         &latents,
         chunk,
@@ -234,12 +202,12 @@ pub fn run(args: &DashboardArgs) -> Result<String> {
     let n_tokens: usize = acts.texts.iter().map(|(_, ids)| ids.len()).sum();
     let sae_line = format!(
         "SAE {} at layer {layer} {component} ({} latents)",
-        args.sae.sae.clone().unwrap_or_else(|| args.sae.describe()),
+        args.input.sae_name(),
         ae.latent_dim()
     );
     let corpus_line = format!(
         "corpus {}: {} texts, {n_tokens} tokens",
-        args.text.display(),
+        args.input.text.display(),
         acts.texts.len()
     );
     let unembedding = lm.model.unembedding();

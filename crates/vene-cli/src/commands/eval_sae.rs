@@ -3,34 +3,18 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use vene::hooks::{transformer_lens_name, Component, Site};
+use vene::hooks::{transformer_lens_name, Site};
 use vene::{SaeEvalOptions, SaeEvalReport, Splice};
 
-use crate::backend::BackendArgs;
-use crate::commands::train_sae::{chunk_ids, chunk_length};
+use crate::commands::train_sae::chunk_ids;
 use crate::{load, table, CliError, Result};
 
 /// Arguments of `vene eval-sae`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalSaeArgs {
-    /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
-    #[arg(long)]
-    pub model: String,
-    /// The SAE: --sae, or --sae-release with --sae-id.
+    /// The model, the SAE and its site, the text and its chunking, device and BOS.
     #[command(flatten)]
-    pub sae: crate::sae_args::SaeArgs,
-    /// Layer (default: the layer the SAE's files name).
-    #[arg(long)]
-    pub layer: Option<usize>,
-    /// Component the SAE reads and replaces (default: the site its files name).
-    #[arg(long)]
-    pub component: Option<Component>,
-    /// Text file, one text per line; each line is cut into chunks of --context-length tokens.
-    #[arg(long)]
-    pub text: PathBuf,
-    /// Tokens per sequence (default: the model's context).
-    #[arg(long)]
-    pub context_length: Option<usize>,
+    pub input: crate::sae_on_text::SaeOnTextArgs,
     /// Evaluate at most this many sequences (chunks), from the start of the file.
     #[arg(long)]
     pub max_sequences: Option<usize>,
@@ -51,12 +35,6 @@ pub struct EvalSaeArgs {
     /// latents counted apart, as SAELens shows it) to this PNG or SVG file.
     #[arg(long)]
     pub density_plot: Option<PathBuf>,
-    /// Device and precision.
-    #[command(flatten)]
-    pub backend: BackendArgs,
-    /// Whether sequences start with the BOS token.
-    #[command(flatten)]
-    pub bos: crate::bos::BosArgs,
 }
 
 /// Runs `vene eval-sae`: the report as a table (and JSON with `--json`).
@@ -73,16 +51,19 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     if let Some(path) = &args.density_plot {
         crate::plots::PlotFormat::from_path(path)?;
     }
-    let backend = args.backend.open()?;
-    let lm = load::model(&args.model, &backend)?;
-    let sae = args.sae.load()?;
-    let lm = lm.with_prepend_bos(args.bos.resolve(Some(&sae)))?;
-    let site = load::sae_site(args.layer, args.component, &sae)?;
-    if let Some(w) = &site.warning {
-        eprintln!("{w}");
-    }
+    let crate::sae_on_text::OpenedSae {
+        backend,
+        lm,
+        sae,
+        site,
+        chunk,
+    } = args.input.open()?;
     // A transcoder writes the output site its files name, unless --layer/--component moved it.
-    let transcoder_sites = match (&sae.output_hook_name, args.layer, args.component) {
+    let transcoder_sites = match (
+        &sae.output_hook_name,
+        args.input.layer,
+        args.input.component,
+    ) {
         (Some(_), None, None) => Some(vene::sae_sites(&sae)?),
         _ => None,
     };
@@ -93,12 +74,11 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     let ae = load::sae_for(&lm.model, sae, read.component, &backend)?;
     let splice = Splice::transcoder(read, where_, ae);
     splice.check(&lm.model)?;
-    let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
     let bos = match lm.prepend_bos {
         Some(true) => Some(lm.tokenizer.bos_token_id()?),
         _ => None,
     };
-    let sequences = read_sequences(&lm, &args.text, chunk, bos, args.max_sequences)?;
+    let sequences = read_sequences(&lm, &args.input.text, chunk, bos, args.max_sequences)?;
     let opts = SaeEvalOptions {
         batch_size: args.batch_size,
         dense_threshold: args.dense_threshold,
@@ -120,7 +100,7 @@ pub fn run(args: &EvalSaeArgs) -> Result<String> {
     if let Some(path) = &args.density_plot {
         crate::plots::plot_feature_density(&report.latent_density, path)?;
     }
-    let name = args.sae.sae.clone().unwrap_or_else(|| args.sae.describe());
+    let name = args.input.sae_name();
     Ok(render(&report, read, where_, &name))
 }
 
