@@ -246,7 +246,7 @@ fn checkpoint(root: &Path) -> (SaeTrainConfig, Vec<Tensor>) {
 fn resume_err(root: &Path, cfg: &SaeTrainConfig, data: &[Tensor]) -> AutoencoderError {
     resume_sae_training(
         root.join("ckpt"),
-        data.to_vec().into_iter().map(Ok),
+        data.iter().cloned().map(Ok),
         cfg,
         &Device::Cpu,
         |_| {},
