@@ -1610,6 +1610,7 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
     )
     .unwrap();
     let ckpt = tmp.path().join("ckpt");
+    let metrics = tmp.path().join("metrics.jsonl");
     let train = |out: &str, steps: &str, extra: &[&str]| {
         let out = tmp.path().join(out);
         let mut a = vec![
@@ -1649,12 +1650,34 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
             "3",
             "--checkpoint-dir",
             ckpt.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
         ],
     );
     stdout(&o);
     assert!(ckpt.join("trainer_state.json").is_file());
-    let (o, resumed) = train("resumed", "6", &["--resume", ckpt.to_str().unwrap()]);
+    let (o, resumed) = train(
+        "resumed",
+        "6",
+        &[
+            "--resume",
+            ckpt.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+    );
     let text = stdout(&o);
+    // the metrics file holds steps 1..=6: the stopped run's, then the resumed ones
+    let steps: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4, 5, 6]);
     assert!(text.contains("6 steps"), "{text}");
     let weights = |dir: &Path| std::fs::read(dir.join("sae_weights.safetensors")).unwrap();
     assert_eq!(weights(&resumed), weights(&straight));

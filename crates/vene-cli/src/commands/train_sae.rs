@@ -115,7 +115,8 @@ pub struct TrainSaeArgs {
     pub checkpoint_dir: Option<PathBuf>,
     /// Resume from this checkpoint folder, with the same model, data, seed and flags
     /// (`--steps` counts from the start of the first run): the result is the one an
-    /// uninterrupted run gives. `--metrics` then holds the resumed steps.
+    /// uninterrupted run gives. `--metrics` keeps the stopped run's records before the
+    /// resumed steps.
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Replace an earlier SAE in `--out` (by default a folder with files is left alone and
@@ -722,12 +723,28 @@ fn run_architecture(
 fn write_records(args: &TrainSaeArgs, records: &[TrainRecord]) -> Result<String> {
     let mut wrote = String::new();
     if let Some(path) = &args.metrics {
-        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
+        let mut text = String::new();
+        if args.resume.is_some() {
+            // keep the stopped run's records before the first resumed step
+            let first = records.first().map_or(usize::MAX, |r| r.step);
+            if let Ok(old) = std::fs::read_to_string(path) {
+                for line in old.lines() {
+                    let step = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+                    if step.is_some_and(|s| (s as usize) < first) {
+                        text += line;
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        text.extend(records.iter().map(|r| r.to_json_line() + "\n"));
         vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
         wrote += &format!(
             "wrote {} ({} steps logged)\n",
             path.display(),
-            records.len()
+            text.lines().count()
         );
     }
     if let Some(path) = &args.curves {
