@@ -203,6 +203,8 @@ pub(crate) fn new_optimizer(sae: &TrainingSae, cfg: &SaeTrainConfig, lr: f64) ->
 /// threshold, normalisation factors and RNG state are restored), so that a run stopped and
 /// resumed gives bit for bit the parameters of a run that never stopped. `cfg` must train the
 /// checkpoint's architecture; its `total_steps` counts from the start of the first run.
+/// (One exception to bit-exactness: a ReLU run that was stopped by its own `total_steps` on a
+/// resampling step skipped that resampling, as every run does on its last step.)
 ///
 /// ```
 /// use candle_core::{DType, Device, Tensor};
