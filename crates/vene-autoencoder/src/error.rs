@@ -135,6 +135,14 @@ pub enum AutoencoderError {
         /// What is wrong with it.
         message: String,
     },
+    /// A training checkpoint that is missing, incomplete, corrupt, or made for another SAE.
+    #[error("checkpoint {path}: {message}")]
+    InvalidCheckpoint {
+        /// The checkpoint folder (or the file in it).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// An I/O error on a file.
     #[error("{path}: {source}")]
     Io {

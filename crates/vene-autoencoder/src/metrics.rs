@@ -90,6 +90,19 @@ impl DeadLatentTracker {
         }
     }
 
+    /// A tracker resuming from saved counts ([`DeadLatentTracker::steps_since_fired`]).
+    pub fn from_counts(steps_since_fired: Vec<u64>, window: u64) -> Self {
+        Self {
+            since_fired: steps_since_fired,
+            window,
+        }
+    }
+
+    /// For each latent, the steps since it last fired (for a checkpoint).
+    pub fn steps_since_fired(&self) -> &[u64] {
+        &self.since_fired
+    }
+
     /// Records one step's latents `[..., L]`.
     pub fn update(&mut self, z: &Tensor) -> Result<()> {
         let width = self.since_fired.len();

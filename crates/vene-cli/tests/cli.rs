@@ -1554,3 +1554,109 @@ fn train_sae_trains_other_architectures_and_saves_them() {
         assert!(cfg["metadata"]["training_architecture"].is_string());
     }
 }
+
+/// `--checkpoint-every` + `--resume`: 3 steps with a checkpoint, then resumed to 6, save the
+/// same weights, byte for byte, as 6 steps straight.
+#[test]
+fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let data = tmp.path().join("data.txt");
+    std::fs::write(
+        &data,
+        "the cat sat on a mat\nthe dog ran to the park\nred house and green tree\n",
+    )
+    .unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let metrics = tmp.path().join("metrics.jsonl");
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let mut a = vec![
+            "train-sae",
+            "--model",
+            model.to_str().unwrap(),
+            "--layer",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            steps,
+            "--expansion",
+            "2",
+            "--lr",
+            "1e-2",
+            "--architecture",
+            "jumprelu",
+            "--bandwidth",
+            "0.5",
+            "--normalize-activations",
+            "--seed",
+            "5",
+        ];
+        a.extend_from_slice(extra);
+        (vene(&a), out)
+    };
+    let (o, straight) = train("straight", "6", &[]);
+    stdout(&o);
+    let (o, _) = train(
+        "first",
+        "3",
+        &[
+            "--checkpoint-every",
+            "3",
+            "--checkpoint-dir",
+            ckpt.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    stdout(&o);
+    assert!(ckpt.join("trainer_state.json").is_file());
+    let (o, resumed) = train(
+        "resumed",
+        "6",
+        &[
+            "--resume",
+            ckpt.to_str().unwrap(),
+            "--metrics",
+            metrics.to_str().unwrap(),
+        ],
+    );
+    let text = stdout(&o);
+    // the metrics file holds steps 1..=6: the stopped run's, then the resumed ones
+    let steps: Vec<u64> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, vec![1, 2, 3, 4, 5, 6]);
+    assert!(text.contains("6 steps"), "{text}");
+    let weights = |dir: &Path| std::fs::read(dir.join("sae_weights.safetensors")).unwrap();
+    assert_eq!(weights(&resumed), weights(&straight));
+    assert_ne!(weights(&tmp.path().join("first")), weights(&straight));
+    // a folder that is not a checkpoint, and relu, are refused before any work
+    let (o, _) = train("bad", "6", &["--resume", tmp.path().to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a checkpoint folder"));
+    let o = vene(&[
+        "train-sae",
+        "--model",
+        model.to_str().unwrap(),
+        "--layer",
+        "1",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("relu").to_str().unwrap(),
+        "--resume",
+        ckpt.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("other than relu"));
+}

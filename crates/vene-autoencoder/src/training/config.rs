@@ -1,5 +1,7 @@
 //! What to train ([`Architecture`]) and how ([`SaeTrainConfig`]).
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{AutoencoderError, Result};
@@ -311,6 +313,18 @@ pub struct SaeTrainConfig {
     /// Call the progress callback every this-many steps (and on the first and last).
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
+    /// Write a checkpoint (see [`super::resume_sae_training`]) into `checkpoint_dir` every
+    /// this-many steps; `None`: never.
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// The folder the checkpoints go to, each replacing the last one atomically (needed by
+    /// `checkpoint_every`).
+    #[serde(default)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Append one JSON object per progress record ([`super::SaeTrainProgress`]) to this file;
+    /// a fresh run starts it anew, a resumed run keeps the records up to its checkpoint's step.
+    #[serde(default)]
+    pub metrics_path: Option<PathBuf>,
 }
 
 mod defaults {
@@ -372,6 +386,9 @@ impl SaeTrainConfig {
             resample_every: None,
             seed: 0,
             log_every: defaults::log_every(),
+            checkpoint_every: None,
+            checkpoint_dir: None,
+            metrics_path: None,
         }
     }
 
@@ -445,6 +462,12 @@ impl SaeTrainConfig {
                  or its threshold",
                 self.architecture.saelens_name()
             ));
+        }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint_every must be at least 1".into());
+        }
+        if self.checkpoint_every.is_some() && self.checkpoint_dir.is_none() {
+            return bad("checkpoint_every needs checkpoint_dir".into());
         }
         if self.normalize_activations && self.norm_estimation_batches == 0 {
             return bad("norm_estimation_batches must be at least 1".into());

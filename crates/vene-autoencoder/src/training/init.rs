@@ -15,6 +15,16 @@ impl SeededRng {
         Self(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The generator's state, for a checkpoint.
+    pub(crate) fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from a [`SeededRng::state`].
+    pub(crate) fn from_state(state: u64) -> Self {
+        Self(state)
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -10,7 +10,13 @@
 //!   (input, target) pairs; [`TrainingSae::to_trained`] converts to the inference types and
 //!   [`TrainingSae::save_saelens`] / [`TrainingSae::save_sparsify`] write the files the
 //!   loaders read.
+//! - Checkpoints ([`SaeTrainConfig::checkpoint_every`]) and [`resume_sae_training`] /
+//!   [`resume_transcoder_training`]: a stopped run resumes bit-exactly, thanks to the
+//!   crate's own [`Adam`], whose state can be saved; progress records as JSON lines
+//!   ([`SaeTrainConfig::metrics_path`]).
 
+mod adam;
+mod checkpoint;
 mod config;
 mod init;
 mod losses;
@@ -19,8 +25,12 @@ mod sae;
 mod save;
 mod trainer;
 
+pub use adam::{Adam, AdamParams};
+pub use checkpoint::{CHECKPOINT_STATE, CHECKPOINT_TENSORS};
 pub use config::{Architecture, BDecInit, SaeTrainConfig};
 pub use init::{geometric_median, norm_scaling_factor};
 pub use sae::{TrainedSae, TrainingSae};
 pub use save::SaveMetadata;
-pub use trainer::{train_sae, train_transcoder, SaeTrainProgress};
+pub use trainer::{
+    resume_sae_training, resume_transcoder_training, train_sae, train_transcoder, SaeTrainProgress,
+};

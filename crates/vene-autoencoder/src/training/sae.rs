@@ -270,20 +270,24 @@ impl TrainingSae {
         self.b_dec.as_tensor()
     }
 
-    /// Every trained parameter, for the optimizer.
-    pub(crate) fn vars(&self) -> Vec<Var> {
+    /// Every trained parameter with its SAELens name (`W_enc`, `b_enc`, `W_dec`, `b_dec`, and
+    /// `log_threshold` / `r_mag`, `b_mag` where the architecture has them).
+    pub(crate) fn named_vars(&self) -> Vec<(String, Var)> {
         let mut v = vec![
-            self.w_enc.clone(),
-            self.b_enc.clone(),
-            self.w_dec.clone(),
-            self.b_dec.clone(),
+            ("W_enc".to_string(), self.w_enc.clone()),
+            ("b_enc".to_string(), self.b_enc.clone()),
+            ("W_dec".to_string(), self.w_dec.clone()),
+            ("b_dec".to_string(), self.b_dec.clone()),
         ];
-        v.extend(
-            [&self.log_threshold, &self.r_mag, &self.b_mag]
-                .into_iter()
-                .flatten()
-                .cloned(),
-        );
+        for (name, var) in [
+            ("log_threshold", &self.log_threshold),
+            ("r_mag", &self.r_mag),
+            ("b_mag", &self.b_mag),
+        ] {
+            if let Some(var) = var {
+                v.push((name.to_string(), var.clone()));
+            }
+        }
         v
     }
 

@@ -1,9 +1,15 @@
 //! The training loop shared by every architecture.
 
-use candle_core::{DType, Tensor};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use std::io::Write;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
+use super::adam::{Adam, AdamParams};
+use super::checkpoint::{
+    checkpoint_dir, read_checkpoint, truncate_metrics, write_checkpoint, LoopState,
+};
 use super::config::{BDecInit, SaeTrainConfig};
 use super::init::{geometric_median, norm_scaling_factor, SeededRng};
 use super::losses::LossContext;
@@ -95,6 +101,7 @@ where
         sae,
         batches.into_iter().map(|b| b.map(|x| (x, None))),
         cfg,
+        None,
         on_progress,
     )
 }
@@ -137,6 +144,7 @@ where
         sae,
         batches.into_iter().map(|b| b.map(|(x, y)| (x, Some(y)))),
         cfg,
+        None,
         on_progress,
     )
 }
@@ -175,21 +183,130 @@ fn to_f64(t: &Tensor) -> Result<f64> {
     Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?)
 }
 
-fn new_optimizer(sae: &TrainingSae, cfg: &SaeTrainConfig, lr: f64) -> Result<AdamW> {
-    let params = ParamsAdamW {
+pub(crate) fn new_optimizer(sae: &TrainingSae, cfg: &SaeTrainConfig, lr: f64) -> Result<Adam> {
+    let params = AdamParams {
         lr,
         beta1: cfg.beta1,
         beta2: cfg.beta2,
         eps: 1e-8,
         weight_decay: 0.0,
     };
-    Ok(AdamW::new(sae.vars(), params)?)
+    Adam::new(sae.named_vars(), params)
+}
+
+/// Resumes training the SAE saved in the checkpoint folder `checkpoint` (written by a run
+/// with [`SaeTrainConfig::checkpoint_every`]) and returns it with the last step's progress.
+///
+/// `batches` is the same replayable source the run started from: the batches the
+/// checkpoint had consumed are read and skipped, then training continues exactly where it
+/// stopped (parameters, Adam's moments and step count, dead-latent counts, BatchTopK
+/// threshold, normalisation factors and RNG state are restored), so that a run stopped and
+/// resumed gives bit for bit the parameters of a run that never stopped. `cfg` must train the
+/// checkpoint's architecture; its `total_steps` counts from the start of the first run.
+/// (One exception to bit-exactness: a ReLU run that was stopped by its own `total_steps` on a
+/// resampling step skipped that resampling, as every run does on its last step.)
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// use vene_autoencoder::training::{resume_sae_training, train_sae, Architecture, SaeTrainConfig, TrainingSae};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut cfg = SaeTrainConfig::new(Architecture::TopK { k: 2 });
+/// cfg.total_steps = Some(6);
+/// cfg.checkpoint_every = Some(3);
+/// cfg.checkpoint_dir = Some(dir.path().join("ckpt"));
+/// let data: Vec<Tensor> = (0..6)
+///     .map(|_| Tensor::randn(0f32, 1., (8, 4), &Device::Cpu))
+///     .collect::<candle_core::Result<_>>()?;
+/// let source = || data.clone().into_iter().map(Ok);
+/// let mut sae = TrainingSae::new(&cfg, 4, 8, DType::F32, &Device::Cpu)?;
+/// // the source runs out after 3 batches: the run stops with a checkpoint at step 3
+/// train_sae(&mut sae, source().take(3), &cfg, |_| {})?;
+/// let (resumed, last) = resume_sae_training(dir.path().join("ckpt"), source(), &cfg, &Device::Cpu, |_| {})?;
+/// assert_eq!(last.step, 6);
+/// assert_eq!(resumed.latent_dim(), 8);
+/// # Ok::<(), vene_autoencoder::AutoencoderError>(())
+/// ```
+pub fn resume_sae_training<I, F>(
+    checkpoint: impl AsRef<Path>,
+    batches: I,
+    cfg: &SaeTrainConfig,
+    device: &Device,
+    on_progress: F,
+) -> Result<(TrainingSae, SaeTrainProgress)>
+where
+    I: IntoIterator<Item = Result<Tensor>>,
+    F: FnMut(&SaeTrainProgress),
+{
+    let (mut sae, state) = read_checkpoint(checkpoint.as_ref(), cfg, device)?;
+    if sae.is_transcoder() {
+        return Err(AutoencoderError::InvalidArgument(
+            "the checkpoint holds a transcoder: use resume_transcoder_training".into(),
+        ));
+    }
+    let last = run(
+        &mut sae,
+        batches.into_iter().map(|b| b.map(|x| (x, None))),
+        cfg,
+        Some(state),
+        on_progress,
+    )?;
+    Ok((sae, last))
+}
+
+/// [`resume_sae_training`] for a transcoder's checkpoint, on `(input, target)` pairs.
+pub fn resume_transcoder_training<I, F>(
+    checkpoint: impl AsRef<Path>,
+    batches: I,
+    cfg: &SaeTrainConfig,
+    device: &Device,
+    on_progress: F,
+) -> Result<(TrainingSae, SaeTrainProgress)>
+where
+    I: IntoIterator<Item = Result<(Tensor, Tensor)>>,
+    F: FnMut(&SaeTrainProgress),
+{
+    let (mut sae, state) = read_checkpoint(checkpoint.as_ref(), cfg, device)?;
+    if !sae.is_transcoder() {
+        return Err(AutoencoderError::InvalidArgument(
+            "the checkpoint holds an SAE, not a transcoder: use resume_sae_training".into(),
+        ));
+    }
+    let last = run(
+        &mut sae,
+        batches.into_iter().map(|b| b.map(|(x, y)| (x, Some(y)))),
+        cfg,
+        Some(state),
+        on_progress,
+    )?;
+    Ok((sae, last))
+}
+
+/// The JSON-lines metrics file: started anew, or cut back to `resume_step` and appended to.
+fn open_metrics(cfg: &SaeTrainConfig, resume_step: Option<usize>) -> Result<Option<std::fs::File>> {
+    let Some(path) = &cfg.metrics_path else {
+        return Ok(None);
+    };
+    if let Some(step) = resume_step {
+        truncate_metrics(path, step)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true);
+    if resume_step.is_some() {
+        opts.append(true);
+    } else {
+        opts.write(true).truncate(true);
+    }
+    Ok(Some(
+        opts.open(path).map_err(|e| AutoencoderError::io(path, e))?,
+    ))
 }
 
 fn run<I, F>(
     sae: &mut TrainingSae,
     batches: I,
     cfg: &SaeTrainConfig,
+    resume: Option<LoopState>,
     mut on_progress: F,
 ) -> Result<SaeTrainProgress>
 where
@@ -207,9 +324,26 @@ where
     let dtype = sae.dtype();
     let dims = (sae.input_dim(), sae.output_dim());
     let mut batches = batches.peekable();
+    let resume_step = resume.as_ref().map(|r| r.step);
+    if let Some(consumed) = resume_step {
+        // A replayable source: skip what the checkpoint had consumed.
+        for i in 0..consumed {
+            match batches.next() {
+                Some(b) => drop(b?),
+                None => {
+                    return Err(AutoencoderError::InvalidArgument(format!(
+                        "the batch source ended after {i} batches, before the checkpoint's \
+                         position ({consumed} batches consumed)"
+                    )))
+                }
+            }
+        }
+    }
     // The first batches fix the normalisation; they are trained on afterwards.
     let mut head: Vec<(Tensor, Tensor)> = Vec::new();
-    if cfg.normalize_activations {
+    if resume.is_some() {
+        // the factors come from the checkpoint
+    } else if cfg.normalize_activations {
         while head.len() < cfg.norm_estimation_batches {
             match batches.next() {
                 Some(b) => head.push(prepare(dims, b?, dtype)?),
@@ -234,16 +368,26 @@ where
         sae.output_scale = 1.0;
     }
     let unit_norm = cfg.unit_norm_decoder();
-    let mut opt = new_optimizer(sae, cfg, cfg.lr_at(0))?;
-    let mut tracker = DeadLatentTracker::new(sae.latent_dim(), cfg.dead_window);
-    let mut rng = SeededRng::new(cfg.seed.wrapping_add(1));
+    let mut st = match resume {
+        Some(s) => s,
+        None => LoopState {
+            step: 0,
+            opt: new_optimizer(sae, cfg, cfg.lr_at(0))?,
+            tracker: DeadLatentTracker::new(sae.latent_dim(), cfg.dead_window),
+            rng: SeededRng::new(cfg.seed.wrapping_add(1)),
+            resampled: 0,
+        },
+    };
+    let start = st.step;
+    let ckpt_dir = checkpoint_dir(cfg);
+    let mut metrics = open_metrics(cfg, resume_step)?;
     let mut last: Option<SaeTrainProgress> = None;
-    let mut resampled = 0usize;
     let stream = head
         .into_iter()
         .map(Ok)
         .chain(batches.map(|b| b.and_then(|b| prepare(dims, b, dtype))));
-    for (step, batch) in stream.enumerate() {
+    for (i, batch) in stream.enumerate() {
+        let step = start + i;
         if cfg.total_steps.is_some_and(|t| step >= t) {
             break;
         }
@@ -266,8 +410,8 @@ where
             }
         }
         let lr = cfg.lr_at(step);
-        opt.set_learning_rate(lr);
-        let dead = tracker.dead_mask();
+        st.opt.set_learning_rate(lr);
+        let dead = st.tracker.dead_mask();
         let any_dead = dead.iter().any(|&d| d);
         let ctx = LossContext {
             sparsity_scale: cfg.sparsity_scale_at(step),
@@ -276,24 +420,31 @@ where
             aux_k_coefficient: cfg.aux_k_coefficient,
         };
         let out = sae.step_loss(&x, &y, &ctx)?;
-        opt.backward_step(&out.loss)?;
+        st.opt.backward_step(&out.loss)?;
         if unit_norm {
             sae.normalize_decoder_rows()?;
         }
-        tracker.update(&out.z)?;
+        st.tracker.update(&out.z)?;
         let done = step + 1;
         let is_last = cfg.total_steps == Some(done);
         // (never on the last step: the new latents would leave untrained)
         if cfg.resample_every.is_some_and(|n| done % n == 0) && !is_last {
-            let dead = tracker.dead_mask();
-            let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut rng)?;
+            let dead = st.tracker.dead_mask();
+            let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut st.rng)?;
             if n > 0 {
-                resampled += n;
-                tracker.revive(&dead);
+                st.resampled += n;
+                st.tracker.revive(&dead);
                 // Adam's moments of the old latents would push the new ones back.
-                opt = new_optimizer(sae, cfg, lr)?;
+                st.opt = new_optimizer(sae, cfg, lr)?;
             }
         }
+        st.step = done;
+        if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &ckpt_dir) {
+            if done % every == 0 {
+                write_checkpoint(dir, sae, &st)?;
+            }
+        }
+        let resampled = st.resampled;
         if done % cfg.log_every.max(1) == 0 || is_last || last.is_none() {
             let p = SaeTrainProgress {
                 step: done,
@@ -303,11 +454,19 @@ where
                 aux: to_f64(&out.aux)?,
                 l0: l0(&out.z)?,
                 explained_variance: explained_variance(&y, &out.recon)?,
-                dead_fraction: tracker.dead_fraction(),
+                dead_fraction: st.tracker.dead_fraction(),
                 lr,
                 resampled,
             };
             on_progress(&p);
+            if let (Some(f), Some(path)) = (metrics.as_mut(), &cfg.metrics_path) {
+                let line = serde_json::to_string(&p).map_err(|e| {
+                    AutoencoderError::InvalidArgument(format!("metrics record: {e}"))
+                })?;
+                writeln!(f, "{line}")
+                    .and_then(|_| f.flush())
+                    .map_err(|e| AutoencoderError::io(path, e))?;
+            }
             last = Some(p);
         } else if let Some(p) = last.as_mut() {
             p.step = done;

@@ -9,7 +9,8 @@ use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::training::{
-    train_sae, Architecture, SaeTrainConfig, SaveMetadata, TrainingSae,
+    resume_sae_training, train_sae, Architecture, SaeTrainConfig, SaeTrainProgress, SaveMetadata,
+    TrainingSae,
 };
 use vene::autoencoder::{
     metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig, TrainProgress,
@@ -105,6 +106,19 @@ pub struct TrainSaeArgs {
     /// by step) to this file (`.png` or `.svg`).
     #[arg(long)]
     pub curves: Option<PathBuf>,
+    /// Write a training checkpoint every this many steps into `--checkpoint-dir` (every
+    /// architecture but relu); each replaces the last.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub checkpoint_every: Option<usize>,
+    /// The checkpoint folder of `--checkpoint-every`.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume from this checkpoint folder, with the same model, data, seed and flags
+    /// (`--steps` counts from the start of the first run): the result is the one an
+    /// uninterrupted run gives. `--metrics` keeps the stopped run's records before the
+    /// resumed steps.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
     /// Replace an earlier SAE in `--out` (by default a folder with files is left alone and
     /// the command fails before training).
     #[arg(long)]
@@ -406,6 +420,27 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
     let architecture = parse_architecture(args)?;
+    if architecture.is_none() && (args.checkpoint_every.is_some() || args.resume.is_some()) {
+        return Err(CliError::invalid(
+            "--checkpoint-every and --resume need an --architecture other than relu \
+             (topk, batchtopk, jumprelu, gated, matryoshka)",
+        ));
+    }
+    if args.checkpoint_every == Some(0) {
+        return Err(CliError::invalid("--checkpoint-every must be at least 1"));
+    }
+    if let Some(dir) = &args.resume {
+        if !dir
+            .join(vene::autoencoder::training::CHECKPOINT_STATE)
+            .is_file()
+        {
+            return Err(CliError::invalid(format!(
+                "--resume {}: not a checkpoint folder (no {})",
+                dir.display(),
+                vene::autoencoder::training::CHECKPOINT_STATE
+            )));
+        }
+    }
     if let Some(dir) = &args.sparsify_out {
         if !matches!(architecture, Some(Architecture::TopK { .. })) {
             return Err(CliError::invalid(
@@ -613,7 +648,8 @@ fn run_architecture(
     cfg.aux_k_coefficient = args.aux_k_coefficient;
     cfg.seed = args.seed;
     cfg.log_every = (args.steps / 100).max(1);
-    let mut sae = TrainingSae::new(&cfg, d, latents, acts.dtype(), acts.device())?;
+    cfg.checkpoint_every = args.checkpoint_every;
+    cfg.checkpoint_dir = args.checkpoint_dir.clone();
     let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let rows = args.batch_size;
@@ -624,14 +660,31 @@ fn run_architecture(
         Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
     });
     let mut records: Vec<TrainRecord> = Vec::new();
-    let last = train_sae(&mut sae, batches, &cfg, |p| {
+    let on_progress = |p: &SaeTrainProgress| {
         records.push(TrainRecord::from(&TrainProgress::from(p)));
         bar.set_position(p.step as u64);
         bar.set_message(format!(
             "mse {:.4} L0 {:.1} EV {:.3}",
             p.mse, p.l0, p.explained_variance
         ));
-    })?;
+    };
+    let (sae, last) = match &args.resume {
+        Some(dir) => resume_sae_training(dir, batches, &cfg, acts.device(), on_progress)?,
+        None => {
+            let mut sae = TrainingSae::new(&cfg, d, latents, acts.dtype(), acts.device())?;
+            let last = train_sae(&mut sae, batches, &cfg, on_progress)?;
+            (sae, last)
+        }
+    };
+    if sae.input_dim() != d || sae.latent_dim() != latents {
+        return Err(CliError::invalid(format!(
+            "the checkpoint's SAE is {} x {}, but --expansion {} on width {d} asks for {d} x \
+             {latents}",
+            sae.input_dim(),
+            sae.latent_dim(),
+            args.expansion
+        )));
+    }
     bar.finish_and_clear();
     let trained = sae.to_trained()?;
     let ae = trained.as_autoencoder();
@@ -670,12 +723,28 @@ fn run_architecture(
 fn write_records(args: &TrainSaeArgs, records: &[TrainRecord]) -> Result<String> {
     let mut wrote = String::new();
     if let Some(path) = &args.metrics {
-        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
+        let mut text = String::new();
+        if args.resume.is_some() {
+            // keep the stopped run's records before the first resumed step
+            let first = records.first().map_or(usize::MAX, |r| r.step);
+            if let Ok(old) = std::fs::read_to_string(path) {
+                for line in old.lines() {
+                    let step = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v.get("step").and_then(|s| s.as_u64()));
+                    if step.is_some_and(|s| (s as usize) < first) {
+                        text += line;
+                        text.push('\n');
+                    }
+                }
+            }
+        }
+        text.extend(records.iter().map(|r| r.to_json_line() + "\n"));
         vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
         wrote += &format!(
             "wrote {} ({} steps logged)\n",
             path.display(),
-            records.len()
+            text.lines().count()
         );
     }
     if let Some(path) = &args.curves {
