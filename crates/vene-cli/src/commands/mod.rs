@@ -1,5 +1,6 @@
 //! The `vene` subcommands. Each takes its clap arguments and returns the text it prints.
 
+pub mod collect;
 pub mod dashboard;
 pub mod demo;
 pub mod eval_sae;
