@@ -159,3 +159,111 @@ fn collect_refuses_a_bad_shard_an_unknown_site_and_a_second_write() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("manifest.json"));
 }
+
+#[test]
+fn train_sae_streams_from_a_store_made_by_shard_jobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let text = tmp.path().join("data.txt");
+    std::fs::write(
+        &text,
+        "the cat sat on a mat\nthe dog ran to the park\nred house and green tree\nbig tree\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    for i in 0..2 {
+        collect(&model, &text, &store, &format!("{i}/2"));
+    }
+    let out = tmp.path().join("sae");
+    let m = model.to_str().unwrap();
+    // job 0: lines 1 and 3 (6 + 5 rows: shards of 5, 5, 1), job 1: lines 2 and 4 (6 + 2: 5, 3)
+    let s = store.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let run = vene(&[
+        "train-sae",
+        "--model",
+        m,
+        "--store",
+        s,
+        "--out",
+        o,
+        "--architecture",
+        "topk",
+        "--k",
+        "2",
+        "--steps",
+        "12",
+        "--batch-size",
+        "4",
+        "--shuffle-buffer",
+        "6",
+        "--expansion",
+        "2",
+    ]);
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        said.contains("trained a topk SAE on a store of 19 activations of width 16 (5 shards, shuffle buffer 6 rows, at most"),
+        "{said}"
+    );
+    assert!(said.contains("32 latents, 12 steps"), "{said}");
+    // buffer 6 + one shard of at most 5 rows
+    let held: usize = said
+        .split("at most ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((6..=11).contains(&held), "{said}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+    assert_eq!(cfg["hook_name"], "blocks.1.hook_resid_post");
+    assert_eq!(
+        (cfg["d_in"].as_u64(), cfg["d_sae"].as_u64()),
+        (Some(16), Some(32))
+    );
+    let loaded = vene::autoencoder::load_sae(&out).unwrap();
+    assert_eq!(loaded.autoencoder.latent_dim(), 32);
+
+    // the store is checked: a corrupt shard is refused, naming it
+    let shard = store.join("shard-1-of-2-0.safetensors");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&shard, bytes).unwrap();
+    let again = vene(&[
+        "train-sae",
+        "--model",
+        m,
+        "--store",
+        s,
+        "--out",
+        o,
+        "--overwrite",
+        "--steps",
+        "2",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("shard-1-of-2-0.safetensors") && err.contains("corrupt"),
+        "{err}"
+    );
+    // --store with --data is clap's error
+    let both = vene(&[
+        "train-sae",
+        "--model",
+        m,
+        "--store",
+        s,
+        "--data",
+        "x",
+        "--out",
+        o,
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+}

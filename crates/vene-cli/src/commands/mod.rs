@@ -10,6 +10,7 @@ pub mod patch_args;
 pub mod sae_releases;
 pub mod steer;
 pub mod train_sae;
+mod train_store;
 
 use candle_core::Tensor;
 use vene::hooks::Component;
