@@ -14,6 +14,8 @@ pub const STORE_FORMAT: &str = "vene-activation-store";
 pub const STORE_VERSION: u32 = 1;
 /// The name of the tensor in every shard.
 pub const SHARD_TENSOR: &str = "activations";
+/// The largest manifest file read (a million shards' entries fit).
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 /// The merged manifest's file name.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -102,6 +104,15 @@ pub fn shard_file_name(index: usize, count: usize, k: usize) -> String {
 impl Manifest {
     /// Reads and checks a manifest file (format, version, totals, shard names).
     pub fn read(path: &Path) -> Result<Self, StoreError> {
+        let size = std::fs::metadata(path)
+            .map_err(|e| StoreError::io(path, e))?
+            .len();
+        if size > MAX_MANIFEST_BYTES {
+            return Err(StoreError::manifest(
+                path,
+                format!("{size} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have"),
+            ));
+        }
         let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| StoreError::manifest(path, format!("not a store manifest: {e}")))?;
@@ -126,6 +137,14 @@ impl Manifest {
         }
         if self.d == 0 || self.rows_per_shard == 0 || self.writers == 0 {
             return bad("d, rows_per_shard and writers must be positive".into());
+        }
+        if crate::limits::checked_elements(&[self.rows_per_shard, self.d]).is_none() {
+            return bad(format!(
+                "shards of {} rows of width {} are more than the {} values allowed per tensor",
+                self.rows_per_shard,
+                self.d,
+                crate::limits::MAX_NEW_TENSOR_ELEMENTS
+            ));
         }
         if matches!(self.part, Some(i) if i >= self.writers) {
             return bad(format!(

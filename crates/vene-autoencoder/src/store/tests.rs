@@ -325,3 +325,16 @@ fn training_streams_a_store_ten_times_the_buffer_with_bounded_memory() {
     assert!(peak <= buffer_rows + per_shard, "peak {peak} rows");
     assert!(peak >= buffer_rows, "the buffer fills: peak {peak} rows");
 }
+
+#[test]
+fn a_shard_too_large_to_allocate_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut huge = spec(usize::MAX / 2, StoreDType::F32);
+    huge.d = 4;
+    let err = StoreWriter::create(&dir.path().join("s"), huge, 0, 1).unwrap_err();
+    assert!(
+        err.to_string().contains("values allowed per tensor"),
+        "{err}"
+    );
+    assert!(!dir.path().join("s").exists());
+}

@@ -78,6 +78,15 @@ impl StoreWriter {
             )
             .into());
         }
+        if crate::limits::checked_elements(&[spec.rows_per_shard, spec.d]).is_none() {
+            return Err(StoreError::InvalidArgument(format!(
+                "a shard of {} rows of width {} is more than the {} values allowed per tensor",
+                spec.rows_per_shard,
+                spec.d,
+                crate::limits::MAX_NEW_TENSOR_ELEMENTS
+            ))
+            .into());
+        }
         std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         for name in [MANIFEST_FILE.to_string(), part_file_name(index, count)] {
             let p = dir.join(&name);
@@ -152,7 +161,6 @@ impl StoreWriter {
             bytes: bytes.len() as u64,
             sha256: format!("{:x}", Sha256::digest(&bytes)),
         });
-        self.pending = Vec::with_capacity(self.spec.rows_per_shard * self.spec.d);
         Ok(())
     }
 
