@@ -154,6 +154,10 @@ pub enum AutoencoderError {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// An activation store that cannot be written or read (missing or corrupt shard, bad
+    /// manifest).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl AutoencoderError {

@@ -9,6 +9,8 @@
 //! - [`load_sae_pretrained`]: an SAE by release and id (SAELens's `SAE.from_pretrained`), from
 //!   the [`SaeRegistry`] (`data/pretrained_saes.json`, plus `$VENE_SAE_REGISTRY`).
 //! - [`train()`]: train an [`AutoencoderLayer`] on a stream of activations; [`metrics`].
+//! - [`store`]: an on-disk activation store (safetensors shards + manifest), written by one
+//!   or many writers, read back through a bounded shuffle buffer.
 //! - [`training`]: train ReLU, TopK, BatchTopK, JumpReLU, Gated and Matryoshka SAEs and
 //!   transcoders, and save them in SAELens's or sparsify's layout.
 //!
@@ -54,6 +56,7 @@ mod registry;
 mod relu;
 mod seeded;
 mod state;
+pub mod store;
 mod topk;
 mod torch_save;
 mod train;

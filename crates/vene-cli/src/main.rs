@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use vene_cli::commands::{
-    dashboard, demo, eval_sae, features, patch, sae_releases, steer, train_sae,
+    collect, dashboard, demo, eval_sae, features, patch, sae_releases, steer, train_sae,
 };
 
 /// Causal interventions on transformer internals, with SAEs (vene).
@@ -25,6 +25,8 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Collect activations over a text file and train an SAE (SAELens layout).
     TrainSae(train_sae::TrainSaeArgs),
+    /// Collect activations of a site over a text file into an activation store (--shard i/n).
+    Collect(collect::CollectArgs),
     /// How good an SAE is inside its model: L0, reconstruction, loss recovered, KL, densities.
     EvalSae(eval_sae::EvalSaeArgs),
     /// Static HTML pages of SAE latents: top-activating contexts, histogram, logit effects.
@@ -45,6 +47,7 @@ fn main() {
         Command::Patch(a) => patch::run(a),
         Command::Steer(a) => steer::run(a),
         Command::TrainSae(a) => train_sae::run(a),
+        Command::Collect(a) => collect::run(a),
         Command::EvalSae(a) => eval_sae::run(a),
         Command::Dashboard(a) => dashboard::run(a),
         Command::Demo(a) => demo::run(a),

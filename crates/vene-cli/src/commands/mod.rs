@@ -1,5 +1,6 @@
 //! The `vene` subcommands. Each takes its clap arguments and returns the text it prints.
 
+pub mod collect;
 pub mod dashboard;
 pub mod demo;
 pub mod eval_sae;
@@ -9,6 +10,7 @@ pub mod patch_args;
 pub mod sae_releases;
 pub mod steer;
 pub mod train_sae;
+mod train_store;
 
 use candle_core::Tensor;
 use vene::hooks::Component;

@@ -28,15 +28,22 @@ pub struct TrainSaeArgs {
     /// Model folder (it needs tokenizer.json) or hub repo id `owner/name`.
     #[arg(long)]
     pub model: String,
-    /// Layer whose activations are collected.
-    #[arg(long)]
-    pub layer: usize,
+    /// Layer whose activations are collected (not with --store).
+    #[arg(long, required_unless_present = "store")]
+    pub layer: Option<usize>,
     /// Component whose activations are collected.
     #[arg(long, default_value = "block_output")]
     pub component: Component,
     /// Text file, one example per line (every token of every line is a training row).
-    #[arg(long)]
-    pub data: PathBuf,
+    #[arg(long, required_unless_present = "store")]
+    pub data: Option<PathBuf>,
+    /// Train from an activation store (`vene collect`) instead of --data: streamed through a
+    /// shuffle buffer, never all in memory. --model must be the store's model.
+    #[arg(long, conflicts_with_all = ["data", "layer", "context_length"])]
+    pub store: Option<PathBuf>,
+    /// Rows of the shuffle buffer when training from --store.
+    #[arg(long, default_value_t = 1 << 16)]
+    pub shuffle_buffer: usize,
     /// Output folder (SAELens layout: cfg.json + sae_weights.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -452,6 +459,14 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     if let Some(path) = &args.curves {
         crate::plots::PlotFormat::from_path(path)?;
     }
+    if let Some(store) = &args.store {
+        return super::train_store::run(args, store, architecture);
+    }
+    let (Some(data), Some(layer)) = (&args.data, args.layer) else {
+        return Err(CliError::invalid(
+            "--data and --layer are needed (or --store)",
+        ));
+    };
     if args.component.is_head() {
         return Err(CliError::invalid(format!(
             "--component {}: train-sae collects whole positions; use the component the head \
@@ -461,14 +476,14 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         )));
     }
     // A missing data file is reported before the model is loaded.
-    std::fs::metadata(&args.data).map_err(CliError::io(&args.data))?;
+    std::fs::metadata(data).map_err(CliError::io(data))?;
     let backend = args.backend.open()?;
     let lm = load::model(&args.model, &backend)?.with_prepend_bos(args.bos.resolve(None))?;
     let n_layers = vene::hooks::HookableModel::n_layers(&lm.model);
-    if args.layer >= n_layers {
+    if layer >= n_layers {
         return Err(CliError::invalid(format!(
             "--layer {} is out of range: the model has {n_layers} layers (0..={})",
-            args.layer,
+            layer,
             n_layers.saturating_sub(1)
         )));
     }
@@ -500,8 +515,8 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         chunks,
     } = collect(
         &lm,
-        &args.data,
-        args.layer,
+        data,
+        layer,
         args.component,
         d,
         chunk,
@@ -509,7 +524,13 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     )?;
     let n = acts.dim(0)?;
     if let Some(arch) = architecture {
-        return run_architecture(args, arch, acts, d, latents, (lines, chunks, chunk));
+        return run_architecture(
+            args,
+            arch,
+            acts,
+            (layer, d, latents),
+            (lines, chunks, chunk),
+        );
     }
     let ae = vene::autoencoder::AutoencoderLayer::seeded(d, latents, args.seed, acts.device())?
         .to(acts.device(), backend.sae_dtype)?;
@@ -541,13 +562,13 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     bar.finish_and_clear();
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
-    let hook = hook_name(args.layer, args.component);
+    let hook = hook_name(layer, args.component);
     let saved = ae.to(&candle_core::Device::Cpu, candle_core::DType::F32)?;
     save_saelens(
         &saved,
         &args.out,
         &hook,
-        args.layer,
+        layer,
         &args.model,
         args.bos.resolve(None),
         args.overwrite,
@@ -629,16 +650,8 @@ pub fn parse_architecture(args: &TrainSaeArgs) -> Result<Option<Architecture>> {
     }))
 }
 
-/// Trains and saves an SAE of `arch` (every kind but `relu`) on the collected `acts`.
-fn run_architecture(
-    args: &TrainSaeArgs,
-    arch: Architecture,
-    acts: Tensor,
-    d: usize,
-    latents: usize,
-    (lines, chunks, chunk): (usize, usize, usize),
-) -> Result<String> {
-    let n = acts.dim(0)?;
+/// The training configuration of `arch` that the flags ask for.
+pub(super) fn train_config(args: &TrainSaeArgs, arch: Architecture) -> SaeTrainConfig {
     let mut cfg = SaeTrainConfig::new(arch);
     cfg.lr = args.lr;
     cfg.total_steps = Some(args.steps);
@@ -650,6 +663,19 @@ fn run_architecture(
     cfg.log_every = (args.steps / 100).max(1);
     cfg.checkpoint_every = args.checkpoint_every;
     cfg.checkpoint_dir = args.checkpoint_dir.clone();
+    cfg
+}
+
+/// Trains and saves an SAE of `arch` (every kind but `relu`) on the collected `acts`.
+fn run_architecture(
+    args: &TrainSaeArgs,
+    arch: Architecture,
+    acts: Tensor,
+    (layer, d, latents): (usize, usize, usize),
+    (lines, chunks, chunk): (usize, usize, usize),
+) -> Result<String> {
+    let n = acts.dim(0)?;
+    let cfg = train_config(args, arch);
     let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let rows = args.batch_size;
@@ -690,11 +716,11 @@ fn run_architecture(
     let ae = trained.as_autoencoder();
     let z = ae.encode(&acts)?;
     let recon = ae.decode_for(&z, &acts)?;
-    let hook = hook_name(args.layer, args.component);
+    let hook = hook_name(layer, args.component);
     let meta = SaveMetadata {
         hook_name: hook.clone(),
         hook_name_out: None,
-        layer: Some(args.layer),
+        layer: Some(layer),
         model_name: Some(args.model.clone()),
         prepend_bos: args.bos.resolve(None),
     };
@@ -720,7 +746,7 @@ fn run_architecture(
 }
 
 /// Writes `--metrics` and `--curves` and says what was written.
-fn write_records(args: &TrainSaeArgs, records: &[TrainRecord]) -> Result<String> {
+pub(super) fn write_records(args: &TrainSaeArgs, records: &[TrainRecord]) -> Result<String> {
     let mut wrote = String::new();
     if let Some(path) = &args.metrics {
         let mut text = String::new();
