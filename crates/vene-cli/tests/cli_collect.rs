@@ -1,45 +1,12 @@
 //! `vene collect`: activations into an on-disk store; 3 shard jobs make the store 1 job makes.
 
+mod common;
+
+use common::{model_dir, vene};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use vene::autoencoder::store::{merge_manifests, ReadOptions, StoreReader};
-
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../tests/fixtures/pyvene/tiny-gpt2"
-);
-const WORDS: &str = "the cat sat on a mat and dog ran to park red blue green big small house tree";
-
-/// The fixture tiny GPT-2 with a word-level tokenizer (ids 1.. for WORDS, 0 unknown).
-fn model_dir(root: &Path) -> PathBuf {
-    let dir = root.join("model");
-    std::fs::create_dir_all(&dir).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(Path::new(FIXTURE).join(f), dir.join(f)).unwrap();
-    }
-    let mut vocab = serde_json::Map::new();
-    vocab.insert("<unk>".into(), 0.into());
-    for (i, w) in WORDS.split(' ').enumerate() {
-        vocab.insert(w.into(), (i + 1).into());
-    }
-    let tok = serde_json::json!({
-        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    });
-    std::fs::write(dir.join("tokenizer.json"), tok.to_string()).unwrap();
-    dir
-}
-
-fn vene(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vene"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 fn collect(model: &Path, text: &Path, out: &Path, shard: &str) -> String {
     let o = vene(&[
@@ -266,4 +233,64 @@ fn train_sae_streams_from_a_store_made_by_shard_jobs() {
         o,
     ]);
     assert_eq!(both.status.code(), Some(2));
+}
+
+/// `train-sae --store` with `--checkpoint-every`, then `--resume`: 3 steps and a checkpoint,
+/// resumed to 6, save the same weights, byte for byte, as 6 steps straight (the store's seeded
+/// stream is replayed past the batches the checkpoint consumed).
+#[test]
+fn train_sae_from_a_store_resumes_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let text = tmp.path().join("data.txt");
+    std::fs::write(
+        &text,
+        "the cat sat on a mat\nthe dog ran to the park\nred house and green tree\nbig tree\n",
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    collect(&model, &text, &store, "0/1");
+    let ckpt = tmp.path().join("ckpt");
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let mut args = vec![
+            "train-sae",
+            "--model",
+            model.to_str().unwrap(),
+            "--store",
+            store.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--architecture",
+            "topk",
+            "--k",
+            "2",
+            "--steps",
+            steps,
+            "--batch-size",
+            "4",
+            "--shuffle-buffer",
+            "6",
+            "--expansion",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        let run = vene(&args);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        std::fs::read(out.join("sae_weights.safetensors")).unwrap()
+    };
+    let straight = train("straight", "6", &[]);
+    let ck = ckpt.to_str().unwrap();
+    let first = train(
+        "first",
+        "3",
+        &["--checkpoint-every", "3", "--checkpoint-dir", ck],
+    );
+    let resumed = train("resumed", "6", &["--resume", ck]);
+    assert_eq!(resumed, straight);
+    assert_ne!(first, straight);
 }
