@@ -541,25 +541,10 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         log_every: (args.steps / 100).max(1),
         ..Default::default()
     };
-    let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let rows = args.batch_size;
-    let device = acts.device().clone();
-    let source = acts.clone();
-    let batches = std::iter::repeat_with(move || {
-        let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
-        Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
-    });
-    let mut records: Vec<TrainRecord> = Vec::new();
-    let last = train(&ae, batches, &cfg, |p| {
-        records.push(TrainRecord::from(p));
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "mse {:.4} L0 {:.1} EV {:.3}",
-            p.mse, p.l0, p.explained_variance
-        ));
-    })?;
-    bar.finish_and_clear();
+    let batches = sampled_batches(&acts, args.batch_size, args.seed);
+    let mut log = ProgressLog::new(args.steps);
+    let last = train(&ae, batches, &cfg, |p| log.record(p))?;
+    let records = log.finish();
     let (recon, z) = ae.forward(&acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
     let hook = hook_name(layer, args.component);
@@ -573,30 +558,13 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         args.bos.resolve(None),
         args.overwrite,
     )?;
-    let mut wrote = String::new();
-    if let Some(path) = &args.metrics {
-        let text: String = records.iter().map(|r| r.to_json_line() + "\n").collect();
-        vene::autoencoder::atomic::write_file(path, text.as_bytes()).map_err(CliError::io(path))?;
-        wrote += &format!(
-            "wrote {} ({} steps logged)\n",
-            path.display(),
-            records.len()
-        );
-    }
-    if let Some(path) = &args.curves {
-        crate::plots::plot_training_curves(&records, path)?;
-        wrote += &format!("wrote {}\n", path.display());
-    }
+    let wrote = write_records(args, &records)?;
     Ok(format!(
         "trained on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
-         {chunk} tokens), {} latents, {} steps\n\
-         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n{wrote}",
+         {chunk} tokens), {} latents, {} steps\n{}wrote {} ({hook})\n{wrote}",
         ae.latent_dim(),
         last.step,
-        metrics::mse(&acts, &recon)?,
-        metrics::l0(&z)?,
-        metrics::explained_variance(&acts, &recon)?,
-        metrics::dead_fraction(&z)?,
+        fit_summary(&acts, &recon, &z)?,
         args.out.display()
     ))
 }
@@ -676,24 +644,9 @@ fn run_architecture(
 ) -> Result<String> {
     let n = acts.dim(0)?;
     let cfg = train_config(args, arch);
-    let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let rows = args.batch_size;
-    let device = acts.device().clone();
-    let source = acts.clone();
-    let batches = std::iter::repeat_with(move || {
-        let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
-        Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
-    });
-    let mut records: Vec<TrainRecord> = Vec::new();
-    let on_progress = |p: &SaeTrainProgress| {
-        records.push(TrainRecord::from(&TrainProgress::from(p)));
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "mse {:.4} L0 {:.1} EV {:.3}",
-            p.mse, p.l0, p.explained_variance
-        ));
-    };
+    let batches = sampled_batches(&acts, args.batch_size, args.seed);
+    let mut log = ProgressLog::new(args.steps);
+    let on_progress = |p: &SaeTrainProgress| log.record(&TrainProgress::from(p));
     let (sae, last) = match &args.resume {
         Some(dir) => resume_sae_training(dir, batches, &cfg, acts.device(), on_progress)?,
         None => {
@@ -711,17 +664,98 @@ fn run_architecture(
             args.expansion
         )));
     }
-    bar.finish_and_clear();
+    let records = log.finish();
+    let hook = hook_name(layer, args.component);
+    let (summary, wrote) = save_trained(args, &sae, &hook, layer, &args.model, &acts, &records)?;
+    Ok(format!(
+        "trained a {} SAE on {n} activations of width {d} ({lines} lines in {chunks} chunks of \
+         at most {chunk} tokens), {latents} latents, {} steps\n{summary}wrote {} ({hook})\n{wrote}",
+        args.architecture,
+        last.step,
+        args.out.display()
+    ))
+}
+
+/// `rows` activations drawn with replacement from `acts` `[n, d]` per batch, seeded.
+fn sampled_batches(
+    acts: &Tensor,
+    rows: usize,
+    seed: u64,
+) -> impl Iterator<Item = vene::autoencoder::Result<Tensor>> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n = acts.dim(0).unwrap_or(0) as u32;
+    let device = acts.device().clone();
+    let source = acts.clone();
+    std::iter::repeat_with(move || {
+        let idx: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n)).collect();
+        Ok(source.index_select(&Tensor::new(idx.as_slice(), &device)?, 0)?)
+    })
+}
+
+/// The training progress bar and the records `--metrics` and `--curves` are written from.
+pub(super) struct ProgressLog {
+    bar: indicatif::ProgressBar,
+    records: Vec<TrainRecord>,
+}
+
+impl ProgressLog {
+    /// A bar of `steps` steps, no records yet.
+    pub(super) fn new(steps: usize) -> Self {
+        Self {
+            bar: crate::progress::bar(steps as u64, "{bar:30} {pos}/{len} steps {msg}"),
+            records: Vec::new(),
+        }
+    }
+
+    /// Records a logged step and shows it on the bar.
+    pub(super) fn record(&mut self, p: &TrainProgress) {
+        self.records.push(TrainRecord::from(p));
+        self.bar.set_position(p.step as u64);
+        self.bar.set_message(format!(
+            "mse {:.4} L0 {:.1} EV {:.3}",
+            p.mse, p.l0, p.explained_variance
+        ));
+    }
+
+    /// Clears the bar; the records.
+    pub(super) fn finish(self) -> Vec<TrainRecord> {
+        self.bar.finish_and_clear();
+        self.records
+    }
+}
+
+/// The summary lines of a trained SAE on `acts`: MSE, L0, explained variance, dead fraction.
+fn fit_summary(acts: &Tensor, recon: &Tensor, z: &Tensor) -> Result<String> {
+    Ok(format!(
+        "mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\n",
+        metrics::mse(acts, recon)?,
+        metrics::l0(z)?,
+        metrics::explained_variance(acts, recon)?,
+        metrics::dead_fraction(z)?,
+    ))
+}
+
+/// Saves `sae` at `--out` in SAELens's layout (reading `hook` of `model`'s `layer`), and in
+/// sparsify's with `--sparsify-out`, writes `--metrics` / `--curves`; returns the summary lines
+/// on `acts` ([`fit_summary`]) and what else was written.
+pub(super) fn save_trained(
+    args: &TrainSaeArgs,
+    sae: &TrainingSae,
+    hook: &str,
+    layer: usize,
+    model: &str,
+    acts: &Tensor,
+    records: &[TrainRecord],
+) -> Result<(String, String)> {
     let trained = sae.to_trained()?;
     let ae = trained.as_autoencoder();
-    let z = ae.encode(&acts)?;
-    let recon = ae.decode_for(&z, &acts)?;
-    let hook = hook_name(layer, args.component);
+    let z = ae.encode(acts)?;
+    let recon = ae.decode_for(&z, acts)?;
     let meta = SaveMetadata {
-        hook_name: hook.clone(),
+        hook_name: hook.to_string(),
         hook_name_out: None,
         layer: Some(layer),
-        model_name: Some(args.model.clone()),
+        model_name: Some(model.to_string()),
         prepend_bos: args.bos.resolve(None),
     };
     sae.save_saelens(&args.out, &meta, args.overwrite)?;
@@ -730,19 +764,8 @@ fn run_architecture(
         sae.save_sparsify(dir, args.overwrite)?;
         wrote += &format!("wrote {} (sparsify layout)\n", dir.display());
     }
-    wrote += &write_records(args, &records)?;
-    Ok(format!(
-        "trained a {} SAE on {n} activations of width {d} ({lines} lines in {chunks} chunks of \
-         at most {chunk} tokens), {latents} latents, {} steps\n\
-         mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({hook})\n{wrote}",
-        args.architecture,
-        last.step,
-        metrics::mse(&acts, &recon)?,
-        metrics::l0(&z)?,
-        metrics::explained_variance(&acts, &recon)?,
-        metrics::dead_fraction(&z)?,
-        args.out.display()
-    ))
+    wrote += &write_records(args, records)?;
+    Ok((fit_summary(acts, &recon, &z)?, wrote))
 }
 
 /// Writes `--metrics` and `--curves` and says what was written.

@@ -5,12 +5,11 @@ use std::path::Path;
 
 use vene::autoencoder::store::{ReadOptions, StoreReader};
 use vene::autoencoder::training::{
-    resume_sae_training, train_sae, Architecture, SaeTrainProgress, SaveMetadata, TrainingSae,
+    resume_sae_training, train_sae, Architecture, SaeTrainProgress, TrainingSae,
 };
-use vene::autoencoder::{metrics, TrainProgress};
+use vene::autoencoder::TrainProgress;
 
-use super::train_sae::{train_config, write_records, TrainSaeArgs, MAX_BATCH_SIZE};
-use crate::plots::TrainRecord;
+use super::train_sae::{save_trained, train_config, ProgressLog, TrainSaeArgs, MAX_BATCH_SIZE};
 use crate::{CliError, Result};
 
 /// Trains an SAE of `architecture` (`None`: SAELens's standard ReLU with `--l1`) on the store
@@ -75,16 +74,8 @@ pub(super) fn run(
     let batches = reader
         .stream(&opts)
         .map(|b| Ok(b?.to_device(&device)?.to_dtype(dtype)?));
-    let bar = crate::progress::bar(args.steps as u64, "{bar:30} {pos}/{len} steps {msg}");
-    let mut records: Vec<TrainRecord> = Vec::new();
-    let on_progress = |p: &SaeTrainProgress| {
-        records.push(TrainRecord::from(&TrainProgress::from(p)));
-        bar.set_position(p.step as u64);
-        bar.set_message(format!(
-            "mse {:.4} L0 {:.1} EV {:.3}",
-            p.mse, p.l0, p.explained_variance
-        ));
-    };
+    let mut log = ProgressLog::new(args.steps);
+    let on_progress = |p: &SaeTrainProgress| log.record(&TrainProgress::from(p));
     // The store's batches are a seeded, replayable stream: a resumed run reads past the
     // batches the checkpoint consumed and goes on exactly where the stopped run was.
     let (sae, last) = match &args.resume {
@@ -102,7 +93,7 @@ pub(super) fn run(
             sae.latent_dim(),
         )));
     }
-    bar.finish_and_clear();
+    let records = log.finish();
     // The summary's numbers: one batch of the store, drawn with another seed.
     let probe = ReadOptions {
         seed: args.seed.wrapping_add(1),
@@ -114,28 +105,11 @@ pub(super) fn run(
         .ok_or_else(|| CliError::invalid("the store gave no batch"))??
         .to_device(&device)?
         .to_dtype(dtype)?;
-    let trained = sae.to_trained()?;
-    let ae = trained.as_autoencoder();
-    let z = ae.encode(&acts)?;
-    let recon = ae.decode_for(&z, &acts)?;
-    let meta = SaveMetadata {
-        hook_name: m.site.clone(),
-        hook_name_out: None,
-        layer: Some(layer),
-        model_name: Some(m.model.clone()),
-        prepend_bos: args.bos.resolve(None),
-    };
-    sae.save_saelens(&args.out, &meta, args.overwrite)?;
-    let mut wrote = String::new();
-    if let Some(out) = &args.sparsify_out {
-        sae.save_sparsify(out, args.overwrite)?;
-        wrote += &format!("wrote {} (sparsify layout)\n", out.display());
-    }
-    wrote += &write_records(args, &records)?;
+    let (summary, wrote) = save_trained(args, &sae, &m.site, layer, &m.model, &acts, &records)?;
     Ok(format!(
         "trained a {} SAE on a store of {} activations of width {d} ({} shards, shuffle buffer \
          {} rows, at most {} rows held), {latents} latents, {} steps\n\
-         on a batch of {} rows: mse {:.6}\nL0 {:.2}\nexplained variance {:.4}\ndead fraction {:.3}\nwrote {} ({})\n{wrote}",
+         on a batch of {} rows: {summary}wrote {} ({})\n{wrote}",
         args.architecture,
         m.total_rows,
         m.shards.len(),
@@ -143,10 +117,6 @@ pub(super) fn run(
         reader.peak_resident_rows(),
         last.step,
         acts.dim(0)?,
-        metrics::mse(&acts, &recon)?,
-        metrics::l0(&z)?,
-        metrics::explained_variance(&acts, &recon)?,
-        metrics::dead_fraction(&z)?,
         args.out.display(),
         m.site
     ))
