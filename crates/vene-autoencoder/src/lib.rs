@@ -54,6 +54,7 @@ mod normalization;
 mod npz;
 mod registry;
 mod relu;
+mod schedule;
 mod seeded;
 mod state;
 pub mod store;

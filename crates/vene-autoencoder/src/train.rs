@@ -64,18 +64,14 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// The learning rate at `step` (0-based): warm-up, plateau, decay.
     pub fn lr_at(&self, step: usize) -> f64 {
-        let mut lr = self.lr;
-        if self.lr_warm_up_steps > 0 && step < self.lr_warm_up_steps {
-            lr *= (step + 1) as f64 / self.lr_warm_up_steps as f64;
+        crate::schedule::LrSchedule {
+            lr: self.lr,
+            warm_up: self.lr_warm_up_steps,
+            decay: self.lr_decay_steps,
+            end: self.lr_end,
+            total: self.total_steps,
         }
-        if let Some(total) = self.total_steps {
-            let start = total.saturating_sub(self.lr_decay_steps);
-            if self.lr_decay_steps > 0 && step >= start {
-                let t = ((step - start + 1) as f64 / self.lr_decay_steps as f64).min(1.0);
-                lr = self.lr + (self.lr_end - self.lr) * t;
-            }
-        }
-        lr
+        .at(step)
     }
 
     /// The L1 coefficient at `step` (0-based), after warm-up.
