@@ -53,6 +53,40 @@ fn row_multiset(dir: &Path) -> BTreeMap<Vec<u32>, usize> {
     rows
 }
 
+/// `vene train-sae` of a TopK SAE (k 2, expansion 2) from `store` for `steps` steps, in batches
+/// of 4 through a shuffle buffer of 6 rows, with `extra` flags.
+fn train_topk_from_store(
+    model: &Path,
+    store: &Path,
+    out: &Path,
+    steps: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "train-sae",
+        "--model",
+        model.to_str().unwrap(),
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--architecture",
+        "topk",
+        "--k",
+        "2",
+        "--steps",
+        steps,
+        "--batch-size",
+        "4",
+        "--shuffle-buffer",
+        "6",
+        "--expansion",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    vene(&args)
+}
+
 #[test]
 fn three_shard_jobs_make_the_store_one_job_makes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -144,29 +178,8 @@ fn train_sae_streams_from_a_store_made_by_shard_jobs() {
     let out = tmp.path().join("sae");
     let m = model.to_str().unwrap();
     // job 0: lines 1 and 3 (6 + 5 rows: shards of 5, 5, 1), job 1: lines 2 and 4 (6 + 2: 5, 3)
-    let s = store.to_str().unwrap();
-    let o = out.to_str().unwrap();
-    let run = vene(&[
-        "train-sae",
-        "--model",
-        m,
-        "--store",
-        s,
-        "--out",
-        o,
-        "--architecture",
-        "topk",
-        "--k",
-        "2",
-        "--steps",
-        "12",
-        "--batch-size",
-        "4",
-        "--shuffle-buffer",
-        "6",
-        "--expansion",
-        "2",
-    ]);
+    let (s, o) = (store.to_str().unwrap(), out.to_str().unwrap());
+    let run = train_topk_from_store(&model, &store, &out, "12", &[]);
     let said = String::from_utf8_lossy(&run.stdout);
     assert!(
         run.status.success(),
@@ -253,29 +266,7 @@ fn train_sae_from_a_store_resumes_bit_exactly() {
     let ckpt = tmp.path().join("ckpt");
     let train = |out: &str, steps: &str, extra: &[&str]| {
         let out = tmp.path().join(out);
-        let mut args = vec![
-            "train-sae",
-            "--model",
-            model.to_str().unwrap(),
-            "--store",
-            store.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--architecture",
-            "topk",
-            "--k",
-            "2",
-            "--steps",
-            steps,
-            "--batch-size",
-            "4",
-            "--shuffle-buffer",
-            "6",
-            "--expansion",
-            "2",
-        ];
-        args.extend_from_slice(extra);
-        let run = vene(&args);
+        let run = train_topk_from_store(&model, &store, &out, steps, extra);
         assert!(
             run.status.success(),
             "{}",
