@@ -1463,6 +1463,30 @@ fn readme_dependency_snippet_and_tutorial_time_match_the_sources() {
     assert!(time(&readme).is_some());
 }
 
+/// `vene train-sae` on layer 1 of `model` over `data` into `out`: `steps` steps, expansion 2,
+/// lr 1e-2, then `flags` (the architecture and its settings).
+fn train_small_sae(model: &Path, data: &Path, out: &Path, steps: &str, flags: &[&str]) -> Output {
+    let mut a = vec![
+        "train-sae",
+        "--model",
+        model.to_str().unwrap(),
+        "--layer",
+        "1",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        steps,
+        "--expansion",
+        "2",
+        "--lr",
+        "1e-2",
+    ];
+    a.extend_from_slice(flags);
+    vene(&a)
+}
+
 #[test]
 fn train_sae_trains_other_architectures_and_saves_them() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1475,27 +1499,8 @@ fn train_sae_trains_other_architectures_and_saves_them() {
     .unwrap();
     let train = |arch: &str, extra: &[&str]| {
         let out = tmp.path().join(arch);
-        let mut a = vec![
-            "train-sae",
-            "--model",
-            model.to_str().unwrap(),
-            "--layer",
-            "1",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            "20",
-            "--expansion",
-            "2",
-            "--lr",
-            "1e-2",
-            "--architecture",
-            arch,
-        ];
-        a.extend_from_slice(extra);
-        (vene(&a), out)
+        let flags = [&["--architecture", arch][..], extra].concat();
+        (train_small_sae(&model, &data, &out, "20", &flags), out)
     };
     // topk without --k, and --sparsify-out for another kind, are refused before training
     let (o, _) = train("batchtopk", &[]);
@@ -1571,22 +1576,7 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
     let metrics = tmp.path().join("metrics.jsonl");
     let train = |out: &str, steps: &str, extra: &[&str]| {
         let out = tmp.path().join(out);
-        let mut a = vec![
-            "train-sae",
-            "--model",
-            model.to_str().unwrap(),
-            "--layer",
-            "1",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            steps,
-            "--expansion",
-            "2",
-            "--lr",
-            "1e-2",
+        let jumprelu = [
             "--architecture",
             "jumprelu",
             "--bandwidth",
@@ -1595,8 +1585,8 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
             "--seed",
             "5",
         ];
-        a.extend_from_slice(extra);
-        (vene(&a), out)
+        let flags = [&jumprelu[..], extra].concat();
+        (train_small_sae(&model, &data, &out, steps, &flags), out)
     };
     let (o, straight) = train("straight", "6", &[]);
     stdout(&o);
