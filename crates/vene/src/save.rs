@@ -80,7 +80,29 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VeneError + '_ {
+/// Writes `files` (name, bytes) as the folder `dir`, atomically: into a staged folder that
+/// replaces `dir` only once every file is written (`overwrite`: an existing `dir` may be
+/// replaced; else it is a [`VeneError::SaveTarget`] error).
+pub(crate) fn write_folder(dir: &Path, files: &[(String, Vec<u8>)], overwrite: bool) -> Result<()> {
+    let staged = StagedDir::new(dir).map_err(io_err(dir))?;
+    for (name, bytes) in files {
+        let path = staged.path().join(name);
+        std::fs::write(&path, bytes).map_err(io_err(&path))?;
+    }
+    staged.commit(overwrite).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            VeneError::SaveTarget {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            }
+        } else {
+            io_err(dir)(e)
+        }
+    })
+}
+
+/// An I/O error on `path`, as a `VeneError` (for `map_err`).
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VeneError + '_ {
     move |source| VeneError::Io {
         path: path.display().to_string(),
         source,
@@ -219,24 +241,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
         })?;
         files.push(("config.json".into(), text.into_bytes()));
 
-        let staged = StagedDir::new(dir).map_err(io_err(dir))?;
-        for (name, bytes) in &files {
-            let path = staged.path().join(name);
-            std::fs::write(&path, bytes).map_err(io_err(&path))?;
-        }
-        staged.commit(opts.overwrite).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                VeneError::SaveTarget {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                }
-            } else {
-                VeneError::Io {
-                    path: dir.display().to_string(),
-                    source: e,
-                }
-            }
-        })
+        write_folder(dir, &files, opts.overwrite)
     }
 
     /// Loads a folder written by [`IntervenableModel::save`] or by pyvene's

@@ -14,6 +14,7 @@ use vene_interventions::Intervention;
 use vene_models::LanguageModel;
 
 use crate::config::RepresentationConfig;
+use crate::save::io_err;
 use crate::{IntervenableModel, Result, VeneError};
 
 /// The safetensors metadata entry holding the intervention's config entry (JSON).
@@ -24,13 +25,6 @@ const META_VERSION: u64 = 1;
 const SOURCE: &str = "source_representation";
 /// The largest single-intervention file read (an SAE of 2^32 f32 values fits).
 const MAX_FILE_BYTES: u64 = 1 << 36;
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VeneError + '_ {
-    move |source| VeneError::Io {
-        path: path.display().to_string(),
-        source,
-    }
-}
 
 impl<M: LanguageModel> IntervenableModel<M> {
     /// The index of the slot with key `key`, or an error listing the keys.

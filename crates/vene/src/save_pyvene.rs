@@ -12,7 +12,6 @@ use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
-use vene_autoencoder::atomic::StagedDir;
 use vene_interventions::{Intervention, OrthogonalParam};
 use vene_models::LanguageModel;
 
@@ -451,24 +450,6 @@ impl<M: LanguageModel> IntervenableModel<M> {
             source,
         })?;
         files.push(("config.json".into(), format!("{text}\n").into_bytes()));
-        let io = |path: &Path, source: std::io::Error| VeneError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let staged = StagedDir::new(dir).map_err(|e| io(dir, e))?;
-        for (name, bytes) in &files {
-            let path = staged.path().join(name);
-            std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
-        }
-        staged.commit(opts.overwrite).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                VeneError::SaveTarget {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                }
-            } else {
-                io(dir, e)
-            }
-        })
+        crate::save::write_folder(dir, &files, opts.overwrite)
     }
 }
