@@ -317,3 +317,81 @@ fn checkpoint_every_needs_a_folder() {
     let err = TrainingSae::new(&cfg, D, L, DType::F32, &Device::Cpu).unwrap_err();
     assert!(err.to_string().contains("checkpoint_dir"), "{err}");
 }
+
+/// pyvene's AutoencoderLayer trained by `train` (L1, unit-norm decoder columns, warm-ups):
+/// straight vs. stopped at a checkpoint and resumed into a layer of other weights: equal
+/// parameters and equal progress records after the checkpoint. A checkpoint of another shape
+/// or of another trainer is refused and leaves the layer as it was.
+#[test]
+fn autoencoder_layer_resume_is_bit_exact_and_checked() {
+    use vene_autoencoder::{resume_train, train, AutoencoderLayer, TrainConfig, TrainProgress};
+    let tmp = tempfile::tempdir().unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let data = batches(STEPS, D, 0.3);
+    let cfg = TrainConfig {
+        lr: 5e-3,
+        lr_warm_up_steps: 3,
+        l1_warm_up_steps: 3,
+        total_steps: Some(STEPS),
+        dead_window: 2,
+        log_every: 1,
+        checkpoint_every: Some(HALF),
+        checkpoint_dir: Some(ckpt.clone()),
+        ..Default::default()
+    };
+    let layer_params = |ae: &AutoencoderLayer| -> Vec<Vec<f32>> {
+        ae.vars()
+            .iter()
+            .map(|v| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+            .collect()
+    };
+    let source = || data.clone().into_iter().map(Ok);
+    let straight = AutoencoderLayer::seeded(D, L, 1, &Device::Cpu).unwrap();
+    let mut straight_log: Vec<TrainProgress> = Vec::new();
+    train(&straight, source(), &cfg, |p| straight_log.push(p.clone())).unwrap();
+    let stopped = AutoencoderLayer::seeded(D, L, 1, &Device::Cpu).unwrap();
+    train(&stopped, source().take(HALF), &cfg, |_| {}).unwrap();
+    assert!(ckpt.join(CHECKPOINT_STATE).is_file() && ckpt.join(CHECKPOINT_TENSORS).is_file());
+    assert_ne!(layer_params(&stopped), layer_params(&straight));
+
+    let resumed = AutoencoderLayer::seeded(D, L, 9, &Device::Cpu).unwrap();
+    let mut resumed_log: Vec<TrainProgress> = Vec::new();
+    let last = resume_train(&resumed, &ckpt, source(), &cfg, |p| {
+        resumed_log.push(p.clone())
+    })
+    .unwrap();
+    assert_eq!(last.step, STEPS);
+    assert_eq!(layer_params(&resumed), layer_params(&straight));
+    assert_eq!(resumed_log[..], straight_log[HALF..]);
+
+    // another shape: refused, the layer keeps its weights
+    let wide = AutoencoderLayer::seeded(D, 2 * L, 4, &Device::Cpu).unwrap();
+    let before = layer_params(&wide);
+    let err = resume_train(&wide, &ckpt, source(), &cfg, |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, AutoencoderError::InvalidCheckpoint { message, .. } if message.contains("6 -> 12")),
+        "{err}"
+    );
+    assert_eq!(layer_params(&wide), before);
+    // an architecture trainer's checkpoint: refused by its format
+    let sae_root = tmp.path().join("sae");
+    std::fs::create_dir_all(&sae_root).unwrap();
+    let (sae_cfg, _) = checkpoint(&sae_root);
+    let sae_ckpt = sae_cfg.checkpoint_dir.clone().unwrap();
+    let layer = AutoencoderLayer::seeded(D, L, 4, &Device::Cpu).unwrap();
+    let err = resume_train(&layer, &sae_ckpt, source(), &cfg, |_| {}).unwrap_err();
+    assert!(
+        matches!(&err, AutoencoderError::InvalidCheckpoint { message, .. } if message.contains("vene-sae-checkpoint")),
+        "{err}"
+    );
+    // a checkpoint with a tensor cut off: refused before anything changes
+    let tensors = ckpt.join(CHECKPOINT_TENSORS);
+    let bytes = std::fs::read(&tensors).unwrap();
+    std::fs::write(&tensors, &bytes[..bytes.len() / 2]).unwrap();
+    let before = layer_params(&layer);
+    assert!(matches!(
+        resume_train(&layer, &ckpt, source(), &cfg, |_| {}),
+        Err(AutoencoderError::InvalidCheckpoint { .. })
+    ));
+    assert_eq!(layer_params(&layer), before);
+}

@@ -1630,7 +1630,8 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
     let weights = |dir: &Path| std::fs::read(dir.join("sae_weights.safetensors")).unwrap();
     assert_eq!(weights(&resumed), weights(&straight));
     assert_ne!(weights(&tmp.path().join("first")), weights(&straight));
-    // a folder that is not a checkpoint, and relu, are refused before any work
+    // a folder that is not a checkpoint is refused before any work, and relu (pyvene's
+    // AutoencoderLayer) does not resume another architecture's checkpoint
     let (o, _) = train("bad", "6", &["--resume", tmp.path().to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a checkpoint folder"));
@@ -1648,5 +1649,41 @@ fn train_sae_resumes_from_a_checkpoint_bit_exactly() {
         ckpt.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("other than relu"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("vene-sae-checkpoint") && err.contains("vene-autoencoder-layer-checkpoint"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("relu").exists());
+}
+
+/// The default `--architecture relu` (pyvene's AutoencoderLayer) checkpoints and resumes too:
+/// 4 steps with a checkpoint at 2, resumed from it, save the bytes of 4 steps straight.
+#[test]
+fn train_sae_relu_resumes_from_a_checkpoint_bit_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let data = tmp.path().join("data.txt");
+    std::fs::write(&data, "the cat sat on a mat\nthe dog ran to the park\n").unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let flags = [&["--seed", "3"][..], extra].concat();
+        (train_small_sae(&model, &data, &out, steps, &flags), out)
+    };
+    let (o, straight) = train("straight", "4", &[]);
+    stdout(&o);
+    let dir = ckpt.to_str().unwrap();
+    let (o, first) = train(
+        "first",
+        "2",
+        &["--checkpoint-every", "2", "--checkpoint-dir", dir],
+    );
+    stdout(&o);
+    assert!(ckpt.join("checkpoint.safetensors").is_file());
+    let (o, resumed) = train("resumed", "4", &["--resume", dir]);
+    assert!(stdout(&o).contains("4 steps"));
+    let weights = |dir: &Path| std::fs::read(dir.join("sae_weights.safetensors")).unwrap();
+    assert_eq!(weights(&resumed), weights(&straight));
+    assert_ne!(weights(&first), weights(&straight));
 }

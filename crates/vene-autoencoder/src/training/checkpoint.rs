@@ -54,7 +54,7 @@ pub(crate) struct LoopState {
     pub(crate) resampled: usize,
 }
 
-fn bad(path: &Path, message: impl std::fmt::Display) -> AutoencoderError {
+pub(crate) fn bad(path: &Path, message: impl std::fmt::Display) -> AutoencoderError {
     AutoencoderError::InvalidCheckpoint {
         path: path.to_path_buf(),
         message: message.to_string(),
@@ -94,10 +94,20 @@ pub(crate) fn write_checkpoint(dir: &Path, sae: &TrainingSae, state: &LoopState)
         resampled: state.resampled,
         b_dec_initialized: state.step > 0,
     };
+    write_folder(dir, &tensors, &file)
+}
+
+/// Writes a checkpoint folder `dir` (replacing any there, atomically): `tensors` into
+/// [`CHECKPOINT_TENSORS`] and `state` as JSON into [`CHECKPOINT_STATE`].
+pub(crate) fn write_folder<S: Serialize>(
+    dir: &Path,
+    tensors: &HashMap<String, Tensor>,
+    state: &S,
+) -> Result<()> {
     let staged = StagedDir::new(dir).map_err(|e| AutoencoderError::io(dir, e))?;
     let tpath = staged.path().join(CHECKPOINT_TENSORS);
-    candle_core::safetensors::save(&tensors, &tpath)?;
-    let json = serde_json::to_vec_pretty(&file)
+    candle_core::safetensors::save(tensors, &tpath)?;
+    let json = serde_json::to_vec_pretty(state)
         .map_err(|e| AutoencoderError::InvalidArgument(format!("checkpoint state: {e}")))?;
     let spath = staged.path().join(CHECKPOINT_STATE);
     std::fs::write(&spath, json).map_err(|e| AutoencoderError::io(&spath, e))?;
@@ -107,13 +117,31 @@ pub(crate) fn write_checkpoint(dir: &Path, sae: &TrainingSae, state: &LoopState)
     Ok(())
 }
 
-/// Reads the checkpoint folder `dir` for `cfg` (whose architecture must be the checkpoint's)
-/// onto `device`: the SAE and the loop state.
-pub(crate) fn read_checkpoint(
+/// A checkpoint folder's two files, read and checked: the state (JSON of type `S`, whose
+/// `format` and `version` must be `format` and `version`) and the tensors, on `device`.
+pub(crate) struct CheckpointFiles<S> {
+    /// The parsed state file.
+    pub(crate) state: S,
+    /// Every tensor of the tensors' file.
+    pub(crate) tensors: HashMap<String, Tensor>,
+    /// The tensors' file, for the errors.
+    pub(crate) tensors_path: PathBuf,
+}
+
+/// What every checkpoint state file starts with.
+#[derive(Deserialize)]
+struct Header {
+    format: String,
+    version: u32,
+}
+
+/// Reads the checkpoint folder `dir` (see [`CheckpointFiles`]).
+pub(crate) fn read_folder<S: serde::de::DeserializeOwned>(
     dir: &Path,
-    cfg: &SaeTrainConfig,
+    format: &str,
+    version: u32,
     device: &Device,
-) -> Result<(TrainingSae, LoopState)> {
+) -> Result<CheckpointFiles<S>> {
     if !dir.is_dir() {
         return Err(bad(dir, "no such checkpoint folder"));
     }
@@ -131,17 +159,74 @@ pub(crate) fn read_checkpoint(
         }
     }
     let text = std::fs::read(&spath).map_err(|e| AutoencoderError::io(&spath, e))?;
-    let st: StateFile =
+    let header: Header =
         serde_json::from_slice(&text).map_err(|e| bad(&spath, format!("corrupt JSON: {e}")))?;
-    if st.format != FORMAT || st.version != VERSION {
+    if header.format != format || header.version != version {
         return Err(bad(
             &spath,
             format!(
-                "format `{}` version {} (expected `{FORMAT}` version {VERSION})",
-                st.format, st.version
+                "format `{}` version {} (expected `{format}` version {version})",
+                header.format, header.version
             ),
         ));
     }
+    let state: S =
+        serde_json::from_slice(&text).map_err(|e| bad(&spath, format!("corrupt JSON: {e}")))?;
+    let tensors = candle_core::safetensors::load(&tpath, device)
+        .map_err(|e| bad(&tpath, format!("unreadable safetensors: {e}")))?;
+    Ok(CheckpointFiles {
+        state,
+        tensors,
+        tensors_path: tpath,
+    })
+}
+
+/// Sets each of `vars` from the tensor `param.{name}` of `files`, after checking that every
+/// one is there with the variable's shape and dtype (nothing is set unless all are).
+pub(crate) fn restore_params(
+    vars: &[(String, candle_core::Var)],
+    tensors: &HashMap<String, Tensor>,
+    tpath: &Path,
+) -> Result<()> {
+    let mut found = Vec::with_capacity(vars.len());
+    for (name, var) in vars {
+        let key = format!("param.{name}");
+        let t = tensors
+            .get(&key)
+            .ok_or_else(|| bad(tpath, format!("missing tensor `{key}`")))?;
+        if t.dims() != var.dims() || t.dtype() != var.dtype() {
+            return Err(bad(
+                tpath,
+                format!(
+                    "tensor `{key}` is {:?} {:?}, expected {:?} {:?}",
+                    t.dtype(),
+                    t.dims(),
+                    var.dtype(),
+                    var.dims()
+                ),
+            ));
+        }
+        found.push((var, t));
+    }
+    for (var, t) in found {
+        var.set(t)?;
+    }
+    Ok(())
+}
+
+/// Reads the checkpoint folder `dir` for `cfg` (whose architecture must be the checkpoint's)
+/// onto `device`: the SAE and the loop state.
+pub(crate) fn read_checkpoint(
+    dir: &Path,
+    cfg: &SaeTrainConfig,
+    device: &Device,
+) -> Result<(TrainingSae, LoopState)> {
+    let CheckpointFiles {
+        state: st,
+        tensors,
+        tensors_path: tpath,
+    } = read_folder::<StateFile>(dir, FORMAT, VERSION, device)?;
+    let spath = dir.join(CHECKPOINT_STATE);
     if st.architecture != cfg.architecture {
         return Err(bad(
             dir,
@@ -161,8 +246,6 @@ pub(crate) fn read_checkpoint(
             ),
         ));
     }
-    let tensors = candle_core::safetensors::load(&tpath, device)
-        .map_err(|e| bad(&tpath, format!("unreadable safetensors: {e}")))?;
     let w_enc = tensors
         .get("param.W_enc")
         .ok_or_else(|| bad(&tpath, "missing tensor `param.W_enc`"))?;
@@ -180,25 +263,7 @@ pub(crate) fn read_checkpoint(
         TrainingSae::new(cfg, st.input_dim, st.latent_dim, dtype, device)
     }
     .map_err(|e| bad(dir, format!("cannot rebuild its SAE: {e}")))?;
-    for (name, var) in sae.named_vars() {
-        let key = format!("param.{name}");
-        let t = tensors
-            .get(&key)
-            .ok_or_else(|| bad(&tpath, format!("missing tensor `{key}`")))?;
-        if t.dims() != var.dims() || t.dtype() != var.dtype() {
-            return Err(bad(
-                &tpath,
-                format!(
-                    "tensor `{key}` is {:?} {:?}, expected {:?} {:?}",
-                    t.dtype(),
-                    t.dims(),
-                    var.dtype(),
-                    var.dims()
-                ),
-            ));
-        }
-        var.set(t)?;
-    }
+    restore_params(&sae.named_vars(), &tensors, &tpath)?;
     let get_f64 = |key: &str| -> Result<f64> {
         let t = tensors
             .get(key)

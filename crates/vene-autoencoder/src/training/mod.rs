@@ -16,7 +16,7 @@
 //!   ([`SaeTrainConfig::metrics_path`]).
 
 mod adam;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod config;
 mod init;
 mod losses;

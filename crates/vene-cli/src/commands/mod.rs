@@ -1,5 +1,6 @@
 //! The `vene` subcommands. Each takes its clap arguments and returns the text it prints.
 
+pub mod activation_stream;
 pub mod collect;
 pub mod dashboard;
 pub mod demo;

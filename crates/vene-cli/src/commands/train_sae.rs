@@ -13,11 +13,13 @@ use vene::autoencoder::training::{
     TrainingSae,
 };
 use vene::autoencoder::{
-    metrics, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig, TrainProgress,
+    metrics, resume_train, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig,
+    TrainProgress,
 };
 use vene::hooks::Component;
 use vene::models::{LanguageModel, Model};
 
+use super::activation_stream::{ActivationStream, StreamSite};
 use crate::backend::BackendArgs;
 use crate::plots::TrainRecord;
 use crate::{load, CliError, Result};
@@ -41,9 +43,15 @@ pub struct TrainSaeArgs {
     /// shuffle buffer, never all in memory. --model must be the store's model.
     #[arg(long, conflicts_with_all = ["data", "layer", "context_length"])]
     pub store: Option<PathBuf>,
-    /// Rows of the shuffle buffer when training from --store.
+    /// Rows of the shuffle buffer when training from --store or with --stream.
     #[arg(long, default_value_t = 1 << 16)]
     pub shuffle_buffer: usize,
+    /// With --data: compute the activations while training, through a shuffle buffer of
+    /// --shuffle-buffer rows, instead of collecting all of --data into memory first (memory
+    /// is the buffer, whatever the text's size; the text is read again each epoch). A
+    /// resumed run replays the stream up to its checkpoint.
+    #[arg(long, conflicts_with = "store")]
+    pub stream: bool,
     /// Output folder (SAELens layout: cfg.json + sae_weights.safetensors).
     #[arg(long)]
     pub out: PathBuf,
@@ -114,7 +122,7 @@ pub struct TrainSaeArgs {
     #[arg(long)]
     pub curves: Option<PathBuf>,
     /// Write a training checkpoint every this many steps into `--checkpoint-dir` (every
-    /// architecture but relu); each replaces the last.
+    /// architecture); each replaces the last.
     #[arg(long, requires = "checkpoint_dir")]
     pub checkpoint_every: Option<usize>,
     /// The checkpoint folder of `--checkpoint-every`.
@@ -427,12 +435,6 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
     let architecture = parse_architecture(args)?;
-    if architecture.is_none() && (args.checkpoint_every.is_some() || args.resume.is_some()) {
-        return Err(CliError::invalid(
-            "--checkpoint-every and --resume need an --architecture other than relu \
-             (topk, batchtopk, jumprelu, gated, matryoshka)",
-        ));
-    }
     if args.checkpoint_every == Some(0) {
         return Err(CliError::invalid("--checkpoint-every must be at least 1"));
     }
@@ -509,6 +511,46 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         )));
     }
     let chunk = chunk_length(&lm.model, &args.model, args.context_length)?;
+    let hook = hook_name(layer, args.component);
+    if args.stream {
+        let site = StreamSite {
+            layer,
+            component: args.component,
+            width: d,
+            chunk,
+        };
+        let dtype = backend.sae_dtype;
+        let options = (args.shuffle_buffer, args.batch_size, args.seed);
+        let mut batches = ActivationStream::new(&lm, data, site.clone(), options, dtype)?;
+        // The summary's numbers: one batch of the stream, drawn with another seed.
+        let probe_options = (
+            args.shuffle_buffer,
+            args.batch_size,
+            args.seed.wrapping_add(1),
+        );
+        let probe = ActivationStream::new(&lm, data, site, probe_options, dtype)?
+            .next()
+            .ok_or_else(|| CliError::invalid("the stream gave no batch"))??;
+        let trained = train_and_save(
+            args,
+            architecture,
+            &mut batches,
+            &probe,
+            (layer, d, latents),
+            &hook,
+        )?;
+        return Ok(format!(
+            "trained {} on activations streamed from {} (shuffle buffer {} rows, at most {} \
+             held), width {d}, {latents} latents, {} steps\non a batch of {} rows: {}",
+            trained.what,
+            data.display(),
+            args.shuffle_buffer,
+            batches.peak_rows(),
+            trained.steps,
+            probe.dim(0)?,
+            trained.report
+        ));
+    }
     let Collected {
         acts,
         lines,
@@ -523,50 +565,86 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         backend.sae_dtype,
     )?;
     let n = acts.dim(0)?;
+    let batches = sampled_batches(&acts, args.batch_size, args.seed);
+    let trained = train_and_save(
+        args,
+        architecture,
+        batches,
+        &acts,
+        (layer, d, latents),
+        &hook,
+    )?;
+    Ok(format!(
+        "trained {} on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
+         {chunk} tokens), {latents} latents, {} steps\n{}",
+        trained.what, trained.steps, trained.report
+    ))
+}
+
+/// What [`train_and_save`] did: the kind trained, its steps, and the summary and files lines.
+struct Trained {
+    what: String,
+    steps: usize,
+    report: String,
+}
+
+/// Trains `architecture` (`None`: pyvene's `AutoencoderLayer`, see [`parse_architecture`])
+/// of width `latents` on `batches` of width `d` read at `hook` of `layer`, resuming from
+/// `--resume` when given, saves it and writes `--metrics` / `--curves`; the summary is
+/// computed on `acts`.
+fn train_and_save<I>(
+    args: &TrainSaeArgs,
+    architecture: Option<Architecture>,
+    batches: I,
+    acts: &Tensor,
+    (layer, d, latents): (usize, usize, usize),
+    hook: &str,
+) -> Result<Trained>
+where
+    I: IntoIterator<Item = vene::autoencoder::Result<Tensor>>,
+{
     if let Some(arch) = architecture {
-        return run_architecture(
-            args,
-            arch,
-            acts,
-            (layer, d, latents),
-            (lines, chunks, chunk),
-        );
+        return run_architecture(args, arch, batches, acts, (layer, d, latents), hook);
     }
     let ae = vene::autoencoder::AutoencoderLayer::seeded(d, latents, args.seed, acts.device())?
-        .to(acts.device(), backend.sae_dtype)?;
+        .to(acts.device(), acts.dtype())?;
     let cfg = TrainConfig {
         lr: args.lr,
         total_steps: Some(args.steps),
         l1_coefficient: args.l1,
         log_every: (args.steps / 100).max(1),
+        checkpoint_every: args.checkpoint_every,
+        checkpoint_dir: args.checkpoint_dir.clone(),
         ..Default::default()
     };
-    let batches = sampled_batches(&acts, args.batch_size, args.seed);
     let mut log = ProgressLog::new(args.steps);
-    let last = train(&ae, batches, &cfg, |p| log.record(p))?;
+    let last = match &args.resume {
+        Some(dir) => resume_train(&ae, dir, batches, &cfg, |p| log.record(p))?,
+        None => train(&ae, batches, &cfg, |p| log.record(p))?,
+    };
     let records = log.finish();
-    let (recon, z) = ae.forward(&acts, true)?;
+    let (recon, z) = ae.forward(acts, true)?;
     let z = z.ok_or_else(|| CliError::invalid("the autoencoder returned no latents"))?;
-    let hook = hook_name(layer, args.component);
     let saved = ae.to(&candle_core::Device::Cpu, candle_core::DType::F32)?;
     save_saelens(
         &saved,
         &args.out,
-        &hook,
+        hook,
         layer,
         &args.model,
         args.bos.resolve(None),
         args.overwrite,
     )?;
     let wrote = write_records(args, &records)?;
-    Ok(format!(
-        "trained on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
-         {chunk} tokens), {} latents, {} steps\n{}wrote {} ({hook})\n{wrote}",
-        ae.latent_dim(),
-        last.step,
-        fit_summary(&acts, &recon, &z)?,
-        args.out.display()
-    ))
+    Ok(Trained {
+        what: "an AutoencoderLayer".into(),
+        steps: last.step,
+        report: format!(
+            "{}wrote {} ({hook})\n{wrote}",
+            fit_summary(acts, &recon, &z)?,
+            args.out.display()
+        ),
+    })
 }
 
 /// The architecture `--architecture` and its flags ask for; `None` for `relu` (pyvene's
@@ -634,17 +712,20 @@ pub(super) fn train_config(args: &TrainSaeArgs, arch: Architecture) -> SaeTrainC
     cfg
 }
 
-/// Trains and saves an SAE of `arch` (every kind but `relu`) on the collected `acts`.
-fn run_architecture(
+/// Trains and saves an SAE of `arch` (every kind but `relu`) on `batches`, as
+/// [`train_and_save`] does.
+fn run_architecture<I>(
     args: &TrainSaeArgs,
     arch: Architecture,
-    acts: Tensor,
+    batches: I,
+    acts: &Tensor,
     (layer, d, latents): (usize, usize, usize),
-    (lines, chunks, chunk): (usize, usize, usize),
-) -> Result<String> {
-    let n = acts.dim(0)?;
+    hook: &str,
+) -> Result<Trained>
+where
+    I: IntoIterator<Item = vene::autoencoder::Result<Tensor>>,
+{
     let cfg = train_config(args, arch);
-    let batches = sampled_batches(&acts, args.batch_size, args.seed);
     let mut log = ProgressLog::new(args.steps);
     let on_progress = |p: &SaeTrainProgress| log.record(&TrainProgress::from(p));
     let (sae, last) = match &args.resume {
@@ -665,15 +746,12 @@ fn run_architecture(
         )));
     }
     let records = log.finish();
-    let hook = hook_name(layer, args.component);
-    let (summary, wrote) = save_trained(args, &sae, &hook, layer, &args.model, &acts, &records)?;
-    Ok(format!(
-        "trained a {} SAE on {n} activations of width {d} ({lines} lines in {chunks} chunks of \
-         at most {chunk} tokens), {latents} latents, {} steps\n{summary}wrote {} ({hook})\n{wrote}",
-        args.architecture,
-        last.step,
-        args.out.display()
-    ))
+    let (summary, wrote) = save_trained(args, &sae, hook, layer, &args.model, acts, &records)?;
+    Ok(Trained {
+        what: format!("a {} SAE", args.architecture),
+        steps: last.step,
+        report: format!("{summary}wrote {} ({hook})\n{wrote}", args.out.display()),
+    })
 }
 
 /// `rows` activations drawn with replacement from `acts` `[n, d]` per batch, seeded.
