@@ -1,5 +1,8 @@
 //! The Hugging Face hub settings the environment gives: cache folder, offline mode, endpoint,
-//! progress bar. (vene-autoencoder keeps a copy of this file, `hub_env.rs`: keep both alike.)
+//! progress bar. vene-models (models) and vene-autoencoder (SAEs) both read them from here and
+//! re-export [`HubEnv`].
+
+#![warn(missing_docs)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -14,7 +17,7 @@ use std::path::PathBuf;
 ///
 /// ```
 /// use std::ffi::OsString;
-/// use vene_models::HubEnv;
+/// use vene_hub::HubEnv;
 ///
 /// let vars = |k: &str| match k {
 ///     "HF_HOME" => Some(OsString::from("/data/hf")),
