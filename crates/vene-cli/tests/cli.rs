@@ -1687,3 +1687,58 @@ fn train_sae_relu_resumes_from_a_checkpoint_bit_exactly() {
     assert_eq!(weights(&resumed), weights(&straight));
     assert_ne!(weights(&first), weights(&straight));
 }
+
+/// `--stream`: activations computed while training through a bounded shuffle buffer. The
+/// buffer never holds more than its rows plus one line's tokens; a stopped run resumes
+/// byte-exactly (for the default relu and for topk); a text with no example is refused.
+#[test]
+fn train_sae_streams_activations_through_a_bounded_buffer_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let data = tmp.path().join("data.txt");
+    let lines = "the cat sat on a mat\nthe dog ran to the park\nred house and green tree\n";
+    std::fs::write(&data, lines).unwrap();
+    let ckpt = tmp.path().join("ckpt");
+    let dir = ckpt.to_str().unwrap();
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        let out = tmp.path().join(out);
+        let stream = ["--stream", "--shuffle-buffer", "6", "--batch-size", "4"];
+        let flags = [&stream[..], extra].concat();
+        (train_small_sae(&model, &data, &out, steps, &flags), out)
+    };
+    let weights = |dir: &Path| std::fs::read(dir.join("sae_weights.safetensors")).unwrap();
+    for arch in [
+        &["--architecture", "relu"][..],
+        &["--architecture", "topk", "--k", "2"],
+    ] {
+        let _ = std::fs::remove_dir_all(&ckpt);
+        let name = arch[1];
+        let (o, straight) = train(&format!("{name}-straight"), "6", arch);
+        let text = stdout(&o);
+        assert!(text.contains("streamed from"), "{text}");
+        // at most the buffer (6 rows) plus one line (at most 7 tokens with its BOS) held
+        let held: usize = text
+            .split("at most ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no `at most N held` in {text}"));
+        assert!((6..=13).contains(&held), "{held} rows held: {text}");
+        let ckpt_flags = [arch, &["--checkpoint-every", "3", "--checkpoint-dir", dir]].concat();
+        let (o, first) = train(&format!("{name}-first"), "3", &ckpt_flags);
+        stdout(&o);
+        let resume_flags = [arch, &["--resume", dir]].concat();
+        let (o, resumed) = train(&format!("{name}-resumed"), "6", &resume_flags);
+        assert!(stdout(&o).contains("6 steps"));
+        assert_eq!(weights(&resumed), weights(&straight), "{name}");
+        assert_ne!(weights(&first), weights(&straight), "{name}");
+    }
+    // a stream over a text without examples is refused, and nothing is written
+    let blank = tmp.path().join("blank.txt");
+    std::fs::write(&blank, "\n  \n").unwrap();
+    let out = tmp.path().join("blank-out");
+    let o = train_small_sae(&model, &blank, &out, "2", &["--stream"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no text"));
+    assert!(!out.exists());
+}

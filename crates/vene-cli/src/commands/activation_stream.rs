@@ -13,6 +13,7 @@ use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::hooks::Component;
+use vene::models::LanguageModel;
 
 use crate::load::LoadedModel;
 use crate::{CliError, Result};
