@@ -25,7 +25,8 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Collect activations over a text file and train an SAE (SAELens layout).
     TrainSae(train_sae::TrainSaeArgs),
-    /// Collect activations of a site over a text file into an activation store (--shard i/n).
+    /// Collect activations of sites over text, JSON lines or token ids into activation stores
+    /// (--shard i/n: job i of n collects every n-th block of sequences).
     Collect(collect::CollectArgs),
     /// How good an SAE is inside its model: L0, reconstruction, loss recovered, KL, densities.
     EvalSae(eval_sae::EvalSaeArgs),

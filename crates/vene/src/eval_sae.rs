@@ -209,29 +209,6 @@ impl Accumulator {
     }
 }
 
-/// The batch as ids `[B, T]` (padded with 0 on the right) and its 0/1 mask (`None` when no
-/// sequence is padded).
-fn pad_batch(
-    batch: &[Vec<u32>],
-    device: &candle_core::Device,
-) -> Result<(Tensor, Option<Tensor>, Vec<u32>)> {
-    let t = batch.iter().map(Vec::len).max().unwrap_or(0);
-    let mut ids = Vec::with_capacity(batch.len() * t);
-    let mut mask = Vec::with_capacity(batch.len() * t);
-    for s in batch {
-        ids.extend(s.iter().copied().chain(std::iter::repeat_n(0, t - s.len())));
-        mask.extend((0..t).map(|i| u32::from(i < s.len())));
-    }
-    let ids_t = Tensor::from_vec(ids, (batch.len(), t), device)?;
-    let padded = batch.iter().any(|s| s.len() < t);
-    let mask_t = if padded {
-        Some(Tensor::from_vec(mask.clone(), (batch.len(), t), device)?)
-    } else {
-        None
-    };
-    Ok((ids_t, mask_t, mask))
-}
-
 /// Log-probabilities `[B, T, V]` in f32.
 fn log_probs(logits: Option<Tensor>) -> Result<Tensor> {
     let logits =
@@ -271,7 +248,11 @@ fn eval_batch(
     acc: &mut Accumulator,
 ) -> Result<()> {
     let device = model.device();
-    let (ids, mask, mask_vec) = pad_batch(batch, device)?;
+    let crate::PaddedBatch {
+        ids,
+        mask,
+        real: mask_vec,
+    } = crate::PaddedBatch::new(batch, device)?;
     let (b, t) = ids.dims2()?;
     let real = Tensor::from_vec(
         mask_vec.iter().map(|&m| m as f32).collect::<Vec<_>>(),

@@ -32,6 +32,7 @@ mod hooks_impl;
 mod intervenable;
 mod load_pyvene;
 mod locations;
+mod padding;
 mod save;
 mod save_intervention;
 mod save_pyvene;
@@ -55,6 +56,7 @@ pub use generate::{InterveneOn, MAX_NEW_TOKENS};
 pub use intervenable::IntervenableModel;
 pub use load_pyvene::{module_path_component, pyvene_type_name};
 pub use locations::{LocSpec, UnitLoc, UnitLocations};
+pub use padding::PaddedBatch;
 pub use save::{state_file_name, SaveOptions};
 pub use save_pyvene::{pyvene_state_file_name, PYVENE_TRANSFORMERS_VERSION};
 pub use splice::{

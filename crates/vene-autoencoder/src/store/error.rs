@@ -48,6 +48,40 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// A block that the writer (or the manifest part) does not own: writer `index` of `count`
+    /// owns the blocks `b` with `b % count == index`.
+    #[error("{path}: block {block} is not owned by writer {index} of {count} (it owns the blocks b with b % {count} == {index})")]
+    BlockNotOwned {
+        /// The store folder (writing) or the manifest part (reading).
+        path: PathBuf,
+        /// The block.
+        block: usize,
+        /// The writer's index.
+        index: usize,
+        /// How many writers build the store.
+        count: usize,
+    },
+    /// A block started (or listed) after a block it does not follow: blocks must increase.
+    #[error("{path}: block {block} comes after block {after}; blocks must increase")]
+    BlockOrder {
+        /// The store folder (writing) or the manifest (reading).
+        path: PathBuf,
+        /// The block out of order.
+        block: usize,
+        /// The block before it.
+        after: usize,
+    },
+    /// Two shards listed with the same (block, piece), in one manifest or across the parts of
+    /// a store.
+    #[error("{path}: two shards are listed as block {block}, piece {piece}")]
+    DuplicateShard {
+        /// The manifest (or the store folder, when merging parts).
+        path: PathBuf,
+        /// The block.
+        block: usize,
+        /// The piece.
+        piece: usize,
+    },
     /// A batch that does not fit the store (wrong rank or width).
     #[error("batch of shape {got:?} does not fit a store of width {d}: expected [rows, {d}]")]
     BatchShape {

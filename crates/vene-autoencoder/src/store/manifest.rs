@@ -1,5 +1,6 @@
 //! The store's manifest (`manifest.json`) and the parts that shard-writers leave
-//! (`manifest-<i>-of-<n>.json`), merged into one by [`merge_manifests`].
+//! (`manifest-<i>-of-<n>.json`), merged into one by [`merge_manifests`]. Shards are listed in
+//! canonical order, by (block, piece), whichever writer wrote them.
 
 use std::path::{Path, PathBuf};
 
@@ -10,8 +11,10 @@ use super::StoreError;
 
 /// The `format` field of every manifest.
 pub const STORE_FORMAT: &str = "vene-activation-store";
-/// The manifest version this crate writes and reads.
-pub const STORE_VERSION: u32 = 1;
+/// The manifest version this crate writes. Version 1 manifests (no blocks: shards named by
+/// writer) are read too, their shards given (block, piece) in their listed order (see
+/// [`Manifest::read`]).
+pub const STORE_VERSION: u32 = 2;
 /// The name of the tensor in every shard.
 pub const SHARD_TENSOR: &str = "activations";
 /// The largest manifest file read (a million shards' entries fit).
@@ -50,11 +53,17 @@ impl StoreDType {
     }
 }
 
-/// One shard file as the manifest lists it.
+/// One shard file as the manifest lists it: piece `piece` of block `block`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardEntry {
     /// The file name, relative to the store folder.
     pub file: String,
+    /// The block the rows belong to (a unit of the input that one writer owns: see
+    /// [`super::StoreWriter::start_block`]).
+    pub block: usize,
+    /// The shard's index within its block (a block of more than `rows_per_shard` rows is
+    /// split into pieces 0, 1, ...).
+    pub piece: usize,
     /// Rows in the shard.
     pub rows: usize,
     /// The file's size in bytes.
@@ -87,7 +96,7 @@ pub struct Manifest {
     /// For a writer's part: its index (`i` of `i/writers`); `None` once merged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part: Option<usize>,
-    /// The shards, in order.
+    /// The shards, in canonical order: by (block, piece), each pair once.
     pub shards: Vec<ShardEntry>,
 }
 
@@ -96,13 +105,22 @@ pub fn part_file_name(index: usize, count: usize) -> String {
     format!("manifest-{index}-of-{count}.json")
 }
 
-/// The file name of writer `i` of `n`'s `k`-th shard.
-pub fn shard_file_name(index: usize, count: usize, k: usize) -> String {
-    format!("shard-{index}-of-{count}-{k}.safetensors")
+/// The file name of piece `piece` of block `block`: `shard-<block:08>-<piece>.safetensors`.
+/// Named by block, not by writer, so a store's files do not depend on how many writers
+/// built it.
+///
+/// ```
+/// assert_eq!(vene_autoencoder::store::shard_file_name(12, 1), "shard-00000012-1.safetensors");
+/// ```
+pub fn shard_file_name(block: usize, piece: usize) -> String {
+    format!("shard-{block:08}-{piece}.safetensors")
 }
 
 impl Manifest {
-    /// Reads and checks a manifest file (format, version, totals, shard names).
+    /// Reads and checks a manifest file (format, version, totals, shard names, shard order).
+    /// A version-1 manifest is read as version 2: its shards, listed in order, become
+    /// pieces 0, 1, ... of one block (the writer's index for a part, else 0), so their order
+    /// is unchanged.
     pub fn read(path: &Path) -> Result<Self, StoreError> {
         let size = std::fs::metadata(path)
             .map_err(|e| StoreError::io(path, e))?
@@ -114,8 +132,13 @@ impl Manifest {
             ));
         }
         let bytes = std::fs::read(path).map_err(|e| StoreError::io(path, e))?;
-        let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| StoreError::manifest(path, format!("not a store manifest: {e}")))?;
+        let not_manifest =
+            |e: serde_json::Error| StoreError::manifest(path, format!("not a store manifest: {e}"));
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes).map_err(not_manifest)?;
+        if value.get("version").and_then(serde_json::Value::as_u64) == Some(1) {
+            upgrade_v1(&mut value);
+        }
+        let m: Manifest = serde_json::from_value(value).map_err(not_manifest)?;
         m.check(path)?;
         Ok(m)
     }
@@ -131,7 +154,7 @@ impl Manifest {
         }
         if self.version != STORE_VERSION {
             return bad(format!(
-                "version {} is not supported (this build reads {STORE_VERSION})",
+                "version {} is not supported (this build reads 1 to {STORE_VERSION})",
                 self.version
             ));
         }
@@ -154,7 +177,33 @@ impl Manifest {
             ));
         }
         let mut sum = 0usize;
-        for s in &self.shards {
+        let mut files = std::collections::HashSet::new();
+        for (k, s) in self.shards.iter().enumerate() {
+            if let Some(prev) = k.checked_sub(1).map(|j| &self.shards[j]) {
+                if (prev.block, prev.piece) == (s.block, s.piece) {
+                    return Err(StoreError::DuplicateShard {
+                        path: path.to_path_buf(),
+                        block: s.block,
+                        piece: s.piece,
+                    });
+                }
+                if s.block < prev.block {
+                    return Err(StoreError::BlockOrder {
+                        path: path.to_path_buf(),
+                        block: s.block,
+                        after: prev.block,
+                    });
+                }
+                if s.block == prev.block && s.piece < prev.piece {
+                    return bad(format!(
+                        "block {} lists piece {} after piece {}",
+                        s.block, s.piece, prev.piece
+                    ));
+                }
+            }
+            if !files.insert(s.file.as_str()) {
+                return bad(format!("shard `{}` is listed twice", s.file));
+            }
             if s.rows == 0 || s.rows > self.rows_per_shard {
                 return bad(format!(
                     "shard {} has {} rows (1..={} allowed)",
@@ -179,11 +228,50 @@ impl Manifest {
         Ok(())
     }
 
+    /// Checks that a writer's part lists only blocks its writer owns (`block % writers ==
+    /// part`).
+    fn check_owned(&self, path: &Path) -> Result<(), StoreError> {
+        let Some(index) = self.part else {
+            return Ok(());
+        };
+        match self.shards.iter().find(|s| s.block % self.writers != index) {
+            Some(s) => Err(StoreError::BlockNotOwned {
+                path: path.to_path_buf(),
+                block: s.block,
+                index,
+                count: self.writers,
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
         v
     }
+}
+
+/// Gives a version-1 manifest (as JSON) the fields of version 2: shard `k` of the list becomes
+/// piece `k` of block `part` (a writer's part; the block a writer that never starts one
+/// writes) or of block 0 (a merged or single-writer manifest), which keeps the listed order.
+fn upgrade_v1(value: &mut serde_json::Value) {
+    let block = value
+        .get("part")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    if let Some(shards) = value
+        .get_mut("shards")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for (k, shard) in shards.iter_mut().enumerate() {
+            if let Some(entry) = shard.as_object_mut() {
+                entry.insert("block".into(), block.into());
+                entry.insert("piece".into(), k.into());
+            }
+        }
+    }
+    value["version"] = STORE_VERSION.into();
 }
 
 /// Reads the manifest of the store in `dir`: `manifest.json`, or else all the writers'
@@ -205,7 +293,8 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
 
 /// Merges the writers' manifest parts of the store in `dir` into `manifest.json` (written
 /// atomically) and returns it. Every part `0..n` must be present and agree on model, site,
-/// width, dtype and rows per shard.
+/// width, dtype and rows per shard; the merged shards are listed by (block, piece), each pair
+/// once, and each part may list only the blocks its writer owns.
 pub fn merge_manifests(dir: &Path) -> Result<Manifest, StoreError> {
     let m = merge_parts(dir)?;
     let path = dir.join(MANIFEST_FILE);
@@ -279,7 +368,13 @@ fn merge_parts(dir: &Path) -> Result<Manifest, StoreError> {
     let mut merged = first;
     merged.part = None;
     merged.shards = parts.iter().flat_map(|m| m.shards.clone()).collect();
+    merged
+        .shards
+        .sort_by_key(|s| (s.block, s.piece, s.file.clone()));
     merged.total_rows = parts.iter().map(|m| m.total_rows).sum();
     merged.check(dir)?;
+    for m in &parts {
+        m.check_owned(&dir.join(part_file_name(m.part.unwrap_or(0), m.writers)))?;
+    }
     Ok(merged)
 }

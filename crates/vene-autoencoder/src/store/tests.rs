@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -73,7 +73,10 @@ fn round_trip_gives_every_row_once_per_epoch_shuffled_and_reproducible() {
         // 6 full shards of 8 and a last one of 2
         let shard_rows: Vec<usize> = m.shards.iter().map(|s| s.rows).collect();
         assert_eq!(shard_rows, [8, 8, 8, 8, 8, 8, 2]);
-        assert_eq!(m.shards[0].file, "shard-0-of-1-0.safetensors");
+        assert_eq!(m.shards[0].file, "shard-00000000-0.safetensors");
+        // a writer that starts no block writes block `index` (0), in pieces
+        let listed: Vec<(usize, usize)> = m.shards.iter().map(|s| (s.block, s.piece)).collect();
+        assert_eq!(listed, (0..7).map(|k| (0, k)).collect::<Vec<_>>());
         assert!(dir.path().join(MANIFEST_FILE).is_file());
 
         let reader = StoreReader::open(dir.path()).unwrap();
@@ -157,7 +160,9 @@ fn three_writers_make_the_store_one_writer_makes() {
     );
     // 14, 13, 13 rows at 5 per shard: 3 shards each
     assert_eq!(merged.shards.len(), 9);
-    assert_eq!(merged.shards[3].file, "shard-1-of-3-0.safetensors");
+    // listed by (block, piece): writer i's plain appends are block i
+    assert_eq!(merged.shards[3].file, "shard-00000001-0.safetensors");
+    assert_eq!((merged.shards[3].block, merged.shards[3].piece), (1, 0));
 
     let opts = ReadOptions {
         batch_size: 7,
@@ -232,7 +237,7 @@ fn corrupt_truncated_or_missing_shards_are_refused_by_name() {
         other => panic!("expected a checksum error, got {other:?}"),
     }
     let msg = StoreReader::open(dir.path()).unwrap_err().to_string();
-    assert!(msg.contains("shard-0-of-1-1.safetensors"), "{msg}");
+    assert!(msg.contains("shard-00000000-1.safetensors"), "{msg}");
 
     std::fs::write(&victim, &original[..original.len() - 4]).unwrap();
     assert!(matches!(
@@ -263,7 +268,7 @@ fn corrupt_truncated_or_missing_shards_are_refused_by_name() {
         .find_map(|b| b.err())
         .expect("a corrupt shard fails the epoch");
     assert!(
-        err.to_string().contains("shard-0-of-1-1.safetensors"),
+        err.to_string().contains("shard-00000000-1.safetensors"),
         "{err}"
     );
 }
@@ -284,10 +289,14 @@ fn a_tampered_manifest_is_refused() {
         err.contains("total_rows 11 but the shards hold 10"),
         "{err}"
     );
-    std::fs::write(&path, text.replace("\"version\": 1", "\"version\": 9")).unwrap();
+    std::fs::write(&path, text.replace("\"version\": 2", "\"version\": 9")).unwrap();
     let err = StoreReader::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("version 9"), "{err}");
-    std::fs::write(&path, text.replace("shard-0-of-1-0", "../shard-0-of-1-0")).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("shard-00000000-0", "../shard-00000000-0"),
+    )
+    .unwrap();
     assert!(StoreReader::open(dir.path()).is_err());
 }
 
@@ -337,4 +346,305 @@ fn a_shard_too_large_to_allocate_is_refused_before_writing() {
         "{err}"
     );
     assert!(!dir.path().join("s").exists());
+}
+
+/// Writes blocks `0..block_rows.len()` (block `b` holds `block_rows[b]` rows, row ids counted
+/// over the blocks in order) with `count` writers, writer `i` starting only the blocks it
+/// owns and appending them 2 rows at a time. Parts are not merged.
+fn write_blocks(dir: &Path, block_rows: &[usize], per_shard: usize, count: usize) {
+    let starts: Vec<usize> = block_rows
+        .iter()
+        .scan(0, |at, &n| {
+            *at += n;
+            Some(*at - n)
+        })
+        .collect();
+    for i in 0..count {
+        let mut w = StoreWriter::create(dir, spec(per_shard, StoreDType::F32), i, count).unwrap();
+        for (b, &n) in block_rows
+            .iter()
+            .enumerate()
+            .filter(|(b, _)| b % count == i)
+        {
+            w.start_block(b).unwrap();
+            let ids: Vec<usize> = (starts[b]..starts[b] + n).collect();
+            for two in ids.chunks(2) {
+                w.append(&rows(two.iter().copied())).unwrap();
+            }
+        }
+        w.finish().unwrap();
+    }
+}
+
+/// The store's shard files, by name.
+fn shard_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap().to_string();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn blocks_give_the_same_files_and_batches_whatever_the_writer_count() {
+    let block_rows = [5, 3, 7, 1, 4];
+    let one = tempfile::tempdir().unwrap();
+    write_blocks(one.path(), &block_rows, 3, 1);
+    let three = tempfile::tempdir().unwrap();
+    write_blocks(three.path(), &block_rows, 3, 3);
+    let merged = merge_manifests(three.path()).unwrap();
+    let single = read_manifest(one.path()).unwrap();
+    assert_eq!((single.writers, merged.writers), (1, 3));
+    // blocks of 5, 3, 7, 1 and 4 rows at 3 rows per shard
+    let listed: Vec<(usize, usize, usize)> = single
+        .shards
+        .iter()
+        .map(|s| (s.block, s.piece, s.rows))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (0, 0, 3),
+            (0, 1, 2),
+            (1, 0, 3),
+            (2, 0, 3),
+            (2, 1, 3),
+            (2, 2, 1),
+            (3, 0, 1),
+            (4, 0, 3),
+            (4, 1, 1)
+        ]
+    );
+    assert_eq!(single.shards[5].file, "shard-00000002-2.safetensors");
+    assert_eq!(single.shards, merged.shards);
+    let files = shard_files(one.path());
+    assert_eq!(files.len(), 9);
+    assert_eq!(files, shard_files(three.path()));
+    let opts = ReadOptions {
+        batch_size: 4,
+        buffer_rows: 5,
+        seed: 11,
+    };
+    let batches = epoch_ids(&StoreReader::open(one.path()).unwrap(), &opts, 0);
+    assert_eq!(
+        batches,
+        epoch_ids(&StoreReader::open(three.path()).unwrap(), &opts, 0)
+    );
+    let mut all = batches.concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_block_out_of_order_or_not_owned_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = StoreWriter::create(dir.path(), spec(4, StoreDType::F32), 1, 3).unwrap();
+    w.start_block(4).unwrap();
+    w.append(&rows(0..2)).unwrap();
+    for earlier in [1, 4] {
+        match w.start_block(earlier) {
+            Err(AutoencoderError::Store(StoreError::BlockOrder {
+                block, after: 4, ..
+            })) => {
+                assert_eq!(block, earlier)
+            }
+            other => panic!("expected a block-order error, got {other:?}"),
+        }
+    }
+    let err = w.start_block(5).unwrap_err();
+    assert!(matches!(
+        err,
+        AutoencoderError::Store(StoreError::BlockNotOwned {
+            block: 5,
+            index: 1,
+            count: 3,
+            ..
+        })
+    ));
+    assert!(
+        err.to_string()
+            .contains("block 5 is not owned by writer 1 of 3"),
+        "{err}"
+    );
+    // the refused calls changed nothing: the rows still go to block 4
+    assert_eq!(w.rows(), 2);
+    w.append(&rows(2..3)).unwrap();
+    w.start_block(7).unwrap();
+    w.append(&rows(3..4)).unwrap();
+    let part = w.finish().unwrap();
+    let listed: Vec<(usize, usize, usize)> = part
+        .shards
+        .iter()
+        .map(|s| (s.block, s.piece, s.rows))
+        .collect();
+    assert_eq!(listed, [(4, 0, 3), (7, 0, 1)]);
+
+    // plain appends went to block 0 (the writer's index): block 0 cannot start after them
+    let other = tempfile::tempdir().unwrap();
+    let mut w = StoreWriter::create(other.path(), spec(4, StoreDType::F32), 0, 2).unwrap();
+    w.append(&rows(0..1)).unwrap();
+    assert!(matches!(
+        w.start_block(0),
+        Err(AutoencoderError::Store(StoreError::BlockOrder {
+            block: 0,
+            after: 0,
+            ..
+        }))
+    ));
+    w.start_block(2).unwrap();
+}
+
+#[test]
+fn a_block_listed_twice_or_by_a_writer_that_does_not_own_it_is_refused_at_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    write_blocks(dir.path(), &[2, 2, 2], 4, 3);
+    let part1 = dir.path().join(part_file_name(1, 3));
+    let text = std::fs::read_to_string(&part1).unwrap();
+    assert!(text.contains("\"block\": 1"), "{text}");
+
+    // part 1 lists block 0, piece 0, which part 0 lists too
+    std::fs::write(&part1, text.replace("\"block\": 1", "\"block\": 0")).unwrap();
+    for got in [
+        merge_manifests(dir.path())
+            .map(|_| ())
+            .map_err(AutoencoderError::from),
+        StoreReader::open(dir.path()).map(|_| ()),
+    ] {
+        match got {
+            Err(AutoencoderError::Store(StoreError::DuplicateShard {
+                block: 0,
+                piece: 0,
+                path,
+            })) => assert_eq!(path, dir.path()),
+            other => panic!("expected a duplicate-shard error, got {other:?}"),
+        }
+    }
+    assert!(!dir.path().join(MANIFEST_FILE).exists());
+
+    // part 1 lists block 3, which writer 0 of 3 owns
+    std::fs::write(&part1, text.replace("\"block\": 1", "\"block\": 3")).unwrap();
+    match merge_manifests(dir.path()) {
+        Err(StoreError::BlockNotOwned {
+            block: 3,
+            index: 1,
+            count: 3,
+            path,
+        }) => assert_eq!(path, part1),
+        other => panic!("expected a not-owned error, got {other:?}"),
+    }
+    assert!(!dir.path().join(MANIFEST_FILE).exists());
+
+    // as written, the parts merge
+    std::fs::write(&part1, &text).unwrap();
+    assert_eq!(merge_manifests(dir.path()).unwrap().total_rows, 6);
+}
+
+#[test]
+fn a_manifest_listing_blocks_out_of_order_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_blocks(dir.path(), &[2, 2], 4, 1);
+    let path = dir.path().join(MANIFEST_FILE);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"block\": 0", "\"block\": 2")).unwrap();
+    assert!(matches!(
+        StoreReader::open(dir.path()),
+        Err(AutoencoderError::Store(StoreError::BlockOrder {
+            block: 1,
+            after: 2,
+            ..
+        }))
+    ));
+}
+
+/// Rewrites the manifest `name` of the store in `dir` as version 1 wrote it: no block or
+/// piece, and shards named by writer, `shard-<index>-of-<count>-<k>.safetensors` (renamed on
+/// disk).
+fn downgrade_to_v1(dir: &Path, name: &str, index: usize, count: usize) {
+    let path = dir.join(name);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    v["version"] = 1.into();
+    for (k, shard) in v["shards"].as_array_mut().unwrap().iter_mut().enumerate() {
+        let entry = shard.as_object_mut().unwrap();
+        entry.remove("block");
+        entry.remove("piece");
+        let old = entry["file"].as_str().unwrap().to_string();
+        let new = format!("shard-{index}-of-{count}-{k}.safetensors");
+        std::fs::rename(dir.join(old), dir.join(&new)).unwrap();
+        entry.insert("file".into(), new.into());
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn version_1_manifests_are_read_in_their_listed_order() {
+    // one writer: shards of 4, 4 and 2 rows
+    let dir = tempfile::tempdir().unwrap();
+    let v2 = write_store(dir.path(), 10, 4, StoreDType::F32);
+    downgrade_to_v1(dir.path(), MANIFEST_FILE, 0, 1);
+    let text = std::fs::read_to_string(dir.path().join(MANIFEST_FILE)).unwrap();
+    assert!(text.contains("\"version\": 1") && !text.contains("\"block\""));
+    let reader = StoreReader::open(dir.path()).unwrap();
+    let m = reader.manifest();
+    assert_eq!(m.version, STORE_VERSION);
+    let listed: Vec<(&str, usize, usize, usize)> = m
+        .shards
+        .iter()
+        .map(|s| (s.file.as_str(), s.block, s.piece, s.rows))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("shard-0-of-1-0.safetensors", 0, 0, 4),
+            ("shard-0-of-1-1.safetensors", 0, 1, 4),
+            ("shard-0-of-1-2.safetensors", 0, 2, 2)
+        ]
+    );
+    let sums: Vec<&str> = m.shards.iter().map(|s| s.sha256.as_str()).collect();
+    let v2_sums: Vec<&str> = v2.shards.iter().map(|s| s.sha256.as_str()).collect();
+    assert_eq!(sums, v2_sums);
+    let opts = ReadOptions {
+        batch_size: 3,
+        buffer_rows: 4,
+        seed: 2,
+    };
+    let mut all = epoch_ids(&reader, &opts, 0).concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..10).collect::<Vec<_>>());
+
+    // three writers' version-1 parts: read in part order, as version 1 merged them
+    let three = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        let mut w = StoreWriter::create(three.path(), spec(3, StoreDType::F32), i, 3).unwrap();
+        w.append(&rows(4 * i..4 * i + 4)).unwrap();
+        w.finish().unwrap();
+        downgrade_to_v1(three.path(), &part_file_name(i, 3), i, 3);
+    }
+    let merged = merge_manifests(three.path()).unwrap();
+    let listed: Vec<(&str, usize, usize)> = merged
+        .shards
+        .iter()
+        .map(|s| (s.file.as_str(), s.block, s.piece))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("shard-0-of-3-0.safetensors", 0, 0),
+            ("shard-0-of-3-1.safetensors", 0, 1),
+            ("shard-1-of-3-0.safetensors", 1, 0),
+            ("shard-1-of-3-1.safetensors", 1, 1),
+            ("shard-2-of-3-0.safetensors", 2, 0),
+            ("shard-2-of-3-1.safetensors", 2, 1)
+        ]
+    );
+    // the merged manifest is written as version 2 and reads back the same
+    assert_eq!(merged.version, STORE_VERSION);
+    assert_eq!(read_manifest(three.path()).unwrap(), merged);
+    let reader = StoreReader::open(three.path()).unwrap();
+    let mut all = epoch_ids(&reader, &opts, 0).concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..12).collect::<Vec<_>>());
 }

@@ -2,6 +2,7 @@
 
 pub mod activation_stream;
 pub mod collect;
+mod collect_input;
 pub mod dashboard;
 pub mod demo;
 pub mod eval_sae;
@@ -9,18 +10,18 @@ pub mod features;
 pub mod patch;
 pub mod patch_args;
 pub mod sae_releases;
+mod site_collector;
 pub mod steer;
 pub mod train_sae;
 mod train_store;
 
 use candle_core::Tensor;
-use vene::hooks::Component;
+use vene::hooks::{Component, Site};
 use vene::models::Model;
-use vene::{
-    ForwardRequest, IntervenableConfig, IntervenableModel, RepresentationConfig, UnitLocations,
-};
 
-use crate::{CliError, Result};
+pub use site_collector::SiteCollector;
+
+use crate::Result;
 
 /// The activations of `component` at `layer` for every position of `ids` `[1, T]`: `[T, d]`.
 pub fn collect_all(
@@ -29,19 +30,8 @@ pub fn collect_all(
     component: Component,
     ids: &Tensor,
 ) -> Result<Tensor> {
-    let t = ids.dim(1)?;
-    let repr = RepresentationConfig::new(layer, component)
-        .max_number_of_units(t)
-        .intervention_type("CollectIntervention");
-    let collector = IntervenableModel::new(IntervenableConfig::new(vec![repr]), model.clone())?;
-    let positions: Vec<usize> = (0..t).collect();
-    let request =
-        ForwardRequest::new(ids.clone()).locations(UnitLocations::base(vec![vec![positions]]));
-    let out = collector.forward(&request)?;
-    let acts = out
-        .collected
-        .into_iter()
-        .next()
-        .ok_or_else(|| CliError::invalid("the collect intervention returned nothing"))?;
-    Ok(acts.squeeze(0)?)
+    let ids: Vec<u32> = ids.squeeze(0)?.to_vec1()?;
+    let collector = SiteCollector::new(model, &[Site::new(layer, component)], ids.len())?;
+    let (mut collected, _) = collector.forward(&[ids])?;
+    Ok(collected.remove(0).squeeze(0)?)
 }
