@@ -1,7 +1,7 @@
 //! Autoregressive generation with a KV cache, hooks active at every step.
 
-use candle_core::{DType, Device, Tensor};
-use candle_transformers::generation::{LogitsProcessor, Sampling};
+use candle_core::Tensor;
+use candle_transformers::generation::Sampling;
 use vene_hooks::Hooks;
 
 use crate::{LanguageModel, ModelError, Result};
@@ -101,24 +101,7 @@ pub fn generate(
             "generate: empty prompt".to_string(),
         ));
     }
-    let mut sampler = LogitsProcessor::from_sampling(cfg.seed, cfg.sampling()?);
-    let device: &Device = model.device();
-    let mut cache = model.new_cache();
-    // The capacity is only a hint: a huge `max_new_tokens` must not allocate up front.
-    let mut out = Vec::with_capacity(cfg.max_new_tokens.min(4096));
-    let mut input = Tensor::new(prompt, device)?.unsqueeze(0)?;
-    while out.len() < cfg.max_new_tokens {
-        let logits = model.forward_cached(&input, None, &mut cache, hooks)?;
-        let last = logits
-            .squeeze(0)?
-            .get_on_dim(0, logits.dim(1)? - 1)?
-            .to_dtype(DType::F32)?;
-        let next = sampler.sample(&last)?;
-        out.push(next);
-        if cfg.stop_tokens.contains(&next) {
-            break;
-        }
-        input = Tensor::new(&[next], device)?.unsqueeze(0)?;
-    }
-    Ok(out)
+    let ids = Tensor::new(prompt, model.device())?.unsqueeze(0)?;
+    let out = crate::generate_batch::generate_rows(model, &ids, None, cfg, hooks, false)?;
+    Ok(out.tokens.into_iter().next().unwrap_or_default())
 }

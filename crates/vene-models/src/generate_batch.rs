@@ -111,6 +111,19 @@ pub fn generate_batch(
     cfg: &GenerationConfig,
     hooks: &mut dyn Hooks,
 ) -> Result<BatchGeneration> {
+    generate_rows(model, ids, mask, cfg, hooks, true)
+}
+
+/// The loop of [`generate_batch`] (and of [`crate::generate`], one row): with `keep_logits`
+/// false the logits are not kept (`BatchGeneration::logits` holds empty tensors).
+pub(crate) fn generate_rows(
+    model: &dyn LanguageModel,
+    ids: &Tensor,
+    mask: Option<&Tensor>,
+    cfg: &GenerationConfig,
+    hooks: &mut dyn Hooks,
+    keep_logits: bool,
+) -> Result<BatchGeneration> {
     let (b, t) = ids.dims2().map_err(|_| {
         ModelError::InvalidInput(format!(
             "generate_batch: ids must be [batch, seq], got {:?}",
@@ -161,7 +174,9 @@ pub fn generate_batch(
             let row = last.get(i)?;
             let tok = samplers[i].sample(&row)?;
             tokens[i].push(tok);
-            logits[i].push(row);
+            if keep_logits {
+                logits[i].push(row);
+            }
             if cfg.stop_tokens.contains(&tok) || tokens[i].len() >= cfg.max_new_tokens {
                 done[i] = true;
             }
