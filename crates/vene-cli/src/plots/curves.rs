@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -129,51 +131,46 @@ fn panel<DB: DrawingBackend>(
         .x_label_area_size(36)
         .y_label_area_size(60);
     let pad = ((hi - lo) * 0.05).max(1e-6);
-    let style = |s: &TrainRecord, f: &fn(&TrainRecord) -> f64| (s.step as f64, f(s));
     if log {
-        let mut chart = builder.build_cartesian_2d(x0..x1, (lo * 0.9..hi * 1.1).log_scale())?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| tick(*v))
-            .draw()?;
-        for (name, colour, f) in lines {
-            let c = *colour;
-            chart
-                .draw_series(LineSeries::new(
-                    records.iter().map(|r| style(r, f)),
-                    c.stroke_width(2),
-                ))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
-        }
-        draw_legend(&mut chart, legend.clone())?;
+        let chart = builder.build_cartesian_2d(x0..x1, (lo * 0.9..hi * 1.1).log_scale())?;
+        draw_lines(chart, records, lines, legend)
     } else {
-        let mut chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .label_style((FONT, 12))
-            .axis_desc_style((FONT, 13))
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| tick(*v))
-            .draw()?;
-        for (name, colour, f) in lines {
-            let c = *colour;
-            chart
-                .draw_series(LineSeries::new(
-                    records.iter().map(|r| style(r, f)),
-                    c.stroke_width(2),
-                ))?
-                .label(*name)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
-        }
-        draw_legend(&mut chart, legend.clone())?;
+        let chart = builder.build_cartesian_2d(x0..x1, (lo - pad)..(hi + pad))?;
+        draw_lines(chart, records, lines, legend)
     }
-    Ok(())
+}
+
+/// Draws the mesh, one line per entry of `lines` and the legend on `chart`, whatever its
+/// y scale (linear or log).
+fn draw_lines<'a, DB, Y>(
+    mut chart: ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    records: &[TrainRecord],
+    lines: &[Line],
+    legend: SeriesLabelPosition,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>>
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| tick(*v))
+        .draw()?;
+    for (name, colour, f) in lines {
+        let c = *colour;
+        chart
+            .draw_series(LineSeries::new(
+                records.iter().map(|r| (r.step as f64, f(r))),
+                c.stroke_width(2),
+            ))?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+    }
+    draw_legend(&mut chart, legend)
 }
 
 /// A tick label with as many decimals as the value's size needs.
