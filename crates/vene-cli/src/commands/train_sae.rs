@@ -540,7 +540,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
             &hook,
         )?;
         return Ok(format!(
-            "trained {} on activations streamed from {} (shuffle buffer {} rows, at most {} \
+            "trained {}on activations streamed from {} (shuffle buffer {} rows, at most {} \
              held), width {d}, {latents} latents, {} steps\non a batch of {} rows: {}",
             trained.what,
             data.display(),
@@ -575,13 +575,14 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
         &hook,
     )?;
     Ok(format!(
-        "trained {} on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
+        "trained {}on {n} activations of width {d} ({lines} lines in {chunks} chunks of at most \
          {chunk} tokens), {latents} latents, {} steps\n{}",
         trained.what, trained.steps, trained.report
     ))
 }
 
-/// What [`train_and_save`] did: the kind trained, its steps, and the summary and files lines.
+/// What [`train_and_save`] did: the kind trained (`a topk SAE `, with its space; empty for
+/// pyvene's layer), its steps, and the summary and files lines.
 struct Trained {
     what: String,
     steps: usize,
@@ -637,7 +638,7 @@ where
     )?;
     let wrote = write_records(args, &records)?;
     Ok(Trained {
-        what: "an AutoencoderLayer".into(),
+        what: String::new(),
         steps: last.step,
         report: format!(
             "{}wrote {} ({hook})\n{wrote}",
@@ -748,7 +749,7 @@ where
     let records = log.finish();
     let (summary, wrote) = save_trained(args, &sae, hook, layer, &args.model, acts, &records)?;
     Ok(Trained {
-        what: format!("a {} SAE", args.architecture),
+        what: format!("a {} SAE ", args.architecture),
         steps: last.step,
         report: format!("{summary}wrote {} ({hook})\n{wrote}", args.out.display()),
     })
