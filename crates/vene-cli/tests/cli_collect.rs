@@ -436,6 +436,11 @@ fn bad_inputs_are_refused_by_file_and_line_and_write_nothing() {
             "cannot be used with".to_string(),
         ),
         (vec![], 2, "--text".to_string()),
+        (
+            vec!["--text", text.as_str(), "--field", "body"],
+            1,
+            "--field names the text's field of --jsonl objects: it needs --jsonl".to_string(),
+        ),
     ];
     for (input, code, message) in cases {
         let run = run_collect(&model, &out, "0/1", &[&site[..], &input[..]].concat());

@@ -49,9 +49,10 @@ pub struct CollectArgs {
     /// JSON-lines file: one object per line, whose `--field` is the example's text.
     #[arg(long)]
     pub jsonl: Option<PathBuf>,
-    /// The field of each `--jsonl` object that holds the text.
-    #[arg(long, default_value = "text")]
-    pub field: String,
+    /// The field of each `--jsonl` object that holds the text (default `text`; only with
+    /// --jsonl).
+    #[arg(long)]
+    pub field: Option<String>,
     /// Pre-tokenized file: each line a JSON list of token ids, or an object with `input_ids`
     /// (or `tokens`); ids must be in the model's vocabulary.
     #[arg(long)]
@@ -130,12 +131,17 @@ pub fn owned_work(total: usize, per_block: usize, index: usize, count: usize) ->
 impl CollectArgs {
     /// The input file and its format (clap makes sure exactly one is given).
     fn input(&self) -> Result<CollectInput> {
+        if self.field.is_some() && self.jsonl.is_none() {
+            return Err(CliError::invalid(
+                "--field names the text's field of --jsonl objects: it needs --jsonl",
+            ));
+        }
         let (path, format) = match (&self.text, &self.jsonl, &self.token_ids) {
             (Some(p), None, None) => (p, InputFormat::Text),
             (None, Some(p), None) => (
                 p,
                 InputFormat::Jsonl {
-                    field: self.field.clone(),
+                    field: self.field.clone().unwrap_or_else(|| "text".into()),
                 },
             ),
             (None, None, Some(p)) => (p, InputFormat::TokenIds),
