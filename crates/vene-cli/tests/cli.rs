@@ -1742,3 +1742,87 @@ fn train_sae_streams_activations_through_a_bounded_buffer_and_resumes() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no text"));
     assert!(!out.exists());
 }
+
+/// The schedule and dead-latent flags reach both trainers (pyvene's layer and the
+/// architectures): the logged learning rates follow --lr-warm-up-steps, --lr-decay-steps and
+/// --lr-end by hand; `standard` is SAELens's ReLU SAE; flags an architecture has no use for
+/// are refused before any work.
+#[test]
+fn train_sae_schedule_flags_reach_every_trainer_and_misplaced_flags_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model_dir(tmp.path());
+    let data = tmp.path().join("data.txt");
+    std::fs::write(&data, "the cat sat on a mat\nthe dog ran to the park\n").unwrap();
+    let metrics = tmp.path().join("metrics.jsonl");
+    let schedule = [
+        "--lr-warm-up-steps",
+        "2",
+        "--lr-decay-steps",
+        "2",
+        "--lr-end",
+        "1e-3",
+        "--dead-window",
+        "1",
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ];
+    let runs: [&[&str]; 3] = [
+        &["--b-dec-init", "zeros"],
+        &[
+            "--architecture",
+            "standard",
+            "--resample-every",
+            "2",
+            "--b-dec-init",
+            "mean",
+        ],
+        &["--architecture", "topk", "--k", "2", "--aux-k", "3"],
+    ];
+    for (i, extra) in runs.into_iter().enumerate() {
+        let out = tmp.path().join(format!("sae{i}"));
+        let o = train_small_sae(&model, &data, &out, "4", &[&schedule[..], extra].concat());
+        stdout(&o);
+        // lr 1e-2: warm-up 2 steps (half, full), then the last 2 steps decay to 1e-3
+        let lrs: Vec<f64> = std::fs::read_to_string(&metrics)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect();
+        let expected = [5e-3, 1e-2, 5.5e-3, 1e-3];
+        assert_eq!(lrs.len(), 4, "{extra:?}");
+        for (got, want) in lrs.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-12, "{extra:?}: {lrs:?}");
+        }
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("cfg.json")).unwrap()).unwrap();
+        let arch = ["standard", "standard", "topk"][i];
+        assert_eq!(cfg["architecture"], arch, "{extra:?}");
+    }
+    let refused: [(&[&str], &str); 3] = [
+        (
+            &[
+                "--architecture",
+                "topk",
+                "--k",
+                "2",
+                "--resample-every",
+                "5",
+            ],
+            "--resample-every",
+        ),
+        (&["--aux-k", "3"], "--aux-k"),
+        (&["--b-dec-init", "geometric-median"], "geometric-median"),
+    ];
+    for (flags, named) in refused {
+        let out = tmp.path().join("refused");
+        let o = train_small_sae(&model, &data, &out, "4", flags);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(named), "{flags:?}: {err}");
+        assert!(!out.exists());
+    }
+}

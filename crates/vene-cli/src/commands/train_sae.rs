@@ -9,8 +9,8 @@ use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vene::autoencoder::training::{
-    resume_sae_training, train_sae, Architecture, SaeTrainConfig, SaeTrainProgress, SaveMetadata,
-    TrainingSae,
+    resume_sae_training, train_sae, Architecture, BDecInit, SaeTrainConfig, SaeTrainProgress,
+    SaveMetadata, TrainingSae,
 };
 use vene::autoencoder::{
     metrics, resume_train, safetensors_bytes, train, Autoencoder, AutoencoderLayer, TrainConfig,
@@ -67,12 +67,14 @@ pub struct TrainSaeArgs {
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// L1 coefficient (relu, gated).
+    /// L1 coefficient (relu, standard, gated).
     #[arg(long, default_value_t = 1e-3)]
     pub l1: f64,
     /// What to train: `relu` (pyvene's AutoencoderLayer, L1 with unit-norm decoder columns),
-    /// `topk`, `batchtopk`, `jumprelu`, `gated` or `matryoshka` (Matryoshka BatchTopK).
-    #[arg(long, default_value = "relu", value_parser = ["relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka"])]
+    /// `standard` (SAELens's ReLU SAE: L1 weighted by decoder norms, free decoder, optional
+    /// resampling), `topk`, `batchtopk`, `jumprelu`, `gated` or `matryoshka` (Matryoshka
+    /// BatchTopK).
+    #[arg(long, default_value = "relu", value_parser = ["relu", "standard", "topk", "batchtopk", "jumprelu", "gated", "matryoshka"])]
     pub architecture: String,
     /// Latents kept per row (topk) or per row on average (batchtopk, matryoshka).
     #[arg(long)]
@@ -92,12 +94,34 @@ pub struct TrainSaeArgs {
     /// Coefficient of the AuxK loss on dead latents (topk, batchtopk, matryoshka).
     #[arg(long, default_value_t = 1.0 / 32.0)]
     pub aux_k_coefficient: f64,
-    /// Linear warm-up of the learning rate over this many steps (all but relu).
+    /// Latents the AuxK loss revives per row (topk, batchtopk, matryoshka; default: half the
+    /// width).
+    #[arg(long)]
+    pub aux_k: Option<usize>,
+    /// Linear warm-up of the learning rate over this many steps.
     #[arg(long, default_value_t = 0)]
     pub lr_warm_up_steps: usize,
-    /// Linear warm-up of the L1 / L0 coefficient over this many steps (all but relu).
+    /// Linear decay of the learning rate to --lr-end over the last this many steps.
+    #[arg(long, default_value_t = 0)]
+    pub lr_decay_steps: usize,
+    /// The learning rate at the end of --lr-decay-steps.
+    #[arg(long, default_value_t = 0.0)]
+    pub lr_end: f64,
+    /// Linear warm-up of the L1 / L0 coefficient over this many steps.
     #[arg(long, default_value_t = 0)]
     pub sparsity_warm_up_steps: usize,
+    /// Where the decoder bias starts: `geometric-median` (SAELens's; 30 Weiszfeld iterations
+    /// on the first batch), `mean` or `zeros`. Default: geometric-median, but mean for relu
+    /// (pyvene's layer, which takes mean or zeros only).
+    #[arg(long, value_parser = ["geometric-median", "mean", "zeros"])]
+    pub b_dec_init: Option<String>,
+    /// A latent is dead after this many steps without firing (dead fraction, AuxK,
+    /// resampling).
+    #[arg(long, default_value_t = 1000)]
+    pub dead_window: u64,
+    /// Resample dead latents every this many steps (standard only; Anthropic's recipe).
+    #[arg(long)]
+    pub resample_every: Option<usize>,
     /// Scale activations to a mean norm of sqrt(width) while training (SAELens
     /// `expected_average_only_in`); the factor is folded into the saved weights.
     #[arg(long)]
@@ -435,6 +459,7 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
     // Fail before the (long) collection and training, not after them.
     check_out_dir(&args.out, args.overwrite)?;
     let architecture = parse_architecture(args)?;
+    check_architecture_flags(args, architecture.as_ref())?;
     if args.checkpoint_every == Some(0) {
         return Err(CliError::invalid("--checkpoint-every must be at least 1"));
     }
@@ -583,17 +608,17 @@ pub fn run(args: &TrainSaeArgs) -> Result<String> {
 
 /// What [`train_and_save`] did: the kind trained (`a topk SAE `, with its space; empty for
 /// pyvene's layer), its steps, and the summary and files lines.
-struct Trained {
-    what: String,
-    steps: usize,
-    report: String,
+pub(super) struct Trained {
+    pub(super) what: String,
+    pub(super) steps: usize,
+    pub(super) report: String,
 }
 
 /// Trains `architecture` (`None`: pyvene's `AutoencoderLayer`, see [`parse_architecture`])
 /// of width `latents` on `batches` of width `d` read at `hook` of `layer`, resuming from
 /// `--resume` when given, saves it and writes `--metrics` / `--curves`; the summary is
 /// computed on `acts`.
-fn train_and_save<I>(
+pub(super) fn train_and_save<I>(
     args: &TrainSaeArgs,
     architecture: Option<Architecture>,
     batches: I,
@@ -611,8 +636,14 @@ where
         .to(acts.device(), acts.dtype())?;
     let cfg = TrainConfig {
         lr: args.lr,
+        lr_warm_up_steps: args.lr_warm_up_steps,
+        lr_decay_steps: args.lr_decay_steps,
+        lr_end: args.lr_end,
         total_steps: Some(args.steps),
         l1_coefficient: args.l1,
+        l1_warm_up_steps: args.sparsity_warm_up_steps,
+        init_b_dec_to_mean: args.b_dec_init.as_deref() != Some("zeros"),
+        dead_window: args.dead_window,
         log_every: (args.steps / 100).max(1),
         checkpoint_every: args.checkpoint_every,
         checkpoint_dir: args.checkpoint_dir.clone(),
@@ -677,6 +708,7 @@ pub fn parse_architecture(args: &TrainSaeArgs) -> Result<Option<Architecture>> {
     };
     Ok(Some(match args.architecture.as_str() {
         "relu" => return Ok(None),
+        "standard" => Architecture::relu(args.l1),
         "topk" => Architecture::TopK { k: k()? },
         "batchtopk" => Architecture::batch_topk(k()?),
         "matryoshka" => Architecture::matryoshka(k()?, args.matryoshka_widths.clone()),
@@ -690,11 +722,36 @@ pub fn parse_architecture(args: &TrainSaeArgs) -> Result<Option<Architecture>> {
         },
         other => {
             return Err(CliError::invalid(format!(
-                "--architecture {other}: expected relu, topk, batchtopk, jumprelu, gated or \
-                 matryoshka"
+                "--architecture {other}: expected relu, standard, topk, batchtopk, jumprelu, \
+                 gated or matryoshka"
             )))
         }
     }))
+}
+
+/// Refuses flags the architecture has no use for (rather than ignoring them).
+fn check_architecture_flags(args: &TrainSaeArgs, arch: Option<&Architecture>) -> Result<()> {
+    let name = &args.architecture;
+    if args.resample_every.is_some() && name != "standard" {
+        return Err(CliError::invalid(format!(
+            "--resample-every resamples a standard (SAELens ReLU) SAE, not {name}"
+        )));
+    }
+    if args.resample_every == Some(0) {
+        return Err(CliError::invalid("--resample-every must be at least 1"));
+    }
+    if args.aux_k.is_some() && !arch.is_some_and(Architecture::uses_aux_k) {
+        return Err(CliError::invalid(format!(
+            "--aux-k sets the AuxK loss of topk, batchtopk and matryoshka, not of {name}"
+        )));
+    }
+    if arch.is_none() && args.b_dec_init.as_deref() == Some("geometric-median") {
+        return Err(CliError::invalid(
+            "--b-dec-init geometric-median: relu (pyvene's layer) starts b_dec at the mean or \
+             at zeros; geometric-median is for the other architectures",
+        ));
+    }
+    Ok(())
 }
 
 /// The training configuration of `arch` that the flags ask for.
@@ -703,7 +760,17 @@ pub(super) fn train_config(args: &TrainSaeArgs, arch: Architecture) -> SaeTrainC
     cfg.lr = args.lr;
     cfg.total_steps = Some(args.steps);
     cfg.lr_warm_up_steps = args.lr_warm_up_steps;
+    cfg.lr_decay_steps = args.lr_decay_steps;
+    cfg.lr_end = args.lr_end;
     cfg.sparsity_warm_up_steps = args.sparsity_warm_up_steps;
+    cfg.aux_k = args.aux_k;
+    cfg.dead_window = args.dead_window;
+    cfg.resample_every = args.resample_every;
+    cfg.b_dec_init = match args.b_dec_init.as_deref() {
+        Some("mean") => BDecInit::Mean,
+        Some("zeros") => BDecInit::Zeros,
+        _ => BDecInit::GeometricMedian { iterations: 30 },
+    };
     cfg.normalize_activations = args.normalize_activations;
     cfg.aux_k_coefficient = args.aux_k_coefficient;
     cfg.seed = args.seed;

@@ -4,16 +4,13 @@
 use std::path::Path;
 
 use vene::autoencoder::store::{ReadOptions, StoreReader};
-use vene::autoencoder::training::{
-    resume_sae_training, train_sae, Architecture, SaeTrainProgress, TrainingSae,
-};
-use vene::autoencoder::TrainProgress;
+use vene::autoencoder::training::Architecture;
 
-use super::train_sae::{save_trained, train_config, ProgressLog, TrainSaeArgs, MAX_BATCH_SIZE};
+use super::train_sae::{train_and_save, TrainSaeArgs, MAX_BATCH_SIZE};
 use crate::{CliError, Result};
 
-/// Trains an SAE of `architecture` (`None`: SAELens's standard ReLU with `--l1`) on the store
-/// in `dir` and saves it like `vene train-sae` does.
+/// Trains an SAE of `architecture` (`None`: pyvene's `AutoencoderLayer`, as on `--data`) on
+/// the store in `dir` and saves it like `vene train-sae` does.
 pub(super) fn run(
     args: &TrainSaeArgs,
     dir: &Path,
@@ -62,8 +59,6 @@ pub(super) fn run(
             args.batch_size
         )));
     }
-    let arch = architecture.unwrap_or(Architecture::relu(args.l1));
-    let cfg = train_config(args, arch);
     let backend = args.backend.open()?;
     let (device, dtype) = (backend.device.clone(), backend.sae_dtype);
     let opts = ReadOptions {
@@ -71,29 +66,11 @@ pub(super) fn run(
         buffer_rows: args.shuffle_buffer,
         seed: args.seed,
     };
+    // The store's batches are a seeded, replayable stream: a resumed run reads past the
+    // batches the checkpoint consumed and goes on exactly where the stopped run was.
     let batches = reader
         .stream(&opts)
         .map(|b| Ok(b?.to_device(&device)?.to_dtype(dtype)?));
-    let mut log = ProgressLog::new(args.steps);
-    let on_progress = |p: &SaeTrainProgress| log.record(&TrainProgress::from(p));
-    // The store's batches are a seeded, replayable stream: a resumed run reads past the
-    // batches the checkpoint consumed and goes on exactly where the stopped run was.
-    let (sae, last) = match &args.resume {
-        Some(dir) => resume_sae_training(dir, batches, &cfg, &device, on_progress)?,
-        None => {
-            let mut sae = TrainingSae::new(&cfg, d, latents, dtype, &device)?;
-            let last = train_sae(&mut sae, batches, &cfg, on_progress)?;
-            (sae, last)
-        }
-    };
-    if sae.input_dim() != d || sae.latent_dim() != latents {
-        return Err(CliError::invalid(format!(
-            "the checkpoint's SAE is {} x {}, but the store and --expansion ask for {d} x {latents}",
-            sae.input_dim(),
-            sae.latent_dim(),
-        )));
-    }
-    let records = log.finish();
     // The summary's numbers: one batch of the store, drawn with another seed.
     let probe = ReadOptions {
         seed: args.seed.wrapping_add(1),
@@ -105,19 +82,24 @@ pub(super) fn run(
         .ok_or_else(|| CliError::invalid("the store gave no batch"))??
         .to_device(&device)?
         .to_dtype(dtype)?;
-    let (summary, wrote) = save_trained(args, &sae, &m.site, layer, &m.model, &acts, &records)?;
+    let trained = train_and_save(
+        args,
+        architecture,
+        batches,
+        &acts,
+        (layer, d, latents),
+        &m.site,
+    )?;
     Ok(format!(
-        "trained a {} SAE on a store of {} activations of width {d} ({} shards, shuffle buffer \
-         {} rows, at most {} rows held), {latents} latents, {} steps\n\
-         on a batch of {} rows: {summary}wrote {} ({})\n{wrote}",
-        args.architecture,
+        "trained {}on a store of {} activations of width {d} ({} shards, shuffle buffer {} \
+         rows, at most {} rows held), {latents} latents, {} steps\non a batch of {} rows: {}",
+        trained.what,
         m.total_rows,
         m.shards.len(),
         args.shuffle_buffer,
         reader.peak_resident_rows(),
-        last.step,
+        trained.steps,
         acts.dim(0)?,
-        args.out.display(),
-        m.site
+        trained.report
     ))
 }
