@@ -24,7 +24,7 @@ enum Command {
     /// Generation steered along an SAE latent's decoder direction.
     Steer(steer::SteerArgs),
     /// Collect activations over a text file and train an SAE (SAELens layout).
-    TrainSae(train_sae::TrainSaeArgs),
+    TrainSae(Box<train_sae::TrainSaeArgs>),
     /// Collect activations of sites over text, JSON lines or token ids into activation stores
     /// (--shard i/n: job i of n collects every n-th block of sequences).
     Collect(collect::CollectArgs),

@@ -1,5 +1,6 @@
 //! Activations computed while training goes: `vene train-sae --data F --stream`. The text is
-//! read line by line, each line's chunks run through the model, and their rows go into a
+//! read line by line, each line's chunks run through the model (one padded batch per line),
+//! and their rows go into a
 //! shuffle buffer of bounded size from which each batch draws its rows at random. Memory is
 //! the buffer plus one chunk, whatever the text's size; at the end of the text the next epoch
 //! starts from its top. The stream is a function of the text, the model and the seed, so a
@@ -12,9 +13,10 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use vene::hooks::Component;
+use vene::hooks::{Component, Site};
 use vene::models::LanguageModel;
 
+use super::site_collector::SiteCollector;
 use crate::load::LoadedModel;
 use crate::{CliError, Result};
 
@@ -35,6 +37,7 @@ pub struct StreamSite {
 /// from the text (see the module's docs). Endless: epoch after epoch.
 pub struct ActivationStream<'a> {
     lm: &'a LoadedModel,
+    collector: SiteCollector,
     path: PathBuf,
     site: StreamSite,
     bos: Option<u32>,
@@ -70,8 +73,14 @@ impl<'a> ActivationStream<'a> {
             Some(true) => Some(lm.tokenizer.bos_token_id().map_err(CliError::from)?),
             _ => None,
         };
+        let collector = SiteCollector::new(
+            &lm.model,
+            &[Site::new(site.layer, site.component)],
+            site.chunk,
+        )?;
         Ok(Self {
             lm,
+            collector,
             path: path.to_path_buf(),
             site,
             bos,
@@ -127,15 +136,17 @@ impl<'a> ActivationStream<'a> {
                 ))
             };
             let (ids, _) = self.lm.encode(text).map_err(at_line)?;
-            for piece in super::train_sae::chunk_ids(&ids, self.site.chunk, self.bos) {
-                let t = Tensor::new(piece.as_slice(), self.lm.model.device())?.unsqueeze(0)?;
-                let acts =
-                    super::collect_all(&self.lm.model, self.site.layer, self.site.component, &t)
-                        .map_err(at_line)?;
-                let values = acts.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                self.buffer.extend_from_slice(&values);
-                self.rows_this_epoch += piece.len();
-            }
+            // one padded forward pass for the line's chunks
+            let pieces = super::train_sae::chunk_ids(&ids, self.site.chunk, self.bos);
+            let acts = self
+                .collector
+                .collect(&pieces)
+                .map_err(at_line)?
+                .remove(0)
+                .to_dtype(DType::F32)?;
+            self.buffer
+                .extend_from_slice(&acts.flatten_all()?.to_vec1::<f32>()?);
+            self.rows_this_epoch += acts.dim(0)?;
             self.peak_rows = self.peak_rows.max(self.rows());
             return Ok(true);
         }
