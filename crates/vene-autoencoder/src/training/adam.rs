@@ -134,11 +134,15 @@ impl Adam {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            let m = ((&slot.m * beta1)? + (g * (1.0 - beta1))?)?;
-            let v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+            // Detached: a gradient summed over several uses of its parameter carries the
+            // graph of that sum, and moments computed from it would then hold every earlier
+            // step's moments and gradients alive (memory growing by step).
+            let g = g.detach();
+            let m = ((&slot.m * beta1)? + (&g * (1.0 - beta1))?)?.detach();
+            let v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?.detach();
             let denom = ((&v * bias2)?.sqrt()? + eps)?;
             let update = ((&m * bias1)? / denom)?;
-            let p = ((slot.var.as_tensor() * keep)? - (update * lr)?)?;
+            let p = ((slot.var.as_tensor().detach() * keep)? - (update * lr)?)?;
             slot.var.set(&p)?;
             slot.m = m;
             slot.v = v;
@@ -227,6 +231,30 @@ mod tests {
             .unwrap()
             .sum_all()
             .unwrap()
+    }
+
+    /// A parameter used twice in the loss gets a gradient that is a sum (with a graph of its
+    /// own); the moments must not keep that graph, or each step's moments would hold every
+    /// earlier step's alive (a training run's memory then grew by step).
+    #[test]
+    fn moments_hold_no_graph_of_earlier_steps() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[0.5f32, -1.0], [2.0, 0.25]], &dev).unwrap();
+        let w = Var::new(&[[0.3f32, -0.2], [0.1, 0.4]], &dev).unwrap();
+        let mut opt = Adam::new(vec![("w".into(), w.clone())], AdamParams::default()).unwrap();
+        for _ in 0..3 {
+            // w twice: a product and a penalty
+            let y = x.matmul(w.as_tensor()).unwrap();
+            let loss = (y.sqr().unwrap().sum_all().unwrap()
+                + w.as_tensor().abs().unwrap().sum_all().unwrap())
+            .unwrap();
+            let grads = loss.backward().unwrap();
+            assert!(grads.get(w.as_tensor()).unwrap().track_op(), "the sum has a graph");
+            opt.step(&grads).unwrap();
+        }
+        for (name, t) in opt.state() {
+            assert!(!t.track_op(), "{name} keeps a graph");
+        }
     }
 
     /// Three steps of ours and of candle_nn's AdamW from the same values give bit-identical
