@@ -21,6 +21,7 @@ mod checkpoint;
 mod config;
 mod init;
 mod losses;
+mod masks;
 mod resample;
 mod sae;
 mod save;
