@@ -95,7 +95,7 @@ pub(crate) fn train_step(
     let done = step + 1;
     let is_last = cfg.total_steps == Some(done);
     // (never on the last step: the new latents would leave untrained)
-    if cfg.resample_every.is_some_and(|n| done % n == 0) && !is_last {
+    if cfg.resample_every.is_some_and(|n| done.is_multiple_of(n)) && !is_last {
         let dead = st.tracker.dead_mask();
         let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut st.rng)?;
         if n > 0 {
