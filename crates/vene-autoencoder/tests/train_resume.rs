@@ -1,12 +1,13 @@
 //! A training run stopped at a checkpoint and resumed gives bit for bit the parameters (and
-//! the progress records) of a run that never stopped; bad checkpoints give typed errors.
+//! the progress records) of a run that never stopped; bad checkpoints give typed errors; a
+//! [`SaeTrainer`] stepped by hand gives `train_sae`'s parameters bit for bit.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use vene_autoencoder::training::{
     resume_sae_training, resume_transcoder_training, train_sae, train_transcoder, Architecture,
-    BDecInit, SaeTrainConfig, TrainingSae, CHECKPOINT_STATE, CHECKPOINT_TENSORS,
+    BDecInit, SaeTrainConfig, SaeTrainer, TrainingSae, CHECKPOINT_STATE, CHECKPOINT_TENSORS,
 };
 use vene_autoencoder::AutoencoderError;
 
@@ -394,4 +395,77 @@ fn autoencoder_layer_resume_is_bit_exact_and_checked() {
         Err(AutoencoderError::InvalidCheckpoint { .. })
     ));
     assert_eq!(layer_params(&layer), before);
+}
+
+/// `SaeTrainer::step` is `train_sae`'s step: the same batches give the same parameters bit
+/// for bit, for every architecture (with a 2-step dead window, so AuxK and resampling run).
+#[test]
+fn sae_trainer_steps_are_train_sae_steps() {
+    let data = batches(STEPS, D, 0.1);
+    let archs = [
+        Architecture::relu(30.0),
+        Architecture::TopK { k: 3 },
+        Architecture::batch_topk(3),
+        Architecture::JumpRelu {
+            init_threshold: 0.05,
+            bandwidth: 0.5,
+            l0_coefficient: 0.1,
+        },
+        Architecture::Gated {
+            l1_coefficient: 0.5,
+        },
+        Architecture::matryoshka(3, vec![6]),
+    ];
+    for arch in archs {
+        let root = tempfile::tempdir().unwrap();
+        let mut cfg = config(arch.clone(), root.path());
+        // a SaeTrainer uses the SAE's factors as they are (1 for a fresh SAE)
+        cfg.normalize_activations = false;
+        cfg.metrics_path = None;
+        if matches!(arch, Architecture::Relu { .. }) {
+            cfg.resample_every = Some(3);
+        }
+        let mut straight = TrainingSae::new(&cfg, D, L, DType::F32, &Device::Cpu).unwrap();
+        let last = train_sae(
+            &mut straight,
+            data.clone().into_iter().map(Ok),
+            &cfg,
+            |_| {},
+        )
+        .unwrap();
+        let sae = TrainingSae::new(&cfg, D, L, DType::F32, &Device::Cpu).unwrap();
+        let mut trainer = SaeTrainer::new(sae, &cfg).unwrap();
+        let mut loss = f64::NAN;
+        for x in &data {
+            loss = trainer.step(x).unwrap();
+        }
+        assert_eq!(trainer.steps_done(), STEPS);
+        assert_eq!(loss, last.loss, "{arch:?}");
+        let by_hand = trainer.into_sae();
+        assert_eq!(params(&by_hand), params(&straight), "{arch:?}");
+        // and the parameters moved
+        let fresh = TrainingSae::new(&cfg, D, L, DType::F32, &Device::Cpu).unwrap();
+        assert_ne!(params(&by_hand), params(&fresh), "{arch:?}");
+    }
+}
+
+#[test]
+fn sae_trainer_refuses_a_mismatched_config_or_batch() {
+    let cfg = SaeTrainConfig::new(Architecture::TopK { k: 3 });
+    let other = SaeTrainConfig::new(Architecture::batch_topk(3));
+    let sae = TrainingSae::new(&cfg, D, L, DType::F32, &Device::Cpu).unwrap();
+    let err = SaeTrainer::new(sae.clone(), &other)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("built as TopK"), "{err}");
+    let mut trainer = SaeTrainer::new(sae, &cfg).unwrap();
+    let before = params(trainer.sae());
+    let wide = Tensor::zeros((4, D + 1), DType::F32, &Device::Cpu).unwrap();
+    let err = trainer.step(&wide).unwrap_err().to_string();
+    assert!(err.contains(&(D + 1).to_string()), "{err}");
+    let x = Tensor::zeros((4, D), DType::F32, &Device::Cpu).unwrap();
+    let err = trainer.step_transcoder(&x, &x).unwrap_err().to_string();
+    assert!(err.contains("needs a transcoder"), "{err}");
+    assert_eq!(trainer.steps_done(), 0);
+    assert_eq!(params(trainer.sae()), before);
 }

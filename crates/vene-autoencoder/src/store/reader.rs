@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use super::manifest::{read_manifest, Manifest, ShardEntry, SHARD_TENSOR};
+use super::manifest::{read_manifest, Manifest, ShardEntry, StoreDType, SHARD_TENSOR};
 use super::StoreError;
 use crate::Result;
 
@@ -131,8 +131,10 @@ impl StoreReader {
         StoreBatches::new(self.clone(), *opts, 0, true)
     }
 
-    /// Reads shard `entry` as f32 values, re-checking its size and checksum.
-    fn load_shard(&self, entry: &ShardEntry) -> Result<Vec<f32>> {
+    /// Reads shard `entry` as f32 values into `out` (emptied first; its allocation is
+    /// reused), re-checking its size and checksum.
+    fn load_shard(&self, entry: &ShardEntry, out: &mut Vec<f32>) -> Result<()> {
+        out.clear();
         let path = self.dir.join(&entry.file);
         check_size(&path, entry)?;
         let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
@@ -145,26 +147,50 @@ impl StoreReader {
             path: path.clone(),
             message,
         };
-        safetensors::SafeTensors::deserialize(&bytes)
+        let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| invalid(format!("not a valid safetensors file: {e}")))?;
-        let mut tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| invalid(e.to_string()))?;
-        let t = tensors
-            .remove(SHARD_TENSOR)
-            .ok_or_else(|| invalid(format!("no tensor `{SHARD_TENSOR}`")))?;
+        let view = st
+            .tensor(SHARD_TENSOR)
+            .map_err(|_| invalid(format!("no tensor `{SHARD_TENSOR}`")))?;
         let m = &self.manifest;
-        if t.dims() != [entry.rows, m.d] || t.dtype() != m.dtype.dtype() {
+        let dtype_ok = matches!(
+            (view.dtype(), m.dtype),
+            (safetensors::Dtype::F32, StoreDType::F32)
+                | (safetensors::Dtype::BF16, StoreDType::Bf16)
+                | (safetensors::Dtype::F16, StoreDType::F16)
+        );
+        if view.shape() != [entry.rows, m.d] || !dtype_ok {
             return Err(invalid(format!(
                 "tensor `{SHARD_TENSOR}` is {:?} {:?}, the manifest says [{}, {}] {:?}",
-                t.dtype(),
-                t.dims(),
+                view.dtype(),
+                view.shape(),
                 entry.rows,
                 m.d,
                 m.dtype
             ))
             .into());
         }
-        Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+        decode_f32(view.data(), m.dtype, out);
+        Ok(())
+    }
+}
+
+/// Appends the little-endian values `data` of `dtype` to `out` as f32, in one pass (the same
+/// values as candle's conversion: `half`'s `to_f32`).
+fn decode_f32(data: &[u8], dtype: StoreDType, out: &mut Vec<f32>) {
+    match dtype {
+        StoreDType::F32 => out.extend(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        StoreDType::Bf16 => out.extend(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
+        ),
+        StoreDType::F16 => out.extend(
+            data.chunks_exact(2)
+                .map(|b| half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()),
+        ),
     }
 }
 
@@ -233,13 +259,19 @@ impl StoreBatches {
     }
 
     /// Tops the buffer up to `buffer_rows` from the current shard, loading the next shard
-    /// (after dropping the last) as needed.
+    /// (after emptying the last, whose allocation it reuses) as needed.
     fn refill(&mut self) -> Result<()> {
         let d = self.d();
-        let cap = self.opts.buffer_rows * d;
+        let cap = self.opts.buffer_rows.saturating_mul(d);
+        if self.buffer.capacity() == 0 {
+            // allocated once at its final size (not grown by doubling, copying each time)
+            let rows = self.opts.buffer_rows.min(self.reader.manifest.total_rows);
+            self.buffer.reserve_exact(rows * d);
+        }
         while self.buffer.len() < cap {
             if self.shard_pos == self.shard.len() {
-                self.shard = Vec::new();
+                // emptied, its allocation kept for the next shard (no fresh pages to fault in)
+                self.shard.clear();
                 self.shard_pos = 0;
                 self.note_resident();
                 let Some(&i) = self.order.get(self.next_shard) else {
@@ -247,7 +279,7 @@ impl StoreBatches {
                 };
                 self.next_shard += 1;
                 let entry = &self.reader.manifest.shards[i];
-                self.shard = self.reader.load_shard(entry)?;
+                self.reader.load_shard(entry, &mut self.shard)?;
                 self.note_resident();
             }
             let take = (cap - self.buffer.len()).min(self.shard.len() - self.shard_pos);

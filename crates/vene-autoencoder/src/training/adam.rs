@@ -249,7 +249,10 @@ mod tests {
                 + w.as_tensor().abs().unwrap().sum_all().unwrap())
             .unwrap();
             let grads = loss.backward().unwrap();
-            assert!(grads.get(w.as_tensor()).unwrap().track_op(), "the sum has a graph");
+            assert!(
+                grads.get(w.as_tensor()).unwrap().track_op(),
+                "the sum has a graph"
+            );
             opt.step(&grads).unwrap();
         }
         for (name, t) in opt.state() {

@@ -7,6 +7,7 @@
 use candle_core::{DType, Tensor, D};
 
 use super::config::{matryoshka_widths, Architecture};
+use super::masks::{batch_topk_mask, row_topk_mask};
 use super::sae::TrainingSae;
 use crate::Result;
 
@@ -41,38 +42,6 @@ fn sq_err(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((a - b)?.sqr()?.sum(D::Minus1)?.mean(0)?)
 }
 
-/// 0/1 mask (detached) of the `k` largest entries of each row of `t` `[n, L]`.
-pub(crate) fn row_topk_mask(t: &Tensor, k: usize) -> Result<Tensor> {
-    let t = t.detach().contiguous()?;
-    let l = t.dim(1)?;
-    if k >= l {
-        return Ok(t.ones_like()?);
-    }
-    let top = t.arg_sort_last_dim(false)?.narrow(1, 0, k)?.contiguous()?;
-    let ones = Tensor::ones(top.dims(), t.dtype(), t.device())?;
-    Ok(t.zeros_like()?.scatter(&top, &ones, 1)?)
-}
-
-/// 0/1 mask (detached) of the `k * rows` largest entries of `t` `[n, L]` over the whole
-/// batch, keeping only positive entries.
-pub(crate) fn batch_topk_mask(t: &Tensor, k: usize) -> Result<Tensor> {
-    let t = t.detach();
-    let (n, l) = t.dims2()?;
-    let keep = (k * n).min(n * l);
-    let flat = t.flatten_all()?.unsqueeze(0)?.contiguous()?;
-    let top = flat
-        .arg_sort_last_dim(false)?
-        .narrow(1, 0, keep)?
-        .contiguous()?;
-    let ones = Tensor::ones(top.dims(), t.dtype(), t.device())?;
-    let mask = flat
-        .zeros_like()?
-        .scatter(&top, &ones, 1)?
-        .reshape((n, l))?;
-    let positive = t.gt(0.0)?.to_dtype(t.dtype())?;
-    Ok((mask * positive)?)
-}
-
 impl TrainingSae {
     /// The encoder input (`x - b_dec` for an SAE, `x` for a transcoder).
     fn encoder_input(&self, x: &Tensor) -> Result<Tensor> {
@@ -102,9 +71,10 @@ impl TrainingSae {
         ctx: &LossContext<'_>,
     ) -> Result<StepLoss> {
         let xin = self.encoder_input(x)?;
-        let pre = xin
-            .matmul(self.w_enc.as_tensor())?
-            .broadcast_add(self.b_enc.as_tensor())?;
+        // `xin W_enc`, computed once: Gated's magnitude path reads it too (one product
+        // forward and one in the backward pass instead of two each).
+        let h = xin.matmul(self.w_enc.as_tensor())?;
+        let pre = h.broadcast_add(self.b_enc.as_tensor())?;
         let zero = || Tensor::zeros((), pre.dtype(), pre.device());
         let (z, sparsity, weighted_sparsity, mut aux) = match self.architecture.clone() {
             Architecture::Relu {
@@ -177,7 +147,6 @@ impl TrainingSae {
                         ))
                     }
                 };
-                let h = xin.matmul(self.w_enc.as_tensor())?;
                 let gate_open = pre.detach().gt(0.0)?.to_dtype(pre.dtype())?;
                 let mag = h
                     .broadcast_mul(&r_mag.exp()?)?
@@ -345,16 +314,5 @@ mod tests {
             .to_vec1::<f32>()
             .unwrap()[0];
         assert!((g - 0.208_333).abs() < 1e-5, "{g}");
-    }
-
-    #[test]
-    fn masks_keep_the_largest_entries() {
-        let dev = Device::Cpu;
-        let t = Tensor::new(&[[0.1f32, 0.9, 0.5], [0.7, -1.0, 0.2]], &dev).unwrap();
-        let row = row_topk_mask(&t, 1).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(row, vec![vec![0.0, 1.0, 0.0], vec![1.0, 0.0, 0.0]]);
-        // batch top-2 over 2 rows keeps the 2 * 2 = 4 largest positive entries
-        let batch = batch_topk_mask(&t, 2).unwrap().to_vec2::<f32>().unwrap();
-        assert_eq!(batch, vec![vec![0.0, 1.0, 1.0], vec![1.0, 0.0, 1.0]]);
     }
 }

@@ -7,7 +7,8 @@
 //!   decoder-bias init (mean or geometric median), input normalisation (folded into the
 //!   weights at the end), unit-norm decoder rows, dead-latent window, resampling (ReLU).
 //! - [`TrainingSae`]: the parameters; [`train_sae`] on activations, [`train_transcoder`] on
-//!   (input, target) pairs; [`TrainingSae::to_trained`] converts to the inference types and
+//!   (input, target) pairs; [`SaeTrainer`] one step at a time (the step `train_sae` runs);
+//!   [`TrainingSae::to_trained`] converts to the inference types and
 //!   [`TrainingSae::save_saelens`] / [`TrainingSae::save_sparsify`] write the files the
 //!   loaders read.
 //! - Checkpoints ([`SaeTrainConfig::checkpoint_every`]) and [`resume_sae_training`] /
@@ -20,9 +21,11 @@ pub(crate) mod checkpoint;
 mod config;
 mod init;
 mod losses;
+mod masks;
 mod resample;
 mod sae;
 mod save;
+mod step;
 mod trainer;
 
 pub use adam::{Adam, AdamParams};
@@ -31,6 +34,7 @@ pub use config::{Architecture, BDecInit, SaeTrainConfig};
 pub use init::{geometric_median, norm_scaling_factor};
 pub use sae::{TrainedSae, TrainingSae};
 pub use save::SaveMetadata;
+pub use step::SaeTrainer;
 pub use trainer::{
     resume_sae_training, resume_transcoder_training, train_sae, train_transcoder, SaeTrainProgress,
 };

@@ -10,11 +10,11 @@ use super::adam::{Adam, AdamParams};
 use super::checkpoint::{
     checkpoint_dir, read_checkpoint, truncate_metrics, write_checkpoint, LoopState,
 };
-use super::config::{BDecInit, SaeTrainConfig};
-use super::init::{geometric_median, norm_scaling_factor, SeededRng};
-use super::losses::LossContext;
+use super::config::SaeTrainConfig;
+use super::init::norm_scaling_factor;
 use super::sae::TrainingSae;
-use crate::metrics::{explained_variance, l0, DeadLatentTracker};
+use super::step::{check_config, fresh_state, train_step, StepOutcome};
+use crate::metrics::{explained_variance, l0};
 use crate::util::check_width;
 use crate::{AutoencoderError, Result, TrainProgress};
 
@@ -149,10 +149,14 @@ where
     )
 }
 
-type Pair = (Tensor, Option<Tensor>);
+pub(crate) type Pair = (Tensor, Option<Tensor>);
 
 /// Checks a batch's widths and row counts, flattens it to rows, casts it to `dtype`.
-fn prepare(dims: (usize, usize), (x, y): Pair, dtype: DType) -> Result<(Tensor, Tensor)> {
+pub(crate) fn prepare(
+    dims: (usize, usize),
+    (x, y): Pair,
+    dtype: DType,
+) -> Result<(Tensor, Tensor)> {
     let (input_dim, output_dim) = dims;
     check_width(&x, input_dim, "training batch")?;
     let x = x.reshape(((), input_dim))?.to_dtype(dtype)?;
@@ -313,14 +317,7 @@ where
     I: Iterator<Item = Result<Pair>>,
     F: FnMut(&SaeTrainProgress),
 {
-    cfg.check(sae.latent_dim())?;
-    if cfg.architecture != *sae.architecture() {
-        return Err(AutoencoderError::InvalidArgument(format!(
-            "the config trains {:?} but the SAE was built as {:?}",
-            cfg.architecture,
-            sae.architecture()
-        )));
-    }
+    check_config(sae, cfg)?;
     let dtype = sae.dtype();
     let dims = (sae.input_dim(), sae.output_dim());
     let mut batches = batches.peekable();
@@ -367,16 +364,9 @@ where
         sae.input_scale = 1.0;
         sae.output_scale = 1.0;
     }
-    let unit_norm = cfg.unit_norm_decoder();
     let mut st = match resume {
         Some(s) => s,
-        None => LoopState {
-            step: 0,
-            opt: new_optimizer(sae, cfg, cfg.lr_at(0))?,
-            tracker: DeadLatentTracker::new(sae.latent_dim(), cfg.dead_window),
-            rng: SeededRng::new(cfg.seed.wrapping_add(1)),
-            resampled: 0,
-        },
+        None => fresh_state(sae, cfg)?,
     };
     let start = st.step;
     let ckpt_dir = checkpoint_dir(cfg);
@@ -392,53 +382,9 @@ where
             break;
         }
         let (x, y) = batch?;
-        let x = x.affine(sae.input_scale, 0.0)?;
-        let y = y.affine(sae.output_scale, 0.0)?;
-        if step == 0 {
-            let b_dec = match cfg.b_dec_init {
-                BDecInit::Zeros => None,
-                BDecInit::Mean => Some(y.mean(0)?),
-                BDecInit::GeometricMedian { iterations } => {
-                    Some(geometric_median(&y, iterations)?.to_dtype(dtype)?)
-                }
-            };
-            if let Some(b) = b_dec {
-                sae.b_dec.set(&b)?;
-            }
-            if unit_norm {
-                sae.normalize_decoder_rows()?;
-            }
-        }
-        let lr = cfg.lr_at(step);
-        st.opt.set_learning_rate(lr);
-        let dead = st.tracker.dead_mask();
-        let any_dead = dead.iter().any(|&d| d);
-        let ctx = LossContext {
-            sparsity_scale: cfg.sparsity_scale_at(step),
-            dead: any_dead.then_some(dead.as_slice()),
-            aux_k: cfg.aux_k,
-            aux_k_coefficient: cfg.aux_k_coefficient,
-        };
-        let out = sae.step_loss(&x, &y, &ctx)?;
-        st.opt.backward_step(&out.loss)?;
-        if unit_norm {
-            sae.normalize_decoder_rows()?;
-        }
-        st.tracker.update(&out.z)?;
-        let done = step + 1;
+        let StepOutcome { out, y, lr } = train_step(sae, cfg, &mut st, x, y)?;
+        let done = st.step;
         let is_last = cfg.total_steps == Some(done);
-        // (never on the last step: the new latents would leave untrained)
-        if cfg.resample_every.is_some_and(|n| done % n == 0) && !is_last {
-            let dead = st.tracker.dead_mask();
-            let n = sae.resample_dead(&dead, &x, &y, &out.recon, &mut st.rng)?;
-            if n > 0 {
-                st.resampled += n;
-                st.tracker.revive(&dead);
-                // Adam's moments of the old latents would push the new ones back.
-                st.opt = new_optimizer(sae, cfg, lr)?;
-            }
-        }
-        st.step = done;
         if let (Some(every), Some(dir)) = (cfg.checkpoint_every, &ckpt_dir) {
             if done % every == 0 {
                 write_checkpoint(dir, sae, &st)?;
