@@ -29,6 +29,7 @@
 mod error;
 mod manifest;
 mod reader;
+mod shuffle;
 mod writer;
 
 #[cfg(test)]
@@ -40,4 +41,5 @@ pub use manifest::{
     StoreDType, MANIFEST_FILE, SHARD_TENSOR, STORE_FORMAT, STORE_VERSION,
 };
 pub use reader::{ReadOptions, StoreBatches, StoreReader};
+pub use shuffle::take_random_row;
 pub use writer::{StoreSpec, StoreWriter};

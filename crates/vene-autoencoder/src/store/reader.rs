@@ -7,10 +7,11 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
 use super::manifest::{read_manifest, Manifest, ShardEntry, StoreDType, SHARD_TENSOR};
+use super::shuffle::take_random_row;
 use super::StoreError;
 use crate::Result;
 
@@ -303,17 +304,9 @@ impl StoreBatches {
         loop {
             while out.len() < self.opts.batch_size * d {
                 self.refill()?;
-                let rows = self.buffer.len() / d;
-                if rows == 0 {
+                if !take_random_row(&mut self.buffer, d, &mut self.rng, &mut out) {
                     break;
                 }
-                let j = self.rng.random_range(0..rows);
-                out.extend_from_slice(&self.buffer[j * d..(j + 1) * d]);
-                let last = (rows - 1) * d;
-                if j * d != last {
-                    self.buffer.copy_within(last..last + d, j * d);
-                }
-                self.buffer.truncate(last);
             }
             if !out.is_empty() || !self.endless || self.reader.manifest.total_rows == 0 {
                 break;

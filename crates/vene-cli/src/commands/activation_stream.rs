@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Tensor};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
+use vene::autoencoder::store::take_random_row;
 use vene::hooks::{Component, Site};
 use vene::models::LanguageModel;
 
@@ -169,18 +170,8 @@ impl<'a> ActivationStream<'a> {
                     break;
                 }
             }
-            let rows = self.rows();
-            if rows == 0 {
-                // the text ended with the buffer drawn empty: the next epoch refills it
-                continue;
-            }
-            let j = self.rng.random_range(0..rows);
-            out.extend_from_slice(&self.buffer[j * d..(j + 1) * d]);
-            let last = (rows - 1) * d;
-            if j * d != last {
-                self.buffer.copy_within(last..last + d, j * d);
-            }
-            self.buffer.truncate(last);
+            // empty when the text ended with the buffer drawn empty: the next epoch refills it
+            take_random_row(&mut self.buffer, d, &mut self.rng, &mut out);
         }
         let t = Tensor::from_vec(out, (self.batch_size, d), self.lm.model.device())?;
         Ok(t.to_dtype(self.dtype)?)
