@@ -2,7 +2,10 @@
 //! active nowhere (a distinct type, so the check is a real virtual call) vs a collecting hook at
 //! one site (block_output of the middle layer).
 //!
-//! Also: whether a base and a source run pay to share their common prefix (`shared_prefix/*`).
+//! Also: whether a base and a source run pay to share their common prefix (`shared_prefix/*`),
+//! and the matrix products of a GPT-2-small forward alone (`matmul_rate/*`: the 48 linear
+//! layers and the LM head at the forward's shapes, through the same vene-kernels call), so
+//! that `matmul_rate / forward` is the fraction of the matmul rate the whole forward reaches.
 //!
 //! Models: a GPT-2-small-shaped random model (12 layers, d=768, 12 heads, vocab 50257; detached
 //! from autograd, as a model loaded from disk is) on batch 8 x 128 tokens, and the tiny fixture GPT-2 on the fixture's 2 x 6 base batch.
@@ -102,6 +105,35 @@ fn bench_model(c: &mut Criterion, name: &str, model: &Model, ids: &Tensor) {
     group.finish();
 }
 
+/// The products of one GPT-2-small forward over `rows` tokens, alone: per layer the fused
+/// q/k/v (768 -> 2304), the attention output (768 -> 768), the MLP (768 -> 3072 -> 768), all
+/// `[in, out]` with a bias as GPT-2 stores them; then the LM head `[50257, 768]`, no bias.
+fn bench_matmul_rate(c: &mut Criterion, rows: usize) {
+    use vene_kernels::WeightLayout;
+    let device = Device::Cpu;
+    let randn = |shape: &[usize]| Tensor::randn(0f32, 0.02, shape, &device).expect("randn");
+    let shapes = [(768usize, 2304usize), (768, 768), (768, 3072), (3072, 768)];
+    let layer: Vec<(Tensor, Tensor, Tensor)> = shapes
+        .iter()
+        .map(|&(d_in, d_out)| (randn(&[rows, d_in]), randn(&[d_in, d_out]), randn(&[d_out])))
+        .collect();
+    let head = randn(&[50257, 768]);
+    let head_in = randn(&[rows, 768]);
+    let mut group = c.benchmark_group(format!("matmul_rate/gpt2_small_{rows}_tokens"));
+    group.sample_size(10);
+    group.bench_function("products_of_one_forward", |b| {
+        b.iter(|| {
+            for _ in 0..12 {
+                for (x, w, bias) in &layer {
+                    vene_kernels::linear(x, w, Some(bias), WeightLayout::InOut).expect("linear");
+                }
+            }
+            vene_kernels::linear(&head_in, &head, None, WeightLayout::OutIn).expect("head")
+        })
+    });
+    group.finish();
+}
+
 fn forward(c: &mut Criterion) {
     let device = Device::Cpu;
     // detached: the untracked path users run on a loaded model (a Var-backed model is ~30%
@@ -115,6 +147,7 @@ fn forward(c: &mut Criterion) {
         .collect();
     let ids = Tensor::from_vec(tokens, (batch, seq), &device).expect("ids");
     bench_model(c, "gpt2_small_8x128", &small, &ids);
+    bench_matmul_rate(c, batch * seq);
     bench_shared_prefix(c, &small, 1, 32);
     bench_shared_prefix(c, &small, 8, 128);
 

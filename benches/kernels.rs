@@ -6,7 +6,8 @@
 //! q, k, v `[8, 12, 128, 64]`, causal mask, scale 1/8 (`candle`: the composition, i.e. the
 //! ops with kernels forced off; `fused`: one op; `probs+values`: the two-op path used when
 //! the probabilities are hooked); `linear_bias` `[1024, 768] x [768, 3072] + b` (GPT-2's
-//! `c_fc`). Each group has `candle` and `vene`, measured in the same run, so their ratio is
+//! `c_fc`); `linear_32rows_*` and `linear_1row_*`: the short products of a batch 1 x 32
+//! forward and of last-token logits (the LM head `[50257, 768]`, no bias). Each group has `candle` and `vene`, measured in the same run, so their ratio is
 //! the speed-up. Run briefly, e.g.
 //! `cargo bench -p vene-kernels --bench kernels -- --warm-up-time 1 --measurement-time 3`.
 
@@ -115,5 +116,63 @@ fn linear(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, activations, softmax_and_norms, attention, linear);
+/// The products of short inputs (batch 1 x 32 tokens, one row for last-token logits or an
+/// autoencoder at one position), where vene-kernels' own paths run instead of the gemm crate.
+fn linear_short(c: &mut Criterion) {
+    // (group, rows, weight shape, layout, bias)
+    let cases: [(&str, usize, [usize; 2], WeightLayout, bool); 4] = [
+        (
+            "linear_32rows_c_fc",
+            32,
+            [768, 3072],
+            WeightLayout::InOut,
+            true,
+        ),
+        (
+            "linear_32rows_c_proj_mlp",
+            32,
+            [3072, 768],
+            WeightLayout::InOut,
+            true,
+        ),
+        (
+            "linear_1row_c_fc",
+            1,
+            [768, 3072],
+            WeightLayout::InOut,
+            true,
+        ),
+        (
+            "linear_1row_lm_head",
+            1,
+            [50257, 768],
+            WeightLayout::OutIn,
+            false,
+        ),
+    ];
+    for (name, rows, shape, layout, with_bias) in cases {
+        let d_in = match layout {
+            WeightLayout::InOut => shape[0],
+            WeightLayout::OutIn => shape[1],
+        };
+        let d_out = shape[0] * shape[1] / d_in;
+        let x = randn(&[rows, d_in]);
+        let w = randn(&shape);
+        let bias = with_bias.then(|| randn(&[d_out]));
+        let run = || vene_kernels::linear(&x, &w, bias.as_ref(), layout);
+        let mut g = c.benchmark_group(name);
+        g.bench_function("candle", |b| b.iter(|| candle(|| run().expect("candle"))));
+        g.bench_function("vene", |b| b.iter(|| run().expect("vene")));
+        g.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    activations,
+    softmax_and_norms,
+    attention,
+    linear,
+    linear_short
+);
 criterion_main!(benches);

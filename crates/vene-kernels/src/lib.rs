@@ -55,6 +55,7 @@ mod norm;
 mod op;
 mod reference;
 mod selection;
+mod sgemm;
 mod softmax;
 mod vmath;
 

@@ -1,7 +1,6 @@
 //! A linear layer `x W^T + b` (or `x W + b`) with the bias fused into the matmul on the CPU.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use gemm::Parallelism;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::error::{KernelError, Result};
@@ -26,6 +25,46 @@ struct LinearOp {
     layout: WeightLayout,
 }
 
+impl LinearOp {
+    /// `x W (+ b)` into a fresh buffer: the output starts as the bias rows (or zeros) and the
+    /// matrix product accumulates into it, so the bias costs no separate pass.
+    fn compute(&self, x: &[f32], w: &[f32], b: Option<&[f32]>) -> candle_core::Result<Vec<f32>> {
+        let Self {
+            rows,
+            d_in,
+            d_out,
+            layout,
+        } = *self;
+        if x.len() != rows * d_in || w.len() != d_in * d_out || b.is_some_and(|b| b.len() != d_out)
+        {
+            candle_core::bail!("vene-linear: internal size mismatch");
+        }
+        let n = rows * d_out;
+        let mut out: Vec<f32> = crate::alloc::output_buffer(n);
+        out.resize(n, 0.0);
+        if let Some(b) = b {
+            let fill = |row: &mut [f32]| row.copy_from_slice(b);
+            if n >= PAR_MIN_ELEMS {
+                out.par_chunks_mut(d_out).for_each(fill);
+            } else {
+                out.chunks_mut(d_out).for_each(fill);
+            }
+        }
+        let threads = candle_core::utils::get_num_threads();
+        crate::sgemm::matmul_acc((rows, d_in, d_out), x, w, layout, &mut out, threads);
+        Ok(out)
+    }
+
+    /// The output shape: `x`'s with the last dimension `d_out`.
+    fn shape(&self, x: &Layout) -> Shape {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.d_out;
+        }
+        Shape::from(dims)
+    }
+}
+
 impl CustomOp3 for LinearOp {
     fn name(&self) -> &'static str {
         "vene-linear"
@@ -40,70 +79,31 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, self.name())?;
-        let w = f32_slice(s2, l2, self.name())?;
-        let b = f32_slice(s3, l3, self.name())?;
-        let Self {
-            rows,
-            d_in,
-            d_out,
-            layout,
-        } = *self;
-        if x.len() != rows * d_in || w.len() != d_in * d_out || b.len() != d_out {
-            candle_core::bail!("{}: internal size mismatch", self.name());
-        }
-        let n = rows * d_out;
-        let mut out: Vec<f32> = crate::alloc::output_buffer(n);
-        out.resize(n, 0.0);
-        // The destination starts as the bias on every row; the gemm adds x W to it.
-        let fill = |row: &mut [f32]| row.copy_from_slice(b);
-        if n >= PAR_MIN_ELEMS {
-            out.par_chunks_mut(d_out).for_each(fill);
-        } else {
-            out.chunks_mut(d_out).for_each(fill);
-        }
-        // (row stride, column stride) of the weight read as the [d_in, d_out] right operand.
-        let (w_rs, w_cs) = match layout {
-            WeightLayout::InOut => (d_out, 1),
-            WeightLayout::OutIn => (1, d_in),
-        };
-        let threads = candle_core::utils::get_num_threads();
-        let parallelism = if threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-        // SAFETY: x is [rows, d_in] row-major, w holds d_in * d_out elements reached through
-        // (w_rs, w_cs) for indices below (d_in, d_out), out is [rows, d_out] row-major,
-        // initialised (read_dst) and exclusively borrowed; the sizes were checked above.
-        unsafe {
-            gemm::gemm(
-                rows,
-                d_out,
-                d_in,
-                out.as_mut_ptr(),
-                1,
-                d_out as isize,
-                true,
-                x.as_ptr(),
-                1,
-                d_in as isize,
-                w.as_ptr(),
-                w_cs as isize,
-                w_rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-        let mut dims = l1.dims().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = d_out;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        let x = f32_slice(s1, l1, CustomOp3::name(self))?;
+        let w = f32_slice(s2, l2, CustomOp3::name(self))?;
+        let b = f32_slice(s3, l3, CustomOp3::name(self))?;
+        Ok((
+            CpuStorage::F32(self.compute(x, w, Some(b))?),
+            self.shape(l1),
+        ))
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "vene-linear-no-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_slice(s1, l1, CustomOp2::name(self))?;
+        let w = f32_slice(s2, l2, CustomOp2::name(self))?;
+        Ok((CpuStorage::F32(self.compute(x, w, None)?), self.shape(l1)))
     }
 }
 
@@ -111,9 +111,12 @@ impl CustomOp3 for LinearOp {
 /// ([`WeightLayout::OutIn`]) or `x W + b` for `[in, out]` ([`WeightLayout::InOut`]); returns
 /// `[.., out]`. The weight is used as stored (no transposed copy).
 ///
-/// CPU fast path (with a bias; all f32, contiguous, untracked, kernels not forced off): the
-/// output is first filled with the bias rows and a gemm accumulates `x W` into it, so the bias
-/// costs no separate pass and no second buffer. Otherwise `matmul` then `broadcast_add`.
+/// CPU fast path (all f32, contiguous, untracked, kernels not forced off): the output is first
+/// filled with the bias rows (or zeros) and the matrix product accumulates `x W` into it, so
+/// the bias costs no separate pass and no second buffer. The product is one pass over the
+/// weight for one or two rows, vene-kernels' own blocked gemm for up to 192 rows of an
+/// `[in, out]` weight on AVX2 CPUs, and the gemm crate (candle's) otherwise. Off the fast
+/// path: `matmul` then `broadcast_add`.
 ///
 /// # Errors
 /// [`KernelError::BadShape`] when `x` is a scalar, the weight is not 2-D with `in` equal to the
@@ -168,15 +171,19 @@ pub fn linear(
         }
     }
     let rows = x.elem_count() / d_in.max(1);
-    if let Some(b) = bias {
-        if rows * d_in * d_out > 0 && fast_path(&[x, weight, b]) {
-            let op = LinearOp {
-                rows,
-                d_in,
-                d_out,
-                layout,
-            };
-            return Ok(x.apply_op3_no_bwd(weight, b, &op)?);
+    let op = LinearOp {
+        rows,
+        d_in,
+        d_out,
+        layout,
+    };
+    if rows * d_in * d_out > 0 {
+        match bias {
+            Some(b) if fast_path(&[x, weight, b]) => {
+                return Ok(x.apply_op3_no_bwd(weight, b, &op)?);
+            }
+            None if fast_path(&[x, weight]) => return Ok(x.apply_op2_no_bwd(weight, &op)?),
+            _ => {}
         }
     }
     let x2 = x.reshape((rows, d_in))?;

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use vene_hooks::{Component, ComponentShape, HookError, HookableModel, Hooks};
+use vene_kernels::WeightLayout;
 
 use crate::cache::KvCache;
 use crate::decoder::block::Block;
 use crate::decoder::build::Builder;
+use crate::decoder::kernels::kernel_error;
 use crate::decoder::norm::Norm;
 use crate::decoder::positions::{positions, PositionRequest, Positions};
 use crate::decoder::rotary::{Rotary, RotaryTables};
@@ -437,7 +439,10 @@ impl Model {
             ),
         };
         let x = self.final_norm.forward(&x)?;
-        let mut logits = x.matmul(&self.lm_head.t()?)?;
+        // The head is `[vocab, d]` (nn.Linear's layout): vene-kernels' linear reads it as
+        // stored (one pass over it for a row or two, as for last-token logits).
+        let mut logits = vene_kernels::linear(&x, &self.lm_head, None, WeightLayout::OutIn)
+            .map_err(kernel_error)?;
         if let Some(cap) = s.head.final_softcap {
             logits = ((logits / cap)?.tanh()? * cap)?;
         }

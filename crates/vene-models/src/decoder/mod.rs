@@ -5,7 +5,7 @@
 pub(crate) mod attention;
 pub(crate) mod block;
 pub(crate) mod build;
-mod kernels;
+pub(crate) mod kernels;
 mod linear;
 mod mlp;
 pub(crate) mod norm;
