@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use crate::error::{KernelError, Result};
 use crate::fast::{f32_slice, fast_path, PAR_MIN_ELEMS};
+use crate::sgemm::Operands;
 
 const OP: &str = "linear";
 
@@ -51,7 +52,15 @@ impl LinearOp {
             }
         }
         let threads = candle_core::utils::get_num_threads();
-        crate::sgemm::matmul_acc((rows, d_in, d_out), x, w, layout, &mut out, threads);
+        let ops = Operands {
+            m: rows,
+            k: d_in,
+            n: d_out,
+            a: x,
+            w,
+            layout,
+        };
+        crate::sgemm::matmul_acc(ops, &mut out, threads);
         Ok(out)
     }
 

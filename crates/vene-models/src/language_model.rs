@@ -165,6 +165,14 @@ pub trait LanguageModel: HookableModel + Send + Sync + std::fmt::Debug {
     /// Width of the residual stream.
     fn hidden_size(&self) -> usize;
 
+    /// Whether the model is causal: every activation at position `p` depends only on the
+    /// inputs at positions `0..=p` (ids, mask and position ids), so a run on the first `p + 1`
+    /// positions gives the same activations there. The facade then runs a source only as far
+    /// as the last position it reads. The default, `false`, assumes nothing of a model.
+    fn is_causal(&self) -> bool {
+        false
+    }
+
     /// A copy with every weight on `device` in `dtype` (activations then run in `dtype`).
     /// The original is left as it is; tied embeddings stay one tensor.
     ///

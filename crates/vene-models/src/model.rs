@@ -586,6 +586,13 @@ impl LanguageModel for Model {
         self.spec.hidden_size
     }
 
+    /// Every family is a decoder with causal (or causal sliding-window) attention, and its
+    /// position ids come from the mask's running sum or the caller: a prefix of the input
+    /// gives the same activations on its positions.
+    fn is_causal(&self) -> bool {
+        true
+    }
+
     fn to(&self, device: &Device, dtype: DType) -> Result<Self> {
         self.moved(device, dtype)
     }

@@ -65,6 +65,11 @@ impl Prefix {
         self
     }
 
+    /// The token ids `[B, T]` of the run.
+    pub fn ids(&self) -> &Tensor {
+        &self.ids
+    }
+
     /// How many layers have been run (0: none, the next forward starts from the embeddings).
     pub fn layers_done(&self) -> usize {
         self.residual.as_ref().map_or(0, |(n, _)| *n)

@@ -11,6 +11,7 @@ use crate::config::Mode;
 use crate::hooks_impl::{Getter, Phase, RunHooks, Setter};
 use crate::locations::{Resolved, UnitLoc, UnitLocations};
 use crate::shared_prefix::SharedPrefix;
+use crate::source_prefix::{leading_positions, positions_needed_by};
 use crate::{IntervenableModel, Result, Subspaces, VeneError};
 
 /// Token ids `[B, T]`, an optional 0/1 attention mask `[B, T]` (padding) and optional
@@ -429,17 +430,15 @@ impl<M: LanguageModel> IntervenableModel<M> {
         self.prepare_with(req, phase, None)
     }
 
-    /// As [`Self::prepare`]; the source run of `shared.group` goes on from its shared prefix.
-    pub(crate) fn prepare_with(
+    /// The request's unit locations, per run (one entry in parallel mode, one per serial step);
+    /// `None` everywhere (every position) when it gives none.
+    pub(crate) fn resolve_locations(
         &self,
         req: &ForwardRequest,
-        phase: Option<Phase>,
-        shared: Option<&SharedPrefix>,
-    ) -> Result<(RunHooks, Vec<Resolved>)> {
-        let batch = req.base.batch()?;
-        let sources = self.sources_per_group(req, batch)?;
+        batch: usize,
+    ) -> Result<Vec<Resolved>> {
         let group_sizes: Vec<usize> = self.groups.iter().map(Vec::len).collect();
-        let resolved = match &req.locations {
+        Ok(match &req.locations {
             Some(l) => l.resolve(self.config.mode, self.slots.len(), &group_sizes, batch)?,
             None => match self.config.mode {
                 Mode::Parallel => vec![Resolved {
@@ -454,7 +453,19 @@ impl<M: LanguageModel> IntervenableModel<M> {
                     })
                     .collect(),
             },
-        };
+        })
+    }
+
+    /// As [`Self::prepare`]; the source run of `shared.group` goes on from its shared prefix.
+    pub(crate) fn prepare_with(
+        &self,
+        req: &ForwardRequest,
+        phase: Option<Phase>,
+        shared: Option<&SharedPrefix>,
+    ) -> Result<(RunHooks, Vec<Resolved>)> {
+        let batch = req.base.batch()?;
+        let sources = self.sources_per_group(req, batch)?;
+        let resolved = self.resolve_locations(req, batch)?;
         let hooks = match self.config.mode {
             Mode::Parallel => self.prepare_parallel(req, &sources, &resolved[0], batch, shared)?,
             Mode::Serial => self.prepare_serial(req, &sources, &resolved, batch)?,
@@ -482,6 +493,18 @@ impl<M: LanguageModel> IntervenableModel<M> {
         if getters.is_empty() {
             return Ok(HashMap::new());
         }
+        // A source that only gathers runs, on a causal model, only as far as the last
+        // position it reads (`source_prefix`).
+        let leading = match prefix {
+            None if setters.is_empty() && self.model.is_causal() => {
+                match positions_needed_by(&getters) {
+                    Some(n) => leading_positions(source, n)?,
+                    None => None,
+                }
+            }
+            _ => None,
+        };
+        let source = leading.as_ref().unwrap_or(source);
         let mut hooks = RunHooks {
             setters,
             getters,

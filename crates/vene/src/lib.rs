@@ -37,6 +37,7 @@ mod save;
 mod save_intervention;
 mod save_pyvene;
 mod shared_prefix;
+mod source_prefix;
 mod splice;
 mod subspaces;
 mod torch_orthogonal;

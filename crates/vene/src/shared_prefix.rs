@@ -6,6 +6,7 @@ use vene_models::{LanguageModel, Prefix};
 
 use crate::config::Mode;
 use crate::forward::Input;
+use crate::source_prefix::positions_needed;
 use crate::{ForwardRequest, IntervenableModel, Result};
 
 /// Sharing pays while the runs are small (their matrix products are far from the machine's
@@ -37,9 +38,43 @@ impl<M: LanguageModel> IntervenableModel<M> {
             .min()
     }
 
+    /// Whether the source run of `group` will run on fewer than its `t` positions
+    /// (`source_prefix`): then it is cheaper alone than shared with the base.
+    fn source_runs_on_fewer_positions(
+        &self,
+        req: &ForwardRequest,
+        group: usize,
+        batch: usize,
+        t: usize,
+    ) -> bool {
+        if !self.model.is_causal() {
+            return false;
+        }
+        let Ok(resolved) = self.resolve_locations(req, batch) else {
+            return false; // the request's own preparation reports the error
+        };
+        let Some(run) = resolved.first() else {
+            return false;
+        };
+        let reads = self.groups[group]
+            .iter()
+            .filter(|&&i| {
+                let iv = &self.slots[i].intervention;
+                iv.needs_source() && !iv.is_skip()
+            })
+            .map(|&i| {
+                (
+                    &self.slots[i].site,
+                    run.sources.get(i).and_then(Option::as_ref),
+                )
+            });
+        positions_needed(reads).is_some_and(|n| n < t)
+    }
+
     /// Runs the base and the source together up to the first layer touched, when the request
     /// has exactly one source run of the base's length, in parallel mode, and the runs are small
-    /// enough for sharing to pay ([`SHARED_PREFIX_MAX_TOKENS`]).
+    /// enough for sharing to pay ([`SHARED_PREFIX_MAX_TOKENS`]), and the source does not run on
+    /// fewer positions alone (`source_prefix`).
     pub(crate) fn shared_prefix(&self, req: &ForwardRequest) -> Result<Option<SharedPrefix>> {
         if self.config.mode != Mode::Parallel || req.sources.is_empty() {
             return Ok(None);
@@ -74,6 +109,9 @@ impl<M: LanguageModel> IntervenableModel<M> {
             return Ok(None);
         };
         if source.ids.dims2().ok() != Some((b, t)) {
+            return Ok(None);
+        }
+        if self.source_runs_on_fewer_positions(req, *group, b, t) {
             return Ok(None);
         }
         let mut shared = self

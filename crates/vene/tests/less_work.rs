@@ -54,6 +54,11 @@ struct Recording {
     runs: Runs,
     /// The layers each shared prefix ran.
     prefixes: Arc<Mutex<Vec<usize>>>,
+    /// Whether to declare the model causal (so that source runs may stop at the last
+    /// position they read).
+    causal: bool,
+    /// The length of the input of each run.
+    lengths: Arc<Mutex<Vec<usize>>>,
 }
 
 impl HookableModel for Recording {
@@ -85,6 +90,7 @@ impl LanguageModel for Recording {
         logits: &LogitsAt,
         hooks: &mut dyn Hooks,
     ) -> vene::models::Result<Option<Tensor>> {
+        self.lengths.lock().unwrap().push(ids.dim(1)?);
         let mut spy = self.spy(hooks);
         let out = self
             .model
@@ -109,6 +115,7 @@ impl LanguageModel for Recording {
         logits: &LogitsAt,
         hooks: &mut dyn Hooks,
     ) -> vene::models::Result<Option<Tensor>> {
+        self.lengths.lock().unwrap().push(prefix.ids().dim(1)?);
         let mut spy = self.spy(hooks);
         let out = self.model.forward_from_prefix(prefix, logits, &mut spy)?;
         self.record(logits, &spy);
@@ -138,11 +145,15 @@ impl LanguageModel for Recording {
     fn hidden_size(&self) -> usize {
         self.model.hidden_size()
     }
+    fn is_causal(&self) -> bool {
+        self.causal
+    }
     fn to(&self, device: &Device, dtype: DType) -> vene::models::Result<Self> {
         Ok(Recording {
             model: self.model.to(device, dtype)?,
             runs: self.runs.clone(),
             prefixes: self.prefixes.clone(),
+            lengths: self.lengths.clone(),
             ..*self
         })
     }
@@ -177,6 +188,8 @@ fn recording(
         share: false,
         runs: runs.clone(),
         prefixes: Arc::default(),
+        causal: false,
+        lengths: Arc::default(),
     };
     let cfg = IntervenableConfig::from_components([(layer, component, "VanillaIntervention")]);
     (IntervenableModel::new(cfg, model).unwrap(), runs)
@@ -313,6 +326,8 @@ fn a_shared_prefix_changes_nothing() {
                 share: true,
                 runs: runs.clone(),
                 prefixes: prefixes.clone(),
+                causal: false,
+                lengths: Arc::default(),
             },
         )
         .unwrap();
@@ -336,5 +351,80 @@ fn a_shared_prefix_changes_nothing() {
             ],
             "{name}"
         );
+    }
+}
+
+/// A model declared causal (`causal`) or not, sharing first layers (`share`) or not, with the
+/// length of the input of each run recorded.
+fn length_recording(
+    name: &str,
+    causal: bool,
+    share: bool,
+    component: Component,
+) -> (IntervenableModel<Recording>, Arc<Mutex<Vec<usize>>>) {
+    let lengths: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let model = Recording {
+        model: model(name),
+        honest: true,
+        share,
+        runs: Arc::default(),
+        prefixes: Arc::default(),
+        causal,
+        lengths: lengths.clone(),
+    };
+    let cfg = IntervenableConfig::from_components([(1, component, "VanillaIntervention")]);
+    (IntervenableModel::new(cfg, model).unwrap(), lengths)
+}
+
+#[test]
+fn causal_source_runs_stop_at_the_last_position_read_and_change_nothing() {
+    for name in ["gpt2", "llama"] {
+        let (base, src) = base_and_source(name);
+        let (b, t) = src.dims2().unwrap();
+        let t_base = base.dim(1).unwrap();
+        // left padding on row 0 (its first token), right padding on row 1 (its last one)
+        let mut mask = vec![1u32; b * t];
+        mask[0] = 0;
+        mask[2 * t - 1] = 0;
+        let mask = Tensor::from_vec(mask, (b, t), &Device::Cpu).unwrap();
+        let plain = Input::new(src.clone());
+        let padded = Input::with_mask(src.clone(), mask);
+        for (source, label) in [(plain, "no padding"), (padded, "padded")] {
+            for component in [Component::BlockOutput, Component::AttentionOutput] {
+                // source position 2 into base position 1: the source needs 3 positions
+                let req = ForwardRequest::new(base.clone())
+                    .source(source.clone())
+                    .locations(UnitLocations::pair(2, 1))
+                    .output_original(true);
+                let (whole, whole_lengths) = length_recording(name, false, false, component);
+                // sharing allowed: the shorter source run is chosen over sharing
+                let (cut, cut_lengths) = length_recording(name, true, true, component);
+                let a = whole.forward(&req).unwrap();
+                let c = cut.forward(&req).unwrap();
+                let what = format!("{name} {label} {component}");
+                assert!(max_abs_diff(&a.intervened, &c.intervened) <= 1e-5, "{what}");
+                assert!(
+                    max_abs_diff(&c.intervened, c.original.as_ref().unwrap()) > 1e-4,
+                    "{what}: the intervention must change the logits"
+                );
+                // the causal model's source ran on 3 positions and the base (intervened, then
+                // original) on all; the other model's source ran whole
+                assert_eq!(
+                    *cut_lengths.lock().unwrap(),
+                    vec![3, t_base, t_base],
+                    "{what}"
+                );
+                assert_eq!(
+                    *whole_lengths.lock().unwrap(),
+                    vec![t, t_base, t_base],
+                    "{what}"
+                );
+            }
+        }
+        // reading every position of the source needs the whole source (of the base's length)
+        let req = ForwardRequest::new(base.clone()).source(src.narrow(1, 0, t_base).unwrap());
+        let (cut, cut_lengths) = length_recording(name, true, false, Component::BlockOutput);
+        cut.forward(&req).unwrap();
+        assert_eq!(*cut_lengths.lock().unwrap(), vec![t_base, t_base], "{name}");
     }
 }

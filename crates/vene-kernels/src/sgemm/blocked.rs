@@ -8,6 +8,7 @@
 //! tile of `c` before its loop, so that the tile's load at the end does not stall. The columns
 //! are split over the threads, each packing its own part of the weight.
 
+use super::Operands;
 use crate::linear::WeightLayout;
 
 /// Rows of the register kernel.
@@ -23,23 +24,16 @@ const NC: usize = 2048;
 
 /// Runs the product when the CPU has AVX2 and FMA; returns `false` (nothing done) otherwise.
 /// Lengths as in [`super::matmul_acc`].
-pub(super) fn run(
-    dims: (usize, usize, usize),
-    a: &[f32],
-    w: &[f32],
-    layout: WeightLayout,
-    c: &mut [f32],
-    threads: usize,
-) -> bool {
+pub(super) fn run(ops: Operands<'_>, c: &mut [f32], threads: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            split_columns(dims, a, w, layout, c, threads);
+            split_columns(ops, c, threads);
             return true;
         }
     }
-    let _ = (dims, a, w, layout, c, threads);
+    let _ = (ops, c, threads);
     false
 }
 
@@ -53,14 +47,8 @@ unsafe impl Sync for SharedOut {}
 
 /// Splits the `n` columns into one range per thread (whole slivers) and runs them.
 #[cfg(target_arch = "x86_64")]
-fn split_columns(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    w: &[f32],
-    layout: WeightLayout,
-    c: &mut [f32],
-    threads: usize,
-) {
+fn split_columns(ops: Operands<'_>, c: &mut [f32], threads: usize) {
+    let n = ops.n;
     let parts = threads.max(1).min(n.div_ceil(NR));
     let per_part = n.div_ceil(parts).div_ceil(NR) * NR;
     let out = SharedOut(c.as_mut_ptr());
@@ -75,7 +63,7 @@ fn split_columns(
                 let out = out;
                 // SAFETY: AVX2 and FMA were detected by `run`; this part writes only columns
                 // j0..j0 + cols of the m x n output, which no other part touches.
-                unsafe { columns((m, k, n), a, w, layout, out.0, j0, cols) }
+                unsafe { columns(ops, out.0, j0, cols) }
             });
         }
     });
@@ -88,15 +76,15 @@ fn split_columns(
 /// given columns; `a` and `w` have `m * k` and `k * n` elements.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn columns(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    w: &[f32],
-    layout: WeightLayout,
-    c: *mut f32,
-    j0: usize,
-    cols: usize,
-) {
+unsafe fn columns(ops: Operands<'_>, c: *mut f32, j0: usize, cols: usize) {
+    let Operands {
+        m,
+        k,
+        n,
+        a,
+        w,
+        layout,
+    } = ops;
     let mut packed_w = vec![0f32; KC * NC.min(cols.div_ceil(NR) * NR)];
     let mut packed_a = vec![0f32; KC * MC.min(m).div_ceil(MR) * MR];
     for jc in (0..cols).step_by(NC) {

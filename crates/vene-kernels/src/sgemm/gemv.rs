@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use super::Operands;
 use crate::vmath::{multiversion, LANES};
 
 /// Output columns per rayon task (each a dot product over `k`).
@@ -11,7 +12,8 @@ const COLUMNS_PER_TASK: usize = 64;
 
 /// `c += a w^T` for an `[out, in]` weight `w` (`[n, k]`) and a few rows of `a` (looped
 /// inside each task, so each weight row is read once, while it is in L1).
-pub(super) fn out_in((m, k, n): (usize, usize, usize), a: &[f32], w: &[f32], c: &mut [f32]) {
+pub(super) fn out_in(ops: Operands<'_>, c: &mut [f32]) {
+    let Operands { m, k, n, a, w, .. } = ops;
     // Each task owns a block of columns of all m rows, computed into a scratch and added
     // to `c` afterwards (the block is not contiguous in `c` when m > 1).
     let blocks: Vec<(usize, Vec<f32>)> = (0..n)

@@ -27,19 +27,32 @@ pub(crate) const GEMV_MAX_ROWS: usize = 2;
 /// the CPU allows); below, the gemm crate.
 pub(crate) const BLOCKED_MIN_ROWS: usize = 16;
 
-/// `c += a b` for `a` `[m, k]` row-major, the weight `w` (`k * n` elements in `layout`) and `c`
-/// `[m, n]` row-major, using up to `threads` rayon threads.
+/// The operands of `c += a b`: `a` `[m, k]` row-major and the weight `w` (`k * n` elements in
+/// `layout`), read as `b` `[k, n]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operands<'a> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: &'a [f32],
+    pub w: &'a [f32],
+    pub layout: WeightLayout,
+}
+
+/// `c += a b` for the operands `ops` and `c` `[m, n]` row-major, using up to `threads` rayon
+/// threads.
 ///
 /// The caller guarantees the lengths: `a.len() == m * k`, `w.len() == k * n`,
 /// `c.len() == m * n` (checked here in debug builds).
-pub(crate) fn matmul_acc(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    w: &[f32],
-    layout: WeightLayout,
-    c: &mut [f32],
-    threads: usize,
-) {
+pub(crate) fn matmul_acc(ops: Operands<'_>, c: &mut [f32], threads: usize) {
+    let Operands {
+        m,
+        k,
+        n,
+        a,
+        w,
+        layout,
+    } = ops;
     debug_assert_eq!(a.len(), m * k);
     debug_assert_eq!(w.len(), k * n);
     debug_assert_eq!(c.len(), m * n);
@@ -48,24 +61,25 @@ pub(crate) fn matmul_acc(
     }
     let out_in = layout == WeightLayout::OutIn;
     if out_in && m <= GEMV_MAX_ROWS {
-        gemv::out_in((m, k, n), a, w, c);
+        gemv::out_in(ops, c);
         return;
     }
-    if (out_in || m >= BLOCKED_MIN_ROWS) && blocked::run((m, k, n), a, w, layout, c, threads) {
+    if (out_in || m >= BLOCKED_MIN_ROWS) && blocked::run(ops, c, threads) {
         return;
     }
-    gemm_crate((m, k, n), a, w, layout, c, threads);
+    gemm_crate(ops, c, threads);
 }
 
 /// `c += a b` through the gemm crate (the path candle's matmul takes).
-fn gemm_crate(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    w: &[f32],
-    layout: WeightLayout,
-    c: &mut [f32],
-    threads: usize,
-) {
+fn gemm_crate(ops: Operands<'_>, c: &mut [f32], threads: usize) {
+    let Operands {
+        m,
+        k,
+        n,
+        a,
+        w,
+        layout,
+    } = ops;
     // (row stride, column stride) of the weight read as the [k, n] right operand.
     let (w_rs, w_cs) = match layout {
         WeightLayout::InOut => (n, 1),

@@ -1,6 +1,6 @@
 //! Every path of `matmul_acc` against a product in f64, at sizes that cross each block edge.
 
-use super::{matmul_acc, BLOCKED_MIN_ROWS, GEMV_MAX_ROWS};
+use super::{matmul_acc, Operands, BLOCKED_MIN_ROWS, GEMV_MAX_ROWS};
 use crate::linear::WeightLayout;
 
 /// A deterministic value in [-1, 1) for index `i` of stream `seed`.
@@ -44,7 +44,15 @@ fn check(dims: (usize, usize, usize), layout: WeightLayout, threads: usize) {
     let w: Vec<f32> = (0..k * n).map(|i| value(2, i)).collect();
     let c0: Vec<f32> = (0..m * n).map(|i| value(3, i)).collect();
     let mut c = c0.clone();
-    matmul_acc(dims, &a, &w, layout, &mut c, threads);
+    let ops = Operands {
+        m,
+        k,
+        n,
+        a: &a,
+        w: &w,
+        layout,
+    };
+    matmul_acc(ops, &mut c, threads);
     let want = reference(dims, &a, &w, layout, &c0);
     for (idx, (&got, &want)) in c.iter().zip(&want).enumerate() {
         let tol = 1e-5 * (k as f64).sqrt().max(1.0) * (1.0 + want.abs());
@@ -94,6 +102,14 @@ fn the_blocked_path_crosses_its_column_block() {
 #[test]
 fn empty_products_leave_the_output_as_it_was() {
     let mut c = vec![1.5f32; 6];
-    matmul_acc((2, 0, 3), &[], &[], WeightLayout::InOut, &mut c, 2);
+    let ops = Operands {
+        m: 2,
+        k: 0,
+        n: 3,
+        a: &[],
+        w: &[],
+        layout: WeightLayout::InOut,
+    };
+    matmul_acc(ops, &mut c, 2);
     assert_eq!(c, vec![1.5; 6]);
 }
