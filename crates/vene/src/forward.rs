@@ -543,10 +543,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
                 Some(src) => {
                     let getters: Vec<Getter> = members
                         .iter()
-                        .filter(|&&i| {
-                            self.slots[i].intervention.needs_source()
-                                && !self.slots[i].intervention.is_skip()
-                        })
+                        .filter(|&&i| self.slots[i].reads_source())
                         .map(|&i| Getter {
                             slot: i,
                             site: self.slots[i].site.clone(),
@@ -571,10 +568,8 @@ impl<M: LanguageModel> IntervenableModel<M> {
         }
         let mut hooks = RunHooks::default();
         for (i, kind) in kinds.iter().enumerate() {
-            let iv = &self.slots[i].intervention;
             if matches!(kind, SetterSource::Skipped)
-                && iv.needs_source()
-                && !iv.is_skip()
+                && self.slots[i].reads_source()
                 && self.constant_for(req, i)?.is_none()
             {
                 continue; // pyvene's "smart jump": no source run for this group
@@ -610,10 +605,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             let getters: Vec<Getter> = members
                 .iter()
                 .enumerate()
-                .filter(|(_, &i)| {
-                    self.slots[i].intervention.needs_source()
-                        && !self.slots[i].intervention.is_skip()
-                })
+                .filter(|(_, &i)| self.slots[i].reads_source())
                 .map(|(k, &i)| Getter {
                     slot: i,
                     site: self.slots[i].site.clone(),

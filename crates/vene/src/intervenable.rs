@@ -29,6 +29,14 @@ pub(crate) struct Slot {
     pub width: usize,
 }
 
+impl Slot {
+    /// Whether its intervention reads units from a source run (needs a source and is not a
+    /// skip intervention, whose "source" is the component's own input).
+    pub fn reads_source(&self) -> bool {
+        self.intervention.needs_source() && !self.intervention.is_skip()
+    }
+}
+
 /// A language model with interventions at the sites of an [`IntervenableConfig`]
 /// (pyvene's `IntervenableModel`).
 ///

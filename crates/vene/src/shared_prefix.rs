@@ -58,10 +58,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
         };
         let reads = self.groups[group]
             .iter()
-            .filter(|&&i| {
-                let iv = &self.slots[i].intervention;
-                iv.needs_source() && !iv.is_skip()
-            })
+            .filter(|&&i| self.slots[i].reads_source())
             .map(|&i| {
                 (
                     &self.slots[i].site,
@@ -97,12 +94,7 @@ impl<M: LanguageModel> IntervenableModel<M> {
             .groups
             .iter()
             .enumerate()
-            .filter(|(_, members)| {
-                members.iter().any(|&i| {
-                    let iv = &self.slots[i].intervention;
-                    iv.needs_source() && !iv.is_skip()
-                })
-            })
+            .filter(|(_, members)| members.iter().any(|&i| self.slots[i].reads_source()))
             .filter_map(|(g, _)| source_of(g).map(|s| (g, s)))
             .collect();
         let [(group, source)] = runs.as_slice() else {
